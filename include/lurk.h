@@ -1,0 +1,92 @@
+/*
+ * lurk.h - the embedding API of lurk, a Lua-scriptable networking runtime.
+ *
+ * A struct lurk is one runtime: an io_uring loop, a LuaJIT state with lurk's
+ * modules, and the tasks running in it. Use a runtime from one thread only;
+ * several runtimes, each in its own thread, may run in one process.
+ *
+ * Every function that can fail returns an int: >= 0 on success, a negative
+ * code on failure (-errno, or one of lurk's own codes); lurk_errmsg() then
+ * says what happened, with a Lua traceback for script errors.
+ */
+#ifndef LURK_H
+#define LURK_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LURK_API __attribute__((visibility("default")))
+#else
+#define LURK_API
+#endif
+
+struct lurk;
+struct lua_State;
+
+#define LURK_VERSION "0.1.0"
+
+/* Options for lurk_new(); a zeroed struct (or NULL) gives the defaults. */
+struct lurk_options {
+    unsigned flags;                   /* LURK_OPT_* */
+};
+
+/* Also expose the modules as globals (lurk, tcp, json), as the lurk program
+ * does. Without it scripts use require "lurk", require "lurk.tcp", ... */
+#define LURK_OPT_GLOBALS 1u
+
+/* Creates a runtime. On failure *out is NULL and the code says why; see
+ * lurk_strerror_setup() for a sentence to show users. */
+LURK_API int lurk_new(struct lurk **out, const struct lurk_options *opts);
+
+/* Cancels everything still running and frees the runtime. NULL is a no-op. */
+LURK_API void lurk_free(struct lurk *l);
+
+/* A sentence explaining why lurk_new() failed with rc (e.g. io_uring off). */
+LURK_API const char *lurk_strerror_setup(int rc);
+
+/*
+ * Loads a Lua file (path NULL: standard input) and starts it as a task with
+ * the argc strings of argv as its arguments (`...`), running it until it
+ * first waits. An error in that task makes lurk_run() fail. Returns 0, or a
+ * negative code if the file cannot be loaded (syntax error, missing file).
+ */
+LURK_API int lurk_do_file(struct lurk *l, const char *path, int argc, char **argv);
+
+/* The same for a string of code; name appears in error messages. */
+LURK_API int lurk_do_string(struct lurk *l, const char *code, const char *name);
+
+#define LURK_RUN_DEFAULT 0            /* until every task has finished */
+#define LURK_RUN_ONCE 1               /* one turn, waiting if nothing is ready */
+#define LURK_RUN_NOWAIT 2             /* one turn, never waiting */
+
+/*
+ * Runs the loop. DEFAULT returns 0 when every task has finished; ONCE and
+ * NOWAIT return the number of tasks still alive. A failed main task (one
+ * started by lurk_do_file/lurk_do_string) makes it return a negative code,
+ * with lurk_errmsg() holding the error and its traceback.
+ */
+LURK_API int lurk_run(struct lurk *l, int mode);
+
+/* The runtime's Lua state, to register host functions and modules. */
+LURK_API struct lua_State *lurk_lua(struct lurk *l);
+
+/* A descriptor that becomes readable when lurk has completions to process,
+ * for hosts that drive lurk from their own poll loop with LURK_RUN_NOWAIT. */
+LURK_API int lurk_fd(struct lurk *l);
+
+/* How the io_uring ring was set up, e.g. "single-issuer+defer-taskrun". */
+LURK_API const char *lurk_features(struct lurk *l);
+
+/* The last error's message (never NULL; "" when there was none). */
+LURK_API const char *lurk_errmsg(struct lurk *l);
+
+/* A readable message for any negative code returned by lurk. */
+LURK_API const char *lurk_strerror(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

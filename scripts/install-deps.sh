@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs everything lurk needs to build, test and benchmark, idempotently.
+#
+# System packages come from the distribution. On Debian 12 three libraries are too
+# old (mbedTLS 3.6, liburing >= 2.5, llhttp 9): their Debian 13 binary packages are
+# fetched with apt-get download against a private apt state directory (the system's
+# apt sources are never touched) and unpacked into .deps/ in the source tree, which
+# CMake then searches first. When everything is present the script only checks and
+# exits, in well under a second.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+deps="$top/.deps"
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+. /etc/os-release
+major=${VERSION_ID%%.*}
+
+pkgs=(build-essential cmake pkg-config git
+      libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev
+      nginx-light openssl ca-certificates dnsmasq-base python3 iproute2
+      wrk strace user-mode-linux nodejs npm)
+if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
+    pkgs+=(libmbedtls-dev liburing-dev libllhttp-dev)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+# Node may come from elsewhere (nodesource); only ask apt for it when absent.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { log "need root to install: ${missing[*]} (run with sudo)"; exit 1; }
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -q update </dev/null >/dev/null
+    apt-get -q -y install --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+    # The nginx package starts a system service on port 80; the tests run their own.
+    if systemctl is-active --quiet nginx 2>/dev/null; then systemctl stop nginx || true; fi
+fi
+
+# Debian 12: Debian 13's builds of mbedTLS 3.6, liburing 2.9 and llhttp 9.2.
+if [ "$ID" = debian ] && [ "${major:-0}" -lt 13 ] 2>/dev/null; then
+    stamp="$deps/.stamp-trixie-3"
+    if [ ! -f "$stamp" ]; then
+        state=$(mktemp -d)
+        trap 'rm -rf "$state"' EXIT
+        mkdir -p "$state"/lists/partial "$state"/cache/archives/partial "$state"/debs
+        keys=/usr/share/keyrings/debian-archive-trixie-stable.gpg,/usr/share/keyrings/debian-archive-trixie-automatic.gpg
+        if [ ! -f /usr/share/keyrings/debian-archive-trixie-stable.gpg ]; then
+            log "Debian 13 archive keys missing: apt-get install debian-archive-keyring"; exit 1
+        fi
+        printf 'deb [signed-by=%s] http://deb.debian.org/debian trixie main\n' "$keys" >"$state/sources.list"
+        apt_opts=(-q -o "Dir::State=$state" -o "Dir::State::status=/var/lib/dpkg/status"
+                  -o "Dir::Cache=$state/cache" -o "Dir::Etc::SourceList=$state/sources.list"
+                  -o "Dir::Etc::SourceParts=/dev/null" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+        log "fetching mbedTLS 3.6, liburing 2.9 and llhttp 9.2 from Debian 13 into .deps/"
+        apt-get "${apt_opts[@]}" update </dev/null >/dev/null
+        (cd "$state/debs" && apt-get "${apt_opts[@]}" download \
+            libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 \
+            liburing-dev liburing2 libllhttp-dev libllhttp9.2 </dev/null >/dev/null)
+        rm -rf "$deps"; mkdir -p "$deps"
+        for d in "$state"/debs/*.deb; do dpkg-deb -x "$d" "$deps"; done
+        # Debian 13's liburing headers include <linux/blkdev.h>, which Debian 12's
+        # kernel headers lack; liburing only needs this one constant from it.
+        mkdir -p "$deps/compat/linux"
+        cat >"$deps/compat/linux/blkdev.h" <<'H'
+#ifndef LURK_COMPAT_LINUX_BLKDEV_H
+#define LURK_COMPAT_LINUX_BLKDEV_H
+#include <linux/ioctl.h>
+#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0)
+#endif
+H
+        # The .pc files name /usr as their prefix; point them at .deps.
+        for pc in $(find "$deps" -name '*.pc'); do
+            sed -i -e "s|^prefix=.*|prefix=$deps/usr|" \
+                   -E -e "s#^(libdir|includedir|exec_prefix)=/usr#\1=$deps/usr#" "$pc"
+        done
+        touch "$stamp"
+    fi
+fi
+
+# Test peers from the npm registry (the WebSocket server), kept in .deps/node.
+if [ -f "$top/tests/support/package.json" ]; then
+    if [ ! -d "$deps/node/node_modules/ws" ] || [ "$top/tests/support/package.json" -nt "$deps/node/.stamp" ]; then
+        mkdir -p "$deps/node"
+        cp "$top/tests/support/package.json" "$deps/node/"
+        [ -f "$top/tests/support/package-lock.json" ] && cp "$top/tests/support/package-lock.json" "$deps/node/"
+        log "installing npm test peers into .deps/node"
+        (cd "$deps/node" && npm install --no-audit --no-fund --silent </dev/null >/dev/null)
+        touch "$deps/node/.stamp"
+    fi
+fi
+exit 0

@@ -1,0 +1,133 @@
+/*
+ * api.c - the embedding API (include/lurk.h) over the runtime in src/lua.
+ *
+ * Scripts given to lurk_do_file/lurk_do_string run as "fatal" tasks: their
+ * error ends lurk_run() with -LURK_ESCRIPT and the traceback in errmsg.
+ */
+#include "lurk.h"
+#include "lua/task.h"
+#include "core/error.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
+
+struct lurk {
+    struct lurk_rt *rt;
+    char *errmsg;
+};
+
+static void set_err(struct lurk *l, const char *msg)
+{
+    free(l->errmsg);
+    l->errmsg = msg ? strdup(msg) : NULL;
+}
+
+int lurk_new(struct lurk **out, const struct lurk_options *opts)
+{
+    struct lurk *l = calloc(1, sizeof *l);
+    char *msg = NULL;
+    int rc;
+
+    *out = NULL;
+    if (!l)
+        return -ENOMEM;
+    rc = lurk_rt_new_opts(&l->rt, opts && (opts->flags & LURK_OPT_GLOBALS), &msg);
+    if (rc < 0) {
+        free(msg);
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void lurk_free(struct lurk *l)
+{
+    if (!l)
+        return;
+    lurk_rt_free(l->rt);
+    free(l->errmsg);
+    free(l);
+}
+
+const char *lurk_strerror_setup(int rc)
+{
+    return lurk_loop_explain(rc);
+}
+
+/* Starts the loaded chunk (with nargs arguments above it) as a fatal task. */
+static int start(struct lurk *l, int nargs)
+{
+    lurk_rt_spawn(l->rt, l->rt->L, nargs, true);
+    lua_pop(l->rt->L, 1);             /* the task object */
+    if (l->rt->failed) {
+        set_err(l, l->rt->errmsg);
+        return -LURK_ESCRIPT;
+    }
+    return 0;
+}
+
+int lurk_do_file(struct lurk *l, const char *path, int argc, char **argv)
+{
+    lua_State *L = l->rt->L;
+
+    if (luaL_loadfile(L, path) != 0) {
+        set_err(l, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -LURK_ESCRIPT;
+    }
+    luaL_checkstack(L, argc, "too many arguments");
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    return start(l, argc);
+}
+
+int lurk_do_string(struct lurk *l, const char *code, const char *name)
+{
+    lua_State *L = l->rt->L;
+
+    if (luaL_loadbuffer(L, code, strlen(code), name) != 0) {
+        set_err(l, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -LURK_ESCRIPT;
+    }
+    return start(l, 0);
+}
+
+int lurk_run(struct lurk *l, int mode)
+{
+    int rc = lurk_rt_run(l->rt, mode);
+
+    if (rc == -1) {
+        set_err(l, l->rt->errmsg);
+        return -LURK_ESCRIPT;
+    }
+    if (rc < 0)
+        set_err(l, l->rt->errmsg ? l->rt->errmsg : lurk_strerror(rc));
+    return rc;
+}
+
+struct lua_State *lurk_lua(struct lurk *l)
+{
+    return l->rt->L;
+}
+
+int lurk_fd(struct lurk *l)
+{
+    return lurk_loop_fd(l->rt->loop);
+}
+
+const char *lurk_errmsg(struct lurk *l)
+{
+    return l->errmsg ? l->errmsg : "";
+}
+
+const char *lurk_features(struct lurk *l)
+{
+    return lurk_loop_features(l->rt->loop);
+}

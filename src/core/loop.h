@@ -1,0 +1,120 @@
+/*
+ * loop.h - the io_uring loop: one ring per runtime, one runtime per thread.
+ *
+ * Every SQE lurk submits carries a struct lurk_op in user_data (or 0 for
+ * completions nobody waits for, such as linked timeouts and cancel requests).
+ * An op's callback runs exactly once, when its CQE is reaped, including after
+ * cancellation and at loop shutdown; the op goes back to the pool right after.
+ * Whatever the SQE points to (buffers, sockaddrs, msghdrs) must stay allocated
+ * and unmoved until that callback has run.
+ *
+ * Submission is batched: SQEs prepared during a turn reach the kernel with one
+ * io_uring_enter at the start of the next turn (or earlier only if the SQ ring
+ * fills up).
+ */
+#ifndef LURK_CORE_LOOP_H
+#define LURK_CORE_LOOP_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lurk_loop;
+struct lurk_op;
+
+/* Runs once per op with the CQE's result (res < 0 is -errno). */
+typedef void lurk_op_cb(struct lurk_op *op, int res);
+
+struct lurk_op {
+    lurk_op_cb *cb;
+    void *arg;
+    struct lurk_op *next_free;
+    unsigned flags;                   /* LURK_OP_* */
+    struct __kernel_timespec ts;      /* the timeout or linked timeout's time */
+};
+
+enum {
+    LURK_OP_CANCELLED = 1u << 0,      /* lurk_op_cancel() was asked for */
+    LURK_OP_DEADLINE = 1u << 1,       /* a linked timeout guards this op */
+};
+
+/* Monotonic clock in nanoseconds, the time base of every deadline. */
+int64_t lurk_now_ns(void);
+
+/*
+ * Creates a loop with a ring of `entries` SQEs. Returns 0, or -errno when
+ * io_uring cannot be set up (see lurk_loop_explain() for what to tell users).
+ */
+int lurk_loop_new(struct lurk_loop **out, unsigned entries);
+
+/*
+ * Cancels every op in flight and reaps completions until none is left, so
+ * every callback has run (callbacks that start new ops see those cancelled
+ * too). Callers must not wait on anything after this.
+ */
+void lurk_loop_drain(struct lurk_loop *l);
+
+/*
+ * Drains the loop (see lurk_loop_drain), then frees it. NULL is a no-op.
+ * Owners of ops must tolerate their callbacks running from here.
+ */
+void lurk_loop_free(struct lurk_loop *l);
+
+/* A sentence for users when lurk_loop_new() failed with rc. */
+const char *lurk_loop_explain(int rc);
+
+/* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun". */
+const char *lurk_loop_features(const struct lurk_loop *l);
+
+/* The ring's file descriptor, readable when completions are waiting. */
+int lurk_loop_fd(const struct lurk_loop *l);
+
+/* Ops in flight (submitted or queued, callback not yet run). */
+unsigned lurk_loop_in_flight(const struct lurk_loop *l);
+
+/* Statistics: io_uring_enter calls and CQEs reaped since creation. */
+struct lurk_loop_stats {
+    uint64_t enters;
+    uint64_t cqes;
+    uint64_t ops;
+};
+void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st);
+
+/* Takes an op from the pool (never fails: aborts only when out of memory). */
+struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg);
+
+/*
+ * Returns an SQE with room for `n` consecutive SQEs (n = 2 for an op with a
+ * linked deadline), submitting the queued ones first if the SQ ring is full.
+ * The caller prepares it with io_uring_prep_*() and then calls lurk_op_arm().
+ */
+struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l, unsigned n);
+
+/*
+ * Binds a prepared SQE to op. With deadline_ns > 0 (absolute, lurk_now_ns()
+ * time base) a linked timeout follows it; the loop reports an op that the
+ * timeout cut short as -ETIMEDOUT, and one cut short by lurk_op_cancel() as
+ * -ECANCELED. lurk_loop_sqe() must have been called with n = 2 for a deadline.
+ */
+void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
+                 int64_t deadline_ns);
+
+/* Arms op as a timer firing at deadline_ns; its callback sees -ETIME then. */
+void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns);
+
+/*
+ * Asks the kernel to cancel an op that is in flight. The op still completes,
+ * usually with -ECANCELED (or with its result if it won the race); only its
+ * callback may release what it holds.
+ */
+void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op);
+
+/*
+ * One turn: submits what is queued and reaps completions, running their
+ * callbacks. With wait, blocks until at least one completion arrives (or
+ * until a signal: returns -EINTR). Returns the number of completions reaped
+ * or a negative code.
+ */
+int lurk_loop_turn(struct lurk_loop *l, bool wait);
+
+#endif

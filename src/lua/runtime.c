@@ -1,0 +1,132 @@
+/*
+ * runtime.c - creating and tearing down a runtime: the ring, the resolver,
+ * the Lua state and lurk's modules in it.
+ *
+ * Teardown order matters because the kernel may still hold pointers into
+ * memory that Lua owns (strings being sent, buffers being filled):
+ *   1. mark the runtime closing, so completions no longer queue tasks;
+ *   2. release what waiting tasks pinned, then cancel every op and reap
+ *      until none is in flight (lurk_loop_drain);
+ *   3. close the Lua state: finalizers close sockets, now with nothing in
+ *      flight, so their descriptors close at once;
+ *   4. close the resolver, free the loop, then the task records.
+ */
+#include "lua/task.h"
+#include "lua/error.h"
+#include "lua/json.h"
+#include "lua/tcp.h"
+#include "core/error.h"
+#include "core/loop.h"
+#include "net/dns.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_lurk.h"                 /* luaJIT_BC_lurk: lua/lurk.lua, compiled */
+
+void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
+void lurk_rt_release_tasks(struct lurk_rt *rt);
+void lurk_rt_free_tasks(struct lurk_rt *rt);
+
+/* package.loaded[name] = value on top (popped); also a global if asked. */
+static void publish(lua_State *L, const char *name, const char *global)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+    if (global)
+        lua_setglobal(L, global);
+    else
+        lua_pop(L, 1);
+}
+
+static int open_modules(lua_State *L)
+{
+    bool globals = lua_toboolean(L, 1);
+
+    luaL_openlibs(L);
+
+    lua_newtable(L);                  /* the lurk module */
+    lurk_lua_open_task(L);
+    lurk_lua_open_error(L);
+    lua_pushstring(L, "0.1.0");
+    lua_setfield(L, -2, "version");
+    if (luaL_loadbuffer(L, (const char *)luaJIT_BC_lurk, luaJIT_BC_lurk_SIZE, "=lurk.lua"))
+        return lua_error(L);
+    lua_insert(L, -2);                /* chunk under the module table */
+    lua_call(L, 1, 1);
+    publish(L, "lurk", globals ? "lurk" : NULL);
+
+    lurk_lua_open_tcp(L);
+    publish(L, "lurk.tcp", globals ? "tcp" : NULL);
+    lurk_lua_open_json(L);
+    publish(L, "lurk.json", globals ? "json" : NULL);
+    return 0;
+}
+
+int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
+int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg)
+{
+    struct lurk_rt *rt = calloc(1, sizeof *rt);
+    int rc;
+
+    *out = NULL;
+    *errmsg = NULL;
+    if (!rt)
+        return -ENOMEM;
+    rc = lurk_loop_new(&rt->loop, 4096);
+    if (rc < 0)
+        goto fail;
+    rc = lurk_resolver_new(&rt->resolver, rt->loop);
+    if (rc < 0)
+        goto fail;
+    rt->L = luaL_newstate();
+    if (!rt->L) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    lurk_rt_set_key(rt->L, rt);
+    lua_pushcfunction(rt->L, open_modules);
+    lua_pushboolean(rt->L, globals);
+    if (lua_pcall(rt->L, 1, 0, 0) != 0) {
+        *errmsg = strdup(lua_tostring(rt->L, -1));
+        rc = -LURK_ESCRIPT;
+        goto fail;
+    }
+    *out = rt;
+    return 0;
+fail:
+    lurk_rt_free(rt);
+    return rc;
+}
+
+int lurk_rt_new(struct lurk_rt **out)
+{
+    char *msg;
+    int rc = lurk_rt_new_opts(out, false, &msg);
+
+    free(msg);
+    return rc;
+}
+
+void lurk_rt_free(struct lurk_rt *rt)
+{
+    if (!rt)
+        return;
+    rt->closing = true;
+    lurk_rt_release_tasks(rt);
+    if (rt->loop)
+        lurk_loop_drain(rt->loop);
+    if (rt->L)
+        lua_close(rt->L);
+    lurk_resolver_close(rt->resolver);
+    lurk_loop_free(rt->loop);
+    lurk_rt_free_tasks(rt);
+    free(rt->errmsg);
+    free(rt);
+}

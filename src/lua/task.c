@@ -1,0 +1,749 @@
+/*
+ * task.c - the scheduler: tasks as coroutines, waits, wake-ups, park/unpark,
+ * joins, sleeps and deadlines.
+ *
+ * A task's life: lurk_rt_spawn() creates the coroutine and runs it at once
+ * until it first waits. A wait records a struct lurk_waiter and yields a
+ * sentinel; the operation's completion calls lurk_task_wake(), which only
+ * queues the task. After the loop has reaped a batch of completions,
+ * run_ready() resumes each queued task: the waiter's results function pushes
+ * the call's return values onto the coroutine, then lua_resume() hands them
+ * to the script. A yield that does not carry the sentinel (a script calling
+ * coroutine.yield() in a task) just puts the task at the back of the queue.
+ *
+ * LuaJIT cannot yield from inside a C call and resume into it (no
+ * lua_yieldk), so every yielding C function yields as its tail; calls that
+ * need several completions re-arm from their results function (LURK_AGAIN)
+ * or loop in Lua.
+ *
+ * Parking is the primitive under join, sleep and the Lua-side channels and
+ * semaphores: a parked task waits for lurk._unpark(), its deadline, or
+ * cancellation. Its timer is a ring timeout owned by the task (refcounted:
+ * the timer's completion may arrive after the task has finished).
+ *
+ * References on struct lurk_task: one while it has not finished, one for its
+ * Lua object, one per timer in flight and one per task joining it.
+ */
+#include "lua/task.h"
+#include "lua/error.h"
+#include "core/error.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum state { T_READY, T_RUNNING, T_WAITING, T_DONE };
+enum park { PARK_NONE, PARK_LUA, PARK_SLEEP, PARK_JOIN };
+
+struct lurk_task {
+    struct lurk_rt *rt;
+    lua_State *co;
+    int co_ref, result_ref;
+    int refs;
+    int objects;                      /* Lua objects pointing here */
+    enum state state;
+    enum park parked;
+    bool queued, fatal, cancelled, early, timer_ok;
+    const struct lurk_waiter *w;
+    void *wud;
+    int res;                          /* result handed to lurk_task_wake */
+    int nargs;                        /* values on co for its first resume */
+    int nret;                         /* values an unparker left on co */
+    int64_t deadline;
+    struct lurk_op *timer;
+    struct lurk_task *join_target;
+    struct lurk_task **joiners;
+    int njoiners;
+    struct lurk_task *next_run;
+    struct lurk_task *prev, *next;    /* rt->tasks */
+};
+
+#define TASK_MT "lurk.task"
+
+static char yield_key;                /* address is the yield sentinel */
+static char rt_key;                   /* registry key of the runtime */
+
+static void task_unref(struct lurk_task *t)
+{
+    struct lurk_rt *rt = t->rt;
+
+    if (--t->refs > 0)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        rt->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    free(t->joiners);
+    free(t);
+}
+
+static void queue(struct lurk_task *t)
+{
+    struct lurk_rt *rt = t->rt;
+
+    t->state = T_READY;
+    if (t->queued)
+        return;
+    t->queued = true;
+    t->next_run = NULL;
+    if (rt->runq_tail)
+        rt->runq_tail->next_run = t;
+    else
+        rt->runq = t;
+    rt->runq_tail = t;
+}
+
+void lurk_task_wake(void *task, int res)
+{
+    struct lurk_task *t = task;
+
+    if (t->rt->closing)
+        return;
+    t->res = res;
+    if (t->state == T_RUNNING)
+        t->early = true;              /* completed before the task yielded */
+    else
+        queue(t);
+}
+
+int lurk_task_wait(lua_State *L, struct lurk_task *t, const struct lurk_waiter *w, void *ud)
+{
+    t->w = w;
+    t->wud = ud;
+    while (t->early) {
+        int n;
+
+        t->early = false;
+        n = w->results(L, ud, t->res);
+        if (n != LURK_AGAIN) {
+            t->w = NULL;
+            if (w->release)
+                w->release(ud);
+            return n;
+        }
+    }
+    t->state = T_WAITING;
+    lua_pushlightuserdata(L, &yield_key);
+    return lua_yield(L, 1);
+}
+
+int lurk_task_check(struct lurk_task *t)
+{
+    if (t->cancelled)
+        return -ECANCELED;
+    if (t->deadline && lurk_now_ns() >= t->deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s)
+{
+    int64_t d = t->deadline;
+
+    if (timeout_s > 0) {
+        int64_t x = lurk_now_ns() + (int64_t)(timeout_s * 1e9);
+
+        if (!d || x < d)
+            d = x;
+    }
+    return d;
+}
+
+struct lurk_rt *lurk_rt_get(lua_State *L)
+{
+    struct lurk_rt *rt;
+
+    lua_pushlightuserdata(L, &rt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    rt = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return rt;
+}
+
+struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
+{
+    struct lurk_rt *rt = lurk_rt_get(L);
+
+    if (!rt || !rt->current)
+        luaL_error(L, "%s must be called from a task (the main chunk is one; see lurk.spawn)", fn);
+    return rt->current;
+}
+
+/* ---- finishing and joining ---- */
+
+/* Pushes the results table's values (ok, ...) onto L; returns how many. */
+static int push_results(lua_State *L, struct lurk_task *t)
+{
+    int n;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref);
+    lua_getfield(L, -1, "n");
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, n, "too many task results");
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, -i, i);        /* the table sinks as values pile up */
+    lua_remove(L, -(n + 1));
+    return n;
+}
+
+static void unpark(struct lurk_task *t, int res)
+{
+    t->parked = PARK_NONE;
+    if (t->timer) {
+        lurk_op_cancel(t->rt->loop, t->timer);
+        t->timer = NULL;              /* its completion finds itself stale */
+    }
+    lurk_task_wake(t, res);
+}
+
+static bool is_cancel_error(lua_State *L, int idx)
+{
+    bool yes = false;
+
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "kind");
+        yes = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "cancelled") == 0;
+        lua_pop(L, 1);
+    }
+    return yes;
+}
+
+/* Turns the error value on top of L into a traceback of co, pushed on L. */
+static void push_traceback(lua_State *L, lua_State *co)
+{
+    const char *msg;
+
+    if (luaL_callmeta(L, -1, "__tostring") && lua_isstring(L, -1))
+        msg = lua_tostring(L, -1);
+    else if (lua_isstring(L, -2)) {
+        lua_pushvalue(L, -2);
+        msg = lua_tostring(L, -1);
+    } else {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -2));
+        msg = lua_tostring(L, -1);
+    }
+    luaL_traceback(L, co, msg, 0);
+    lua_remove(L, -2);
+}
+
+static void finish(struct lurk_task *t, int status)
+{
+    struct lurk_rt *rt = t->rt;
+    lua_State *L = rt->L, *co = t->co;
+    int n = status == 0 ? lua_gettop(co) : 1;
+
+    luaL_checkstack(L, 4, NULL);
+    lua_createtable(L, n + 1, 1);
+    lua_pushboolean(L, status == 0);
+    lua_rawseti(L, -2, 1);
+    if (status == 0) {
+        for (int i = 1; i <= n; i++) {
+            lua_pushvalue(co, i);
+            lua_xmove(co, L, 1);
+            lua_rawseti(L, -2, i + 1);
+        }
+    } else {
+        lua_xmove(co, L, 1);          /* the error value */
+        if (t->fatal || !is_cancel_error(L, -1)) {
+            push_traceback(L, co);
+            if (t->fatal) {
+                rt->failed = true;
+                free(rt->errmsg);
+                rt->errmsg = strdup(lua_tostring(L, -1));
+            } else {
+                fprintf(stderr, "lurk: error in task: %s\n", lua_tostring(L, -1));
+            }
+            lua_pop(L, 1);
+        }
+        lua_rawseti(L, -2, 2);
+    }
+    lua_pushinteger(L, n + 1);
+    lua_setfield(L, -2, "n");
+    t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+    t->co_ref = LUA_NOREF;
+    t->co = NULL;
+    t->state = T_DONE;
+    rt->live--;
+
+    for (int i = 0; i < t->njoiners; i++) {
+        struct lurk_task *j = t->joiners[i];
+
+        if (j->parked == PARK_JOIN && j->join_target == t) {
+            j->nret = push_results(j->co, t);
+            j->join_target = NULL;
+            unpark(j, 0);
+        }
+        task_unref(j);
+    }
+    t->njoiners = 0;
+    task_unref(t);                    /* the "not finished" reference */
+}
+
+/* ---- running ---- */
+
+static void resume(struct lurk_task *t)
+{
+    struct lurk_rt *rt = t->rt;
+    struct lurk_task *prev = rt->current;
+    lua_State *co = t->co;
+    int n, status;
+
+    t->state = T_RUNNING;
+    if (t->w) {
+        const struct lurk_waiter *w = t->w;
+
+        for (;;) {
+            n = w->results(co, t->wud, t->res);
+            if (n != LURK_AGAIN)
+                break;
+            if (!t->early) {
+                t->state = T_WAITING;  /* the new operation will wake us */
+                return;
+            }
+            t->early = false;
+        }
+        t->w = NULL;
+        if (w->release)
+            w->release(t->wud);
+    } else {
+        n = t->nargs;
+        t->nargs = 0;
+    }
+    rt->current = t;
+    status = lua_resume(co, n);
+    rt->current = prev;
+    if (status == LUA_YIELD) {
+        bool ours = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &yield_key;
+
+        lua_settop(co, 0);
+        if (!ours) {                  /* a plain coroutine.yield(): run later */
+            t->w = NULL;
+            queue(t);
+        }
+        return;
+    }
+    finish(t, status);
+}
+
+static void run_ready(struct lurk_rt *rt)
+{
+    struct lurk_task *last = rt->runq_tail;
+
+    /* Only the tasks queued now: one that re-queues itself waits a turn. */
+    while (rt->runq && !rt->failed) {
+        struct lurk_task *t = rt->runq;
+
+        rt->runq = t->next_run;
+        if (!rt->runq)
+            rt->runq_tail = NULL;
+        t->queued = false;
+        t->next_run = NULL;
+        resume(t);
+        if (t == last)
+            break;
+    }
+}
+
+static struct lurk_task *check_task(lua_State *L, int idx)
+{
+    struct lurk_task **p = luaL_checkudata(L, idx, TASK_MT);
+
+    return *p;
+}
+
+struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, bool fatal)
+{
+    struct lurk_task *t = calloc(1, sizeof *t), **box;
+    lua_State *co;
+
+    if (!t)
+        luaL_error(L, "out of memory");
+    co = lua_newthread(L);
+    lua_insert(L, -(nargs + 2));      /* the thread goes under function and args */
+    lua_xmove(L, co, nargs + 1);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->result_ref = LUA_NOREF;
+    t->rt = rt;
+    t->co = co;
+    t->nargs = nargs;
+    t->fatal = fatal;
+    t->refs = 2;                      /* not finished + its Lua object */
+    t->objects = 1;
+    t->state = T_READY;
+    t->next = rt->tasks;
+    if (rt->tasks)
+        rt->tasks->prev = t;
+    rt->tasks = t;
+    rt->live++;
+
+    box = lua_newuserdata(L, sizeof *box);
+    *box = t;
+    luaL_getmetatable(L, TASK_MT);
+    lua_setmetatable(L, -2);
+    resume(t);
+    return t;
+}
+
+int lurk_rt_run(struct lurk_rt *rt, int mode)
+{
+    for (;;) {
+        bool block;
+        int rc;
+
+        run_ready(rt);
+        if (rt->failed)
+            return -1;
+        if (mode == LURK_RT_DEFAULT && rt->live == 0)
+            return 0;
+        block = rt->runq == NULL && mode != LURK_RT_NOWAIT;
+        if (block && lurk_loop_in_flight(rt->loop) == 0) {
+            if (mode != LURK_RT_DEFAULT)
+                return rt->live;
+            free(rt->errmsg);
+            rt->errmsg = NULL;
+            if (asprintf(&rt->errmsg, "deadlock: %d task(s) wait on joins, channels or "
+                         "semaphores that nothing can complete", rt->live) < 0)
+                rt->errmsg = NULL;
+            return -LURK_EDEADLK;
+        }
+        rc = lurk_loop_turn(rt->loop, block);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+        if (mode != LURK_RT_DEFAULT) {
+            run_ready(rt);
+            return rt->failed ? -1 : rt->live;
+        }
+    }
+}
+
+/* ---- waits built on parking ---- */
+
+static int park_results(lua_State *L, void *ud, int res)
+{
+    struct lurk_task *t = ud;
+
+    t->parked = PARK_NONE;
+    if (res < 0) {
+        lua_pop(L, t->nret);
+        t->nret = 0;
+        return lurk_lua_error(L, res, "wait", NULL);
+    }
+    res = t->nret;
+    t->nret = 0;
+    return res;
+}
+
+static int sleep_results(lua_State *L, void *ud, int res)
+{
+    (void)ud;
+    if (res < 0)
+        return lurk_lua_error(L, res, "wait", NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void park_cancel(void *ud)
+{
+    struct lurk_task *t = ud;
+
+    if (t->parked != PARK_NONE)
+        unpark(t, -ECANCELED);
+}
+
+static const struct lurk_waiter park_waiter = { park_results, park_cancel, NULL };
+static const struct lurk_waiter sleep_waiter = { sleep_results, park_cancel, NULL };
+
+static void timer_done(struct lurk_op *op, int res)
+{
+    struct lurk_task *t = op->arg;
+
+    if (t->timer == op) {
+        t->timer = NULL;
+        if (res == -ETIME && t->parked != PARK_NONE) {
+            t->parked = PARK_NONE;
+            lurk_task_wake(t, t->timer_ok ? 0 : -ETIMEDOUT);
+        }
+    }
+    task_unref(t);
+}
+
+/* Parks t until unparked, cancelled, or `when` (0: never), which counts as
+ * success if when_ok and as a timeout otherwise. */
+static int park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when, bool when_ok,
+                const struct lurk_waiter *w)
+{
+    t->parked = kind;
+    t->nret = 0;
+    t->timer_ok = when_ok;
+    if (when) {
+        t->timer = lurk_op_new(t->rt->loop, timer_done, t);
+        t->refs++;
+        lurk_op_timer(t->rt->loop, t->timer, when);
+    }
+    return lurk_task_wait(L, t, w, t);
+}
+
+/* lurk.sleep(s) -> true | nil, err */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    struct lurk_task *t = lurk_lua_task(L, "lurk.sleep");
+    int64_t end, d;
+    int rc = lurk_task_check(t);
+
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "wait", NULL);
+    if (s <= 0) {
+        /* Yield to every other ready task, without touching the ring. */
+        t->w = &sleep_waiter;
+        t->wud = t;
+        t->res = 0;
+        queue(t);
+        lua_pushlightuserdata(L, &yield_key);
+        return lua_yield(L, 1);
+    }
+    end = lurk_now_ns() + (int64_t)(s * 1e9);
+    d = t->deadline;
+    if (d && d < end)
+        return park(L, t, PARK_SLEEP, d, false, &sleep_waiter);
+    return park(L, t, PARK_SLEEP, end, true, &sleep_waiter);
+}
+
+/* lurk._park([timeout]) -> values given to lurk._unpark | nil, err */
+static int l_park(lua_State *L)
+{
+    struct lurk_task *t = lurk_lua_task(L, "lurk._park");
+    double timeout = luaL_optnumber(L, 1, 0);
+    int rc = lurk_task_check(t);
+
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "wait", NULL);
+    return park(L, t, PARK_LUA, lurk_task_deadline(t, timeout), false, &park_waiter);
+}
+
+/* lurk._unpark(task, ...) -> true if the task was parked by lurk._park */
+static int l_unpark(lua_State *L)
+{
+    struct lurk_task *t = check_task(L, 1);
+    int n = lua_gettop(L) - 1;
+
+    if (t->parked != PARK_LUA) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_xmove(L, t->co, n);
+    t->nret = n;
+    unpark(t, 0);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* lurk.spawn(fn, ...) -> task */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lurk_rt_spawn(lurk_rt_get(L), L, lua_gettop(L) - 1, false);
+    return 1;
+}
+
+/* lurk.current() -> the running task, or nil outside tasks */
+static int l_current(lua_State *L)
+{
+    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_task *t = rt ? rt->current : NULL, **box;
+
+    if (!t)
+        return 0;
+    /* A second Lua object for the same task: it holds its own reference. */
+    box = lua_newuserdata(L, sizeof *box);
+    *box = t;
+    t->refs++;
+    t->objects++;
+    luaL_getmetatable(L, TASK_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* lurk.now() -> monotonic seconds */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
+    return 1;
+}
+
+/* lurk._deadline([abs_seconds | false]) -> previous deadline or nil.
+ * Without an argument only reads it. */
+static int l_deadline(lua_State *L)
+{
+    struct lurk_task *t = lurk_lua_task(L, "lurk.timeout");
+    int64_t old = t->deadline;
+
+    if (lua_gettop(L) >= 1)
+        t->deadline = lua_toboolean(L, 1) ? (int64_t)(luaL_checknumber(L, 1) * 1e9) : 0;
+    if (old)
+        lua_pushnumber(L, (double)old / 1e9);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* task:join([timeout]) -> true, ... | false, err | nil, err (timeout/cancel) */
+static int task_join(lua_State *L)
+{
+    struct lurk_task *target = check_task(L, 1), *t;
+    double timeout = luaL_optnumber(L, 2, 0);
+    struct lurk_task **j;
+    int rc;
+
+    if (target->state == T_DONE)
+        return push_results(L, target);
+    t = lurk_lua_task(L, "task:join");
+    if (t == target)
+        return luaL_error(L, "a task cannot join itself");
+    rc = lurk_task_check(t);
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "wait", NULL);
+    j = realloc(target->joiners, (target->njoiners + 1) * sizeof *j);
+    if (!j)
+        return luaL_error(L, "out of memory");
+    target->joiners = j;
+    j[target->njoiners++] = t;
+    t->refs++;
+    t->join_target = target;
+    return park(L, t, PARK_JOIN, lurk_task_deadline(t, timeout), false, &park_waiter);
+}
+
+void lurk_task_cancel(struct lurk_task *t)
+{
+    if (t->state == T_DONE)
+        return;
+    t->cancelled = true;
+    if (t->state == T_WAITING && t->w && t->w->cancel)
+        t->w->cancel(t->wud);
+}
+
+/* task:cancel() -> true */
+static int task_cancel(lua_State *L)
+{
+    lurk_task_cancel(check_task(L, 1));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* task:status() -> "ready" | "running" | "waiting" | "done" */
+static int task_status(lua_State *L)
+{
+    static const char *const names[] = { "ready", "running", "waiting", "done" };
+
+    lua_pushstring(L, names[check_task(L, 1)->state]);
+    return 1;
+}
+
+static int task_gc(lua_State *L)
+{
+    struct lurk_task **box = luaL_checkudata(L, 1, TASK_MT);
+    struct lurk_task *t = *box;
+
+    if (!t)
+        return 0;
+    *box = NULL;
+    if (--t->objects == 0 && t->result_ref != LUA_NOREF && !t->rt->closing) {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->result_ref);
+        t->result_ref = LUA_NOREF;
+    }
+    task_unref(t);
+    return 0;
+}
+
+static int task_tostring(lua_State *L)
+{
+    struct lurk_task *t = check_task(L, 1);
+
+    lua_pushfstring(L, "lurk.task (%p)", (void *)t);
+    return 1;
+}
+
+static int task_eq(lua_State *L)
+{
+    lua_pushboolean(L, check_task(L, 1) == check_task(L, 2));
+    return 1;
+}
+
+void lurk_lua_open_task(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "join", task_join },
+        { "cancel", task_cancel },
+        { "status", task_status },
+        { NULL, NULL },
+    };
+    static const luaL_Reg funcs[] = {
+        { "spawn", l_spawn },
+        { "sleep", l_sleep },
+        { "now", l_now },
+        { "current", l_current },
+        { "_park", l_park },
+        { "_unpark", l_unpark },
+        { "_deadline", l_deadline },
+        { NULL, NULL },
+    };
+
+    luaL_newmetatable(L, TASK_MT);
+    lua_newtable(L);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, task_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, task_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, task_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pop(L, 1);
+
+    luaL_register(L, NULL, funcs);
+    lua_pushlightuserdata(L, &yield_key);
+    lua_setfield(L, -2, "_yield");
+}
+
+/* ---- runtime lifetime helpers used by runtime.c ---- */
+
+void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
+void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt)
+{
+    lua_pushlightuserdata(L, &rt_key);
+    lua_pushlightuserdata(L, rt);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+void lurk_rt_release_tasks(struct lurk_rt *rt);
+void lurk_rt_release_tasks(struct lurk_rt *rt)
+{
+    for (struct lurk_task *t = rt->tasks; t; t = t->next) {
+        if (t->w && t->state != T_DONE) {
+            const struct lurk_waiter *w = t->w;
+
+            t->w = NULL;
+            if (w->release)
+                w->release(t->wud);
+        }
+    }
+}
+
+void lurk_rt_free_tasks(struct lurk_rt *rt);
+void lurk_rt_free_tasks(struct lurk_rt *rt)
+{
+    while (rt->tasks) {
+        struct lurk_task *t = rt->tasks;
+
+        rt->tasks = t->next;
+        free(t->joiners);
+        free(t);
+    }
+}

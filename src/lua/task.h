@@ -1,0 +1,102 @@
+/*
+ * task.h - the runtime and its task scheduler.
+ *
+ * A task is a Lua coroutine plus a struct lurk_task. A yielding C function
+ * starts an asynchronous operation whose callback is lurk_task_wake, then
+ * returns lurk_task_wait(): the coroutine yields, and once the completion
+ * arrives the scheduler calls the waiter's results function on the coroutine
+ * and resumes it with what that function pushed. Completions never resume Lua
+ * directly; the scheduler resumes tasks only from its top level.
+ */
+#ifndef LURK_LUA_TASK_H
+#define LURK_LUA_TASK_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lurk_loop;
+struct lurk_resolver;
+struct lurk_task;
+
+/* How a C function waits: what to push on wake-up, how to stop early, what
+ * to release afterwards. */
+struct lurk_waiter {
+    /* Pushes the call's results onto L and returns how many, or LURK_AGAIN
+     * after starting another operation on the same task (keeps waiting). */
+    int (*results)(lua_State *L, void *ud, int res);
+    /* Asks the pending operation to end; it then completes with -ECANCELED. */
+    void (*cancel)(void *ud);
+    /* Drops what the wait pinned (may be NULL). Runs once, after results or
+     * when the runtime is torn down with the task still waiting. */
+    void (*release)(void *ud);
+};
+
+#define LURK_AGAIN (-1)
+
+struct lurk_rt {
+    lua_State *L;
+    struct lurk_loop *loop;
+    struct lurk_resolver *resolver;
+    struct lurk_task *current;        /* the task whose coroutine runs now */
+    struct lurk_task *runq, *runq_tail;
+    struct lurk_task *tasks;          /* every task not yet freed */
+    int live;                         /* tasks not finished */
+    bool closing;
+    bool failed;                      /* a task marked fatal raised an error */
+    char *errmsg;                     /* its message and traceback */
+    volatile int interrupted;         /* set by a signal handler */
+};
+
+/* Creates a runtime: ring, resolver, Lua state with lurk's modules. */
+int lurk_rt_new(struct lurk_rt **out);
+
+/* Cancels every operation, closes the Lua state and frees everything. */
+void lurk_rt_free(struct lurk_rt *rt);
+
+/* The runtime of a Lua state created by lurk_rt_new. */
+struct lurk_rt *lurk_rt_get(lua_State *L);
+
+/* The running task; raises a Lua error naming fn when called outside one. */
+struct lurk_task *lurk_lua_task(lua_State *L, const char *fn);
+
+/*
+ * Spawns the function at L's index -(nargs + 1) with the nargs values above
+ * it (popping them all) and runs it until its first wait. Pushes the task
+ * object. fatal: an error in it stops lurk_rt_run() (the main chunk).
+ */
+struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, bool fatal);
+
+enum { LURK_RT_DEFAULT = 0, LURK_RT_ONCE = 1, LURK_RT_NOWAIT = 2 };
+
+/*
+ * Runs the loop. DEFAULT: until every task has finished (or a fatal task
+ * failed: returns -1 with rt->errmsg set). ONCE: one turn, blocking if
+ * nothing is ready. NOWAIT: one turn without blocking. Returns the number of
+ * tasks still alive, or a negative code.
+ */
+int lurk_rt_run(struct lurk_rt *rt, int mode);
+
+/* Yields the running task until its operation calls lurk_task_wake(). Must
+ * be the tail of a lua_CFunction: `return lurk_task_wait(...)`. If the
+ * operation already completed, returns the results without yielding. */
+int lurk_task_wait(lua_State *L, struct lurk_task *t, const struct lurk_waiter *w, void *ud);
+
+/* Completion callback for task waits (arg is the task). */
+void lurk_task_wake(void *task, int res);
+
+/* 0, or -ECANCELED / -ETIMEDOUT when the task may not start another wait. */
+int lurk_task_check(struct lurk_task *t);
+
+/* The deadline for an operation of the task: the task's own (set by
+ * lurk.timeout) or now + timeout_s if that is sooner (timeout_s <= 0: none). */
+int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s);
+
+/* Requests cancellation: the pending wait ends with -ECANCELED, later waits
+ * fail at once. */
+void lurk_task_cancel(struct lurk_task *t);
+
+/* Registers the lurk module's scheduling functions into the table on top. */
+void lurk_lua_open_task(lua_State *L);
+
+#endif

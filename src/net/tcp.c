@@ -1,0 +1,429 @@
+/*
+ * tcp.c - TCP connections on the ring.
+ *
+ * Connect is a small state machine: resolve (or parse a literal), then for
+ * each address create a socket and submit IORING_OP_CONNECT, moving on to the
+ * next address when one fails. A deadline is a linked timeout on each connect
+ * and a ring timer while the name is being resolved.
+ *
+ * Lifetime: the object holds a reference for its creator and one for each op
+ * in flight, so a completion can always find it. lurk_tcp_close() cancels
+ * what is in flight; the descriptor is closed when the last op has completed
+ * (the kernel may still be writing into rbuf until then) and the memory is
+ * freed when the last reference goes.
+ */
+#include "net/tcp.h"
+#include "core/error.h"
+#include "core/loop.h"
+#include "net/dns.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64 * 1024)
+
+struct lurk_tcp {
+    struct lurk_loop *loop;
+    struct lurk_resolver *resolver;
+    int refs;
+    int ops;                          /* ops in flight on fd */
+    int fd;
+    bool connected, closing, eof;
+
+    /* connect */
+    lurk_done_cb *ccb;
+    void *carg;
+    struct lurk_query *query;
+    struct lurk_op *cop;              /* the connect op */
+    struct lurk_op *ctimer;           /* deadline while resolving */
+    struct lurk_addrs *addrs;
+    int next_addr, last_err;
+    int64_t cdeadline;
+    char name[300];
+    char addr[64];
+
+    /* read */
+    struct lurk_buf rbuf;
+    struct lurk_op *rop;
+    lurk_done_cb *rcb;
+    void *rarg;
+
+    /* write */
+    const char *wptr;
+    size_t wlen, wdone;
+    int64_t wdeadline;
+    struct lurk_op *wop;
+    lurk_done_cb *wcb;
+    void *warg;
+};
+
+int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolver *r)
+{
+    struct lurk_tcp *s = calloc(1, sizeof *s);
+
+    *out = NULL;
+    if (!s)
+        return -ENOMEM;
+    s->loop = l;
+    s->resolver = r;
+    s->refs = 1;
+    s->fd = -1;
+    *out = s;
+    return 0;
+}
+
+void lurk_tcp_ref(struct lurk_tcp *s)
+{
+    s->refs++;
+}
+
+void lurk_tcp_unref(struct lurk_tcp *s)
+{
+    if (--s->refs > 0)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    lurk_buf_fini(&s->rbuf);
+    free(s->addrs);
+    free(s);
+}
+
+/* Called whenever an op ends: closes fd once closing and idle. */
+static void op_ended(struct lurk_tcp *s)
+{
+    s->ops--;
+    if (s->closing && s->ops == 0 && s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    lurk_tcp_unref(s);
+}
+
+static struct lurk_op *start_op(struct lurk_tcp *s, lurk_op_cb *cb)
+{
+    s->ops++;
+    s->refs++;
+    return lurk_op_new(s->loop, cb, s);
+}
+
+static void connect_finish(struct lurk_tcp *s, int rc)
+{
+    lurk_done_cb *cb = s->ccb;
+
+    s->ccb = NULL;
+    if (rc == 0)
+        s->connected = true;
+    if (cb)
+        cb(s->carg, rc);
+}
+
+static void try_next(struct lurk_tcp *s);
+
+static void connect_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+
+    s->cop = NULL;
+    if (res == 0 && !s->closing) {
+        connect_finish(s, 0);
+    } else {
+        if (s->closing)
+            res = -LURK_ECLOSED;
+        close(s->fd);
+        s->fd = -1;
+        if (res == -ETIMEDOUT || res == -ECANCELED || res == -LURK_ECLOSED) {
+            connect_finish(s, res);
+        } else {
+            s->last_err = res;
+            s->next_addr++;
+            try_next(s);
+        }
+    }
+    op_ended(s);
+}
+
+static void try_next(struct lurk_tcp *s)
+{
+    while (s->next_addr < s->addrs->n) {
+        struct sockaddr_storage *sa = &s->addrs->addr[s->next_addr];
+        socklen_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in);
+        struct io_uring_sqe *sqe;
+        int one = 1, fd;
+
+        lurk_addr_str(sa, s->addr, sizeof s->addr);
+        if (s->cdeadline && lurk_now_ns() >= s->cdeadline) {
+            connect_finish(s, -ETIMEDOUT);
+            return;
+        }
+        fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) {
+            s->last_err = -errno;
+            s->next_addr++;
+            continue;
+        }
+        /* Request/response traffic: never wait for Nagle. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        s->fd = fd;
+        sqe = lurk_loop_sqe(s->loop, 2);
+        io_uring_prep_connect(sqe, fd, (struct sockaddr *)sa, len);
+        s->cop = start_op(s, connect_done);
+        lurk_op_arm(s->loop, s->cop, sqe, s->cdeadline);
+        return;
+    }
+    connect_finish(s, s->last_err ? s->last_err : -LURK_EDNS_NOTFOUND);
+}
+
+static void ctimer_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+
+    s->ctimer = NULL;
+    if (res == -ETIME && s->query) {
+        lurk_query_abandon(s->query);
+        s->query = NULL;
+        connect_finish(s, -ETIMEDOUT);
+    }
+    lurk_tcp_unref(s);
+}
+
+static void resolved(void *arg, int rc, struct lurk_addrs *addrs)
+{
+    struct lurk_tcp *s = arg;
+
+    s->query = NULL;
+    if (s->ctimer)
+        lurk_op_cancel(s->loop, s->ctimer);
+    if (rc < 0) {
+        connect_finish(s, rc);
+        return;
+    }
+    s->addrs = addrs;
+    s->next_addr = 0;
+    try_next(s);
+}
+
+int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg)
+{
+    struct lurk_addrs *addrs;
+    int rc;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (s->connected || s->ccb || s->fd >= 0)
+        return -EISCONN;
+    snprintf(s->name, sizeof s->name, strchr(host, ':') && host[0] != '[' ? "[%s]:%d" : "%s:%d",
+             host, port);
+    s->ccb = cb;
+    s->carg = arg;
+    s->cdeadline = deadline_ns;
+    s->last_err = 0;
+    rc = lurk_addr_literal(host, port, &addrs);
+    if (rc < 0) {
+        s->ccb = NULL;
+        return rc;
+    }
+    if (rc == 1) {
+        s->addrs = addrs;
+        s->next_addr = 0;
+        try_next(s);
+        return 0;
+    }
+    if (deadline_ns) {
+        /* c-ares has no per-query deadline: a ring timer abandons it. */
+        s->ctimer = lurk_op_new(s->loop, ctimer_done, s);
+        s->refs++;
+        lurk_op_timer(s->loop, s->ctimer, deadline_ns);
+    }
+    rc = lurk_resolve(s->resolver, host, port, resolved, s, &s->query);
+    if (rc < 0) {
+        s->ccb = NULL;
+        if (s->ctimer)
+            lurk_op_cancel(s->loop, s->ctimer);
+        return rc;
+    }
+    return 0;
+}
+
+static void read_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+    lurk_done_cb *cb = s->rcb;
+
+    s->rop = NULL;
+    s->rcb = NULL;
+    if (res > 0)
+        lurk_buf_commit(&s->rbuf, (size_t)res);
+    else if (res == 0)
+        s->eof = true;
+    else if (s->closing)
+        res = -LURK_ECLOSED;
+    cb(s->rarg, res);
+    op_ended(s);
+}
+
+int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
+                  lurk_done_cb *cb, void *arg)
+{
+    struct io_uring_sqe *sqe;
+    int rc;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->rop)
+        return -EBUSY;
+    if (s->eof) {
+        cb(arg, 0);
+        return 0;
+    }
+    if (room < READ_CHUNK)
+        room = READ_CHUNK;
+    rc = lurk_buf_reserve(&s->rbuf, room);
+    if (rc < 0)
+        return rc;
+    s->rcb = cb;
+    s->rarg = arg;
+    sqe = lurk_loop_sqe(s->loop, 2);
+    io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), lurk_buf_room(&s->rbuf), 0);
+    s->rop = start_op(s, read_done);
+    lurk_op_arm(s->loop, s->rop, sqe, deadline_ns);
+    return 0;
+}
+
+struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s)
+{
+    return &s->rbuf;
+}
+
+static void send_more(struct lurk_tcp *s);
+
+static void write_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+
+    s->wop = NULL;
+    if (res > 0 && !s->closing) {
+        s->wdone += (size_t)res;
+        if (s->wdone < s->wlen) {
+            send_more(s);             /* a short send: the rest goes next */
+            op_ended(s);
+            return;
+        }
+        res = (int)(s->wlen > INT32_MAX ? INT32_MAX : s->wlen);
+    } else if (res == 0) {
+        res = -EPIPE;
+    } else if (s->closing) {
+        res = -LURK_ECLOSED;
+    }
+    {
+        lurk_done_cb *cb = s->wcb;
+
+        s->wcb = NULL;
+        s->wptr = NULL;
+        cb(s->warg, res);
+    }
+    op_ended(s);
+}
+
+static void send_more(struct lurk_tcp *s)
+{
+    struct io_uring_sqe *sqe = lurk_loop_sqe(s->loop, 2);
+    size_t n = s->wlen - s->wdone;
+
+    if (n > 1u << 30)
+        n = 1u << 30;
+    io_uring_prep_send(sqe, s->fd, s->wptr + s->wdone, n, MSG_NOSIGNAL);
+    s->wop = start_op(s, write_done);
+    lurk_op_arm(s->loop, s->wop, sqe, s->wdeadline);
+}
+
+int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
+                   lurk_done_cb *cb, void *arg)
+{
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->wcb)
+        return -EBUSY;
+    if (len == 0) {
+        cb(arg, 0);
+        return 0;
+    }
+    s->wptr = p;
+    s->wlen = len;
+    s->wdone = 0;
+    s->wdeadline = deadline_ns;
+    s->wcb = cb;
+    s->warg = arg;
+    send_more(s);
+    return 0;
+}
+
+void lurk_tcp_cancel(struct lurk_tcp *s, int which)
+{
+    if ((which & LURK_TCP_READ) && s->rop)
+        lurk_op_cancel(s->loop, s->rop);
+    if ((which & LURK_TCP_WRITE) && s->wop)
+        lurk_op_cancel(s->loop, s->wop);
+    if (which & LURK_TCP_CONNECT) {
+        if (s->cop)
+            lurk_op_cancel(s->loop, s->cop);
+        if (s->query) {
+            int rc = s->closing ? -LURK_ECLOSED : -ECANCELED;
+
+            lurk_query_abandon(s->query);
+            s->query = NULL;
+            if (s->ctimer)
+                lurk_op_cancel(s->loop, s->ctimer);
+            connect_finish(s, rc);
+        }
+    }
+}
+
+void lurk_tcp_close(struct lurk_tcp *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    lurk_tcp_cancel(s, LURK_TCP_READ | LURK_TCP_WRITE | LURK_TCP_CONNECT);
+    if (s->ops == 0 && s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+int lurk_tcp_is_open(const struct lurk_tcp *s)
+{
+    return s->connected && !s->closing;
+}
+
+int lurk_tcp_at_eof(const struct lurk_tcp *s)
+{
+    return s->eof;
+}
+
+const char *lurk_tcp_name(const struct lurk_tcp *s)
+{
+    return s->name;
+}
+
+const char *lurk_tcp_addr(const struct lurk_tcp *s)
+{
+    return s->addr;
+}
+
+int lurk_tcp_fd(const struct lurk_tcp *s)
+{
+    return s->fd;
+}

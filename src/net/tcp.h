@@ -1,0 +1,78 @@
+/*
+ * tcp.h - TCP connections on the ring: connect (with resolution and fallback
+ * through every address), buffered receive, send-all, close.
+ *
+ * Each direction has at most one operation in flight (one reader, one writer;
+ * they may run at the same time). Every start function returns 0 when its
+ * callback will run exactly once, or a negative code when nothing started
+ * (the callback does not run). A callback may run before the start function
+ * returns (a name answered from /etc/hosts, for instance).
+ */
+#ifndef LURK_NET_TCP_H
+#define LURK_NET_TCP_H
+
+#include "core/buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lurk_loop;
+struct lurk_resolver;
+struct lurk_tcp;
+
+typedef void lurk_done_cb(void *arg, int res);
+
+/* A new, unconnected socket object holding one reference for the caller. */
+int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolver *r);
+
+void lurk_tcp_ref(struct lurk_tcp *s);
+void lurk_tcp_unref(struct lurk_tcp *s);
+
+/*
+ * Resolves host and connects to port, trying each address in turn until one
+ * accepts. deadline_ns (absolute, 0 for none) bounds the whole attempt.
+ * cb(arg, 0) once connected; cb(arg, rc < 0) with the last address' error,
+ * -ETIMEDOUT, -ECANCELED, -LURK_ECLOSED or a -LURK_EDNS_* code.
+ */
+int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg);
+
+/*
+ * Receives once into the read buffer, after making room for at least `room`
+ * bytes. cb(arg, n): n > 0 bytes were appended, 0 at end of stream, < 0 error.
+ */
+int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
+                  lurk_done_cb *cb, void *arg);
+
+/* The buffered, not yet consumed input. */
+struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s);
+
+/*
+ * Sends all len bytes at p, which must stay valid and unchanged until cb
+ * runs. cb(arg, len) on success or cb(arg, rc < 0).
+ */
+int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
+                   lurk_done_cb *cb, void *arg);
+
+enum { LURK_TCP_READ = 1, LURK_TCP_WRITE = 2, LURK_TCP_CONNECT = 4 };
+
+/* Cancels the operations named in `which`; their callbacks see -ECANCELED. */
+void lurk_tcp_cancel(struct lurk_tcp *s, int which);
+
+/*
+ * Closes the socket: pending operations end with -LURK_ECLOSED, the file
+ * descriptor is closed once none is in flight. Idempotent. Does not drop the
+ * caller's reference.
+ */
+void lurk_tcp_close(struct lurk_tcp *s);
+
+/* True once connected and not closed; true at end of stream. */
+int lurk_tcp_is_open(const struct lurk_tcp *s);
+int lurk_tcp_at_eof(const struct lurk_tcp *s);
+
+/* "host:port" and, once known, the address tried last, for messages. */
+const char *lurk_tcp_name(const struct lurk_tcp *s);
+const char *lurk_tcp_addr(const struct lurk_tcp *s);
+int lurk_tcp_fd(const struct lurk_tcp *s);
+
+#endif

@@ -1,0 +1,80 @@
+-- Assertion helpers for lurk's Lua integration tests.
+--
+-- Every failure names the file and line of the failing check and both compared
+-- values, then exits with status 1. t.skip(reason) exits 77 after printing why.
+-- A test file ends with t.done(), which fails the test if no check ran.
+local t = { checks = 0 }
+
+local function where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  return info and (info.short_src .. ":" .. info.currentline) or "?"
+end
+
+local function show(v)
+  if type(v) == "string" then
+    if #v > 200 then v = v:sub(1, 200) .. ("...(%d bytes)"):format(#v) end
+    return ("%q"):format(v)
+  end
+  return tostring(v)
+end
+
+local function fail(level, msg)
+  io.stderr:write(("FAIL %s: %s\n"):format(where(level + 1), msg))
+  io.stderr:write(debug.traceback("", level + 1), "\n")
+  os.exit(1)
+end
+
+function t.ok(v, msg)
+  t.checks = t.checks + 1
+  if not v then fail(2, (msg or "expected a true value") .. ", got " .. show(v)) end
+  return v
+end
+
+function t.eq(got, want, msg)
+  t.checks = t.checks + 1
+  if got ~= want then
+    fail(2, ("%sexpected %s, got %s"):format(msg and (msg .. ": ") or "", show(want), show(got)))
+  end
+  return got
+end
+
+-- t.near(got, want, tol): numbers within tol of each other.
+function t.near(got, want, tol, msg)
+  t.checks = t.checks + 1
+  if type(got) ~= "number" or math.abs(got - want) > tol then
+    fail(2, ("%sexpected %s +- %s, got %s"):format(msg and (msg .. ": ") or "", show(want), show(tol), show(got)))
+  end
+  return got
+end
+
+-- t.fails(kind, v, err): the call returned nil, err with err.kind == kind.
+function t.fails(kind, v, err, msg)
+  t.checks = t.checks + 1
+  if v ~= nil then fail(2, ("%sexpected failure of kind %s, got %s"):format(msg and (msg .. ": ") or "", kind, show(v))) end
+  if type(err) ~= "table" or err.kind ~= kind then
+    fail(2, ("%sexpected err.kind %s, got %s"):format(msg and (msg .. ": ") or "", kind,
+      type(err) == "table" and (show(err.kind) .. " (" .. tostring(err) .. ")") or show(err)))
+  end
+  return err
+end
+
+-- t.raises(pattern, fn, ...): fn raises an error whose text matches pattern.
+function t.raises(pattern, fn, ...)
+  t.checks = t.checks + 1
+  local ok, e = pcall(fn, ...)
+  if ok then fail(2, "expected an error matching " .. show(pattern) .. ", but the call succeeded") end
+  if not tostring(e):find(pattern) then fail(2, ("expected an error matching %s, got %s"):format(show(pattern), show(tostring(e)))) end
+  return e
+end
+
+function t.skip(reason)
+  io.stderr:write("SKIP: ", reason, "\n")
+  os.exit(77)
+end
+
+function t.done()
+  if t.checks == 0 then fail(2, "the test ran no checks") end
+  io.stdout:write(("ok: %d checks\n"):format(t.checks))
+end
+
+return t
