@@ -184,7 +184,8 @@ function Channel:close()
   return true
 end
 
-function Channel:__len() return self.tail - self.head + 1 end
+-- ch:len() -> values buffered (LuaJIT ignores __len on tables)
+function Channel:len() return self.tail - self.head + 1 end
 
 -- for v in ch do: the generic for calls ch(); nil (closed, or the waiting
 -- task was cancelled) ends the loop.

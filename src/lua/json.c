@@ -80,7 +80,6 @@ struct encoder {
     size_t nkeys, keys_cap;
     int keys_idx;            /* stack slot anchoring the key stack userdata */
     int anchor_idx;          /* stack slot of the table pinning keys and values */
-    int anchor_len;
     int array_mt_idx;
     int indent;
     int depth;
@@ -119,10 +118,10 @@ static size_t measure_utf8(const unsigned char *p, const unsigned char *end)
             lo = 0x90;
         else if (c == 0xF4)
             hi = 0x8F;
-        return avail >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 &&
-                       (p[3] & 0xC0) == 0x80
-                   ? 4
-                   : 0;
+        if (avail < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
+            (p[3] & 0xC0) != 0x80)
+            return 0;
+        return 4;
     }
     return 0;
 }
@@ -263,18 +262,18 @@ static void append_scratch(struct decoder *d, size_t *used, const unsigned char 
     *used += n;
 }
 
-/* Reads the four hex digits after "\u" at p (p points at the backslash) into
+/* Reads the four hex digits of the "\u" escape at p (the backslash) into
  * *cp. Returns 0, or -1 after failing. */
 static int read_hex4(struct decoder *d, const unsigned char *p, const unsigned char *quote,
                      unsigned *cp)
 {
+    size_t avail = (size_t)(d->end - p), i;
     unsigned v = 0;
-    int i;
 
     for (i = 2; i < 6; i++) {
         unsigned char c;
 
-        if (p + i >= d->end)
+        if (i >= avail)
             return fail(d, quote, "unterminated string");
         c = p[i];
         if (c >= '0' && c <= '9')
@@ -290,38 +289,16 @@ static int read_hex4(struct decoder *d, const unsigned char *p, const unsigned c
     return 0;
 }
 
-/* Decodes the escape at p (a backslash) onto the scratch. Returns the byte
- * after it, or NULL after failing. */
-static const unsigned char *read_escape(struct decoder *d, const unsigned char *p,
-                                        const unsigned char *quote, size_t *used)
+/* Decodes the "\u" escape at p (the backslash), or the surrogate pair that
+ * starts there, as UTF-8 onto the scratch. Returns the byte after it, or NULL
+ * after failing. */
+static const unsigned char *read_unicode_escape(struct decoder *d, const unsigned char *p,
+                                                const unsigned char *quote, size_t *used)
 {
     unsigned char out[4];
     unsigned cp, lo;
     size_t n;
 
-    if (p + 1 >= d->end) {
-        fail(d, quote, "unterminated string");
-        return NULL;
-    }
-    switch (p[1]) {
-    case '"': out[0] = '"'; break;
-    case '\\': out[0] = '\\'; break;
-    case '/': out[0] = '/'; break;
-    case 'b': out[0] = '\b'; break;
-    case 'f': out[0] = '\f'; break;
-    case 'n': out[0] = '\n'; break;
-    case 'r': out[0] = '\r'; break;
-    case 't': out[0] = '\t'; break;
-    case 'u':
-        goto unicode;
-    default:
-        fail(d, p, "invalid escape character %s", describe(d, p + 1));
-        return NULL;
-    }
-    append_scratch(d, used, out, 1);
-    return p + 2;
-
-unicode:
     if (read_hex4(d, p, quote, &cp) < 0)
         return NULL;
     if (cp >= 0xDC00 && cp <= 0xDFFF) {
@@ -330,7 +307,7 @@ unicode:
     }
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         /* A high surrogate counts only with a low one right after it. */
-        if (p + 7 >= d->end || p[6] != '\\' || p[7] != 'u') {
+        if (d->end - p < 8 || p[6] != '\\' || p[7] != 'u') {
             fail(d, p, "lone surrogate \\u%04X", cp);
             return NULL;
         }
@@ -364,6 +341,36 @@ unicode:
     }
     append_scratch(d, used, out, n);
     return p + 6;
+}
+
+/* Decodes the escape at p (a backslash) onto the scratch. Returns the byte
+ * after it, or NULL after failing. */
+static const unsigned char *read_escape(struct decoder *d, const unsigned char *p,
+                                        const unsigned char *quote, size_t *used)
+{
+    unsigned char c;
+
+    if (d->end - p < 2) {
+        fail(d, quote, "unterminated string");
+        return NULL;
+    }
+    switch (p[1]) {
+    case '"': c = '"'; break;
+    case '\\': c = '\\'; break;
+    case '/': c = '/'; break;
+    case 'b': c = '\b'; break;
+    case 'f': c = '\f'; break;
+    case 'n': c = '\n'; break;
+    case 'r': c = '\r'; break;
+    case 't': c = '\t'; break;
+    case 'u':
+        return read_unicode_escape(d, p, quote, used);
+    default:
+        fail(d, p, "invalid escape character %s", describe(d, p + 1));
+        return NULL;
+    }
+    append_scratch(d, used, &c, 1);
+    return p + 2;
 }
 
 /* Pushes the string whose opening quote is at d->p. */

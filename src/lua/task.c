@@ -219,13 +219,17 @@ static void push_traceback(lua_State *L, lua_State *co)
 {
     const char *msg;
 
-    if (luaL_callmeta(L, -1, "__tostring") && lua_isstring(L, -1))
+    if (luaL_callmeta(L, -1, "__tostring")) {
+        if (!lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "(error object's __tostring returned no string)");
+        }
         msg = lua_tostring(L, -1);
-    else if (lua_isstring(L, -2)) {
-        lua_pushvalue(L, -2);
+    } else if (lua_isstring(L, -1)) {
+        lua_pushvalue(L, -1);
         msg = lua_tostring(L, -1);
     } else {
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -2));
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
         msg = lua_tostring(L, -1);
     }
     luaL_traceback(L, co, msg, 0);

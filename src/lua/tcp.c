@@ -93,7 +93,7 @@ static int connect_results(lua_State *L, void *ud, int res)
     struct sock *k = ud;
 
     if (res < 0) {
-        bool dns = -res > LURK_EBASE && lurk_error_kind(res, NULL)[0] == 'd';
+        bool dns = strcmp(lurk_error_kind(res, "connect"), "dns") == 0;
 
         lurk_tcp_close(k->s);
         return sock_error(L, k, res, dns ? "dns" : "connect");
@@ -245,7 +245,7 @@ static int receive_more(lua_State *L, struct sock *k)
     if (rc == 0)
         rc = lurk_tcp_read(k->s, room, k->rdeadline, lurk_task_wake, k->reader);
     if (rc < 0)
-        return sock_error(L, k, rc, "read");
+        return receive_failed(L, k, rc);
     return LURK_AGAIN;
 }
 
@@ -257,7 +257,7 @@ static int receive_results(lua_State *L, void *ud, int res)
     if (res < 0) {
         if (res == -ECANCELED)
             lurk_tcp_close(k->s);     /* a cancelled task's socket is closed */
-        return sock_error(L, k, res, "read");
+        return receive_failed(L, k, res);
     }
     n = try_receive(L, k);
     if (n > 0)

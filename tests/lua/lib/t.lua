@@ -67,6 +67,31 @@ function t.raises(pattern, fn, ...)
   return e
 end
 
+-- t.server(script, args...) -> port: starts tests/support/<script> (which
+-- prints "PORT <n> PID <pid>") and stops it at t.done(). Servers also exit
+-- by themselves when this process ends.
+local servers = {}
+t.support = os.getenv("LURK_SUPPORT") or (arg[0]:match("^(.*)/lua/[^/]*$") or ".") .. "/support"
+
+function t.server(script, ...)
+  local cmd = ("exec python3 %s/%s %s"):format(t.support, script, table.concat({ ... }, " "))
+  local f = assert(io.popen(cmd, "r"))
+  local line = f:read("*l") or ""
+  local port, pid = line:match("PORT (%d+) PID (%d+)")
+  if not port then fail(2, "test server " .. script .. " did not start: " .. show(line)) end
+  servers[#servers + 1] = { f = f, pid = pid }
+  return tonumber(port)
+end
+
+-- The lurk program running this test (for tests that start another one).
+t.lurk = arg[-1]
+
+local function stop_servers()
+  for _, s in ipairs(servers) do os.execute("kill " .. s.pid .. " 2>/dev/null") end
+  for _, s in ipairs(servers) do s.f:close() end
+  servers = {}
+end
+
 function t.skip(reason)
   io.stderr:write("SKIP: ", reason, "\n")
   os.exit(77)
@@ -74,6 +99,7 @@ end
 
 function t.done()
   if t.checks == 0 then fail(2, "the test ran no checks") end
+  stop_servers()
   io.stdout:write(("ok: %d checks\n"):format(t.checks))
 end
 
