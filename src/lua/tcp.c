@@ -185,7 +185,7 @@ static int try_receive(lua_State *L, struct sock *k)
 {
     struct lurk_buf *b = lurk_tcp_rbuf(k->s);
     size_t len = lurk_buf_len(b);
-    const char *p = lurk_buf_head(b);
+    const char *p = len ? lurk_buf_head(b) : "";  /* data may be NULL when empty */
 
     switch (k->rmode) {
     case R_BYTES:
@@ -195,7 +195,7 @@ static int try_receive(lua_State *L, struct sock *k)
         lurk_buf_consume(b, k->rwant);
         return 1;
     case R_LINE: {
-        const char *nl = memchr(p, '\n', len);
+        const char *nl = len ? memchr(p, '\n', len) : NULL;
         size_t n;
 
         if (!nl)
@@ -222,7 +222,7 @@ static int receive_failed(lua_State *L, struct sock *k, int rc)
     struct lurk_buf *b = lurk_tcp_rbuf(k->s);
     int n = sock_error(L, k, rc, "read");
 
-    lua_pushlstring(L, lurk_buf_head(b), lurk_buf_len(b));
+    lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
     lua_setfield(L, -2, "partial");
     lurk_buf_consume(b, lurk_buf_len(b));
     return n;
