@@ -575,6 +575,28 @@ static int l_current(lua_State *L)
     return 1;
 }
 
+/* lurk.stats() -> { enters, ops, cqes, in_flight, tasks }: io_uring_enter
+ * calls, ops submitted and completions reaped since the runtime started. */
+static int l_stats(lua_State *L)
+{
+    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_loop_stats st;
+
+    lurk_loop_stats(rt->loop, &st);
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, (lua_Number)st.enters);
+    lua_setfield(L, -2, "enters");
+    lua_pushnumber(L, (lua_Number)st.ops);
+    lua_setfield(L, -2, "ops");
+    lua_pushnumber(L, (lua_Number)st.cqes);
+    lua_setfield(L, -2, "cqes");
+    lua_pushinteger(L, lurk_loop_in_flight(rt->loop));
+    lua_setfield(L, -2, "in_flight");
+    lua_pushinteger(L, rt->live);
+    lua_setfield(L, -2, "tasks");
+    return 1;
+}
+
 /* lurk.now() -> monotonic seconds */
 static int l_now(lua_State *L)
 {
@@ -693,6 +715,7 @@ void lurk_lua_open_task(lua_State *L)
         { "sleep", l_sleep },
         { "now", l_now },
         { "current", l_current },
+        { "stats", l_stats },
         { "_park", l_park },
         { "_unpark", l_unpark },
         { "_deadline", l_deadline },
