@@ -16,5 +16,18 @@ out=$("$lurk" /tmp/lurk-cli-$$.lua a b) || fail "script exit status"
 "$lurk" --version | grep -q '^kTLS: ' || fail "--version kTLS line"
 "$lurk" --bogus 2>/dev/null; [ $? = 2 ] || fail "unknown option must exit 2"
 "$lurk" -e 'syntax error here' 2>/dev/null && fail "syntax error must exit 1"
+# Waiting forever on a channel nobody sends on is reported, not a hang.
+"$lurk" -e 'lurk.channel():recv()' 2>/tmp/lurk-cli.$$ && fail "deadlock must exit 1"
+grep -q 'deadlock' /tmp/lurk-cli.$$ || fail "deadlock not reported"
+# An error in the main chunk ends the program even with tasks still sleeping.
+start=$(date +%s)
+"$lurk" -e 'lurk.spawn(lurk.sleep, 30); lurk.sleep(0.01); error("main failed")' 2>/dev/null && fail "main error must exit 1"
+[ $(( $(date +%s) - start )) -lt 10 ] || fail "main error waited for other tasks"
+# After the main chunk returns, lurk waits for the tasks it spawned.
+out=$("$lurk" -e 'lurk.spawn(function() lurk.sleep(0.05); print("late task ran") end)') || fail "background task"
+[ "$out" = "late task ran" ] || fail "background task output '$out'"
+# A failing task that is not the main chunk is reported but does not fail the run.
+"$lurk" -e 'lurk.spawn(function() error("side task") end)' 2>/tmp/lurk-cli.$$ || fail "side task error must not fail the run"
+grep -q 'side task' /tmp/lurk-cli.$$ || fail "side task error not reported"
 rm -f /tmp/lurk-cli.$$ /tmp/lurk-cli-$$.lua
 echo "ok: cli"

@@ -47,7 +47,7 @@ struct lurk_tcp {
     int next_addr, last_err;
     int64_t cdeadline;
     char name[300];
-    char addr[64];
+    char addr[256];                   /* addresses tried, in order */
 
     /* read */
     struct lurk_buf rbuf;
@@ -149,6 +149,17 @@ static void connect_done(struct lurk_op *op, int res)
     op_ended(s);
 }
 
+/* Appends an address to the "tried" list used in error messages. */
+static void note_addr(struct lurk_tcp *s, const struct sockaddr_storage *sa)
+{
+    char one[64];
+    size_t len = strlen(s->addr);
+
+    lurk_addr_str(sa, one, sizeof one);
+    if (len + strlen(one) + 3 < sizeof s->addr)
+        snprintf(s->addr + len, sizeof s->addr - len, "%s%s", len ? ", " : "", one);
+}
+
 static void try_next(struct lurk_tcp *s)
 {
     while (s->next_addr < s->addrs->n) {
@@ -158,7 +169,7 @@ static void try_next(struct lurk_tcp *s)
         struct io_uring_sqe *sqe;
         int one = 1, fd;
 
-        lurk_addr_str(sa, s->addr, sizeof s->addr);
+        note_addr(s, sa);
         if (s->cdeadline && lurk_now_ns() >= s->cdeadline) {
             connect_finish(s, -ETIMEDOUT);
             return;
@@ -226,6 +237,7 @@ int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t dea
     s->carg = arg;
     s->cdeadline = deadline_ns;
     s->last_err = 0;
+    s->addr[0] = '\0';
     rc = lurk_addr_literal(host, port, &addrs);
     if (rc < 0) {
         s->ccb = NULL;

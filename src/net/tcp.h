@@ -70,7 +70,8 @@ void lurk_tcp_close(struct lurk_tcp *s);
 int lurk_tcp_is_open(const struct lurk_tcp *s);
 int lurk_tcp_at_eof(const struct lurk_tcp *s);
 
-/* "host:port" and, once known, the address tried last, for messages. */
+/* "host:port" and, once known, the addresses tried ("::1, 127.0.0.1"), for
+ * messages. */
 const char *lurk_tcp_name(const struct lurk_tcp *s);
 const char *lurk_tcp_addr(const struct lurk_tcp *s);
 int lurk_tcp_fd(const struct lurk_tcp *s);

@@ -193,6 +193,7 @@ end
 -- Error positions and the err value's shape.
 local _, pe = json.decode('{\n  "a": [1, 2,]\n}')
 t.eq(pe.kind, "protocol")
+t.eq(pe.retryable, false)
 t.eq(pe.message, "json: trailing comma in array at line 2 column 14 (byte 16)")
 t.eq(tostring(pe), pe.message)
 t.eq(type(getmetatable(pe).__tostring), "function")

@@ -33,6 +33,10 @@ err = t.fails("connect", tcp.connect("v6.lurk.test", echo))
 t.ok(err.message:find("::1", 1, true), "the address tried is named: " .. err.message)
 
 -- Two addresses, the first refused: the next one is tried and works.
+-- (On a port where neither listens, the error names both, in the order tried:
+-- ::1 first, as RFC 6724 sorting puts it.)
+err = t.fails("connect", tcp.connect("both.lurk.test", 1))
+t.ok(err.message:find("(::1, 127.0.0.1)", 1, true), "both addresses tried: " .. err.message)
 s = t.ok(tcp.connect("both.lurk.test", echo))
 t.eq(s:send("two\n"), 4)
 t.eq(s:receive(), "two")
