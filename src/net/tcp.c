@@ -30,6 +30,7 @@
 #define READ_CHUNK (64 * 1024)
 
 struct lurk_tcp {
+    struct lurk_stream stream;        /* first: the stream view */
     struct lurk_loop *loop;
     struct lurk_resolver *resolver;
     int refs;
@@ -64,6 +65,8 @@ struct lurk_tcp {
     void *warg;
 };
 
+static const struct lurk_stream_ops tcp_stream_ops;
+
 int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolver *r)
 {
     struct lurk_tcp *s = calloc(1, sizeof *s);
@@ -75,6 +78,8 @@ int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolve
     s->resolver = r;
     s->refs = 1;
     s->fd = -1;
+    s->stream.ops = &tcp_stream_ops;
+    s->stream.rbuf = &s->rbuf;
     *out = s;
     return 0;
 }
@@ -118,8 +123,10 @@ static void connect_finish(struct lurk_tcp *s, int rc)
     lurk_done_cb *cb = s->ccb;
 
     s->ccb = NULL;
-    if (rc == 0)
+    if (rc == 0) {
         s->connected = true;
+        s->stream.open = 1;
+    }
     if (cb)
         cb(s->carg, rc);
 }
@@ -274,18 +281,21 @@ static void read_done(struct lurk_op *op, int res)
     s->rcb = NULL;
     if (res > 0)
         lurk_buf_commit(&s->rbuf, (size_t)res);
-    else if (res == 0)
+    else if (res == 0) {
         s->eof = true;
+        s->stream.eof = 1;
+    }
     else if (s->closing)
         res = -LURK_ECLOSED;
     cb(s->rarg, res);
     op_ended(s);
 }
 
-int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
-                  lurk_done_cb *cb, void *arg)
+static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,
+                      lurk_done_cb *cb, void *arg)
 {
     struct io_uring_sqe *sqe;
+    size_t len;
     int rc;
 
     if (s->closing)
@@ -298,18 +308,33 @@ int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
         cb(arg, 0);
         return 0;
     }
-    if (room < READ_CHUNK)
+    if (!max && room < READ_CHUNK)
         room = READ_CHUNK;
-    rc = lurk_buf_reserve(&s->rbuf, room);
+    rc = lurk_buf_reserve(&s->rbuf, max ? max : room);
     if (rc < 0)
         return rc;
     s->rcb = cb;
     s->rarg = arg;
+    len = lurk_buf_room(&s->rbuf);
+    if (max && len > max)
+        len = max;
     sqe = lurk_loop_sqe(s->loop, 2);
-    io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), lurk_buf_room(&s->rbuf), 0);
+    io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), len, 0);
     s->rop = start_op(s, read_done);
     lurk_op_arm(s->loop, s->rop, sqe, deadline_ns);
     return 0;
+}
+
+int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
+                  lurk_done_cb *cb, void *arg)
+{
+    return start_read(s, room, 0, deadline_ns, cb, arg);
+}
+
+int lurk_tcp_read_max(struct lurk_tcp *s, size_t max, int64_t deadline_ns,
+                      lurk_done_cb *cb, void *arg)
+{
+    return start_read(s, 0, max ? max : 1, deadline_ns, cb, arg);
 }
 
 struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s)
@@ -408,6 +433,7 @@ void lurk_tcp_close(struct lurk_tcp *s)
     if (s->closing)
         return;
     s->closing = true;
+    s->stream.open = 0;
     lurk_tcp_cancel(s, LURK_TCP_READ | LURK_TCP_WRITE | LURK_TCP_CONNECT);
     if (s->ops == 0 && s->fd >= 0) {
         close(s->fd);
@@ -438,4 +464,39 @@ const char *lurk_tcp_addr(const struct lurk_tcp *s)
 int lurk_tcp_fd(const struct lurk_tcp *s)
 {
     return s->fd;
+}
+
+/* ---- the stream view ---- */
+
+static int st_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+{
+    return lurk_tcp_read((struct lurk_tcp *)st, room, deadline_ns, cb, arg);
+}
+
+static int st_write(struct lurk_stream *st, const void *p, size_t len, int64_t deadline_ns,
+                    lurk_done_cb *cb, void *arg)
+{
+    return lurk_tcp_write((struct lurk_tcp *)st, p, len, deadline_ns, cb, arg);
+}
+
+static void st_cancel(struct lurk_stream *st, int which)
+{
+    lurk_tcp_cancel((struct lurk_tcp *)st, which);
+}
+
+static void st_close(struct lurk_stream *st)
+{
+    lurk_tcp_close((struct lurk_tcp *)st);
+}
+
+static const struct lurk_stream_ops tcp_stream_ops = { st_read, st_write, st_cancel, st_close };
+
+struct lurk_stream *lurk_tcp_stream(struct lurk_tcp *s)
+{
+    return &s->stream;
+}
+
+struct lurk_loop *lurk_tcp_loop(struct lurk_tcp *s)
+{
+    return s->loop;
 }

@@ -12,6 +12,7 @@
 #define LURK_NET_TCP_H
 
 #include "core/buf.h"
+#include "net/stream.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,8 +20,6 @@
 struct lurk_loop;
 struct lurk_resolver;
 struct lurk_tcp;
-
-typedef void lurk_done_cb(void *arg, int res);
 
 /* A new, unconnected socket object holding one reference for the caller. */
 int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolver *r);
@@ -44,6 +43,17 @@ int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t dea
 int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
                   lurk_done_cb *cb, void *arg);
 
+/*
+ * The same, but receives at most `max` bytes, so nothing beyond what the
+ * caller asked for leaves the kernel (the TLS handshake relies on this: what
+ * follows it must stay in the socket for kernel TLS).
+ */
+int lurk_tcp_read_max(struct lurk_tcp *s, size_t max, int64_t deadline_ns,
+                      lurk_done_cb *cb, void *arg);
+
+/* The stream view of this socket (valid as long as the socket). */
+struct lurk_stream *lurk_tcp_stream(struct lurk_tcp *s);
+
 /* The buffered, not yet consumed input. */
 struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s);
 
@@ -54,7 +64,7 @@ struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s);
 int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
                    lurk_done_cb *cb, void *arg);
 
-enum { LURK_TCP_READ = 1, LURK_TCP_WRITE = 2, LURK_TCP_CONNECT = 4 };
+enum { LURK_TCP_READ = LURK_STREAM_READ, LURK_TCP_WRITE = LURK_STREAM_WRITE, LURK_TCP_CONNECT = 4 };
 
 /* Cancels the operations named in `which`; their callbacks see -ECANCELED. */
 void lurk_tcp_cancel(struct lurk_tcp *s, int which);
@@ -75,5 +85,6 @@ int lurk_tcp_at_eof(const struct lurk_tcp *s);
 const char *lurk_tcp_name(const struct lurk_tcp *s);
 const char *lurk_tcp_addr(const struct lurk_tcp *s);
 int lurk_tcp_fd(const struct lurk_tcp *s);
+struct lurk_loop *lurk_tcp_loop(struct lurk_tcp *s);
 
 #endif
