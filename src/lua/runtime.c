@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/loop.h"
 #include "net/dns.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -85,6 +86,9 @@ int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg)
     rc = lurk_resolver_new(&rt->resolver, rt->loop);
     if (rc < 0)
         goto fail;
+    rc = lurk_tls_ctx_new(&rt->tls);
+    if (rc < 0)
+        goto fail;
     rt->L = luaL_newstate();
     if (!rt->L) {
         rc = -ENOMEM;
@@ -126,6 +130,7 @@ void lurk_rt_free(struct lurk_rt *rt)
         lua_close(rt->L);
     lurk_resolver_close(rt->resolver);
     lurk_loop_free(rt->loop);
+    lurk_tls_ctx_free(rt->tls);
     lurk_rt_free_tasks(rt);
     free(rt->errmsg);
     free(rt);

@@ -18,6 +18,7 @@
 struct lurk_loop;
 struct lurk_resolver;
 struct lurk_task;
+struct lurk_tls_ctx;
 
 /* How a C function waits: what to push on wake-up, how to stop early, what
  * to release afterwards. */
@@ -38,6 +39,7 @@ struct lurk_rt {
     lua_State *L;
     struct lurk_loop *loop;
     struct lurk_resolver *resolver;
+    struct lurk_tls_ctx *tls;         /* RNG and CA bundle, set up lazily */
     struct lurk_task *current;        /* the task whose coroutine runs now */
     struct lurk_task *runq, *runq_tail;
     struct lurk_task *tasks;          /* every task not yet freed */

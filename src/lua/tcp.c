@@ -21,6 +21,7 @@
 #include "lua/task.h"
 #include "core/error.h"
 #include "net/tcp.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -35,6 +36,9 @@ enum rmode { R_BYTES, R_LINE, R_ALL };
 struct sock {
     struct lurk_rt *rt;
     struct lurk_tcp *s;
+    struct lurk_stream *st;           /* what reads and writes go through */
+    struct lurk_tls *tls;             /* set once TLS is set up */
+    bool handshaking;
     double timeout;                   /* per operation, seconds; 0: none */
     size_t max_buffer;
     bool user_closed;
@@ -83,7 +87,12 @@ static int sock_error(lua_State *L, struct sock *k, int rc, const char *phase)
         snprintf(ctx, sizeof ctx, "%s (%s)", lurk_tcp_name(k->s), addr);
     else
         snprintf(ctx, sizeof ctx, "%s", lurk_tcp_name(k->s));
-    return lurk_lua_error(L, rc, phase, ctx);
+    lurk_lua_error(L, rc, phase, ctx);
+    if (rc == -LURK_ETLS && k->tls && lurk_tls_errmsg(k->tls)[0]) {
+        lua_pushfstring(L, "TLS with %s: %s", ctx, lurk_tls_errmsg(k->tls));
+        lua_setfield(L, -2, "message");
+    }
+    return 2;
 }
 
 /* ---- connect ---- */
@@ -91,12 +100,30 @@ static int sock_error(lua_State *L, struct sock *k, int rc, const char *phase)
 static int connect_results(lua_State *L, void *ud, int res)
 {
     struct sock *k = ud;
+    int rc;
 
     if (res < 0) {
         bool dns = strcmp(lurk_error_kind(res, "connect"), "dns") == 0;
 
-        lurk_tcp_close(k->s);
-        return sock_error(L, k, res, dns ? "dns" : "connect");
+        lurk_stream_close(k->st);
+        return sock_error(L, k, res, k->handshaking ? "tls" : dns ? "dns" : "connect");
+    }
+    if (k->tls && !k->handshaking) {
+        /* Connected: now the TLS handshake, on the same wait. */
+        k->handshaking = true;
+        rc = lurk_task_check(k->connector);
+        if (rc == 0)
+            rc = lurk_tls_handshake(k->tls, lurk_task_deadline(k->connector, k->timeout),
+                                    lurk_task_wake, k->connector);
+        if (rc < 0) {
+            lurk_stream_close(k->st);
+            return sock_error(L, k, rc, "tls");
+        }
+        return LURK_AGAIN;
+    }
+    if (k->handshaking) {
+        k->handshaking = false;
+        k->st = lurk_tls_stream(k->tls);
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, k->self_ref);
     return 1;
@@ -106,7 +133,10 @@ static void connect_cancel(void *ud)
 {
     struct sock *k = ud;
 
-    lurk_tcp_cancel(k->s, LURK_TCP_CONNECT);
+    if (k->handshaking)
+        lurk_tls_cancel_handshake(k->tls);
+    else
+        lurk_tcp_cancel(k->s, LURK_TCP_CONNECT);
 }
 
 static void connect_release(void *ud)
@@ -134,6 +164,117 @@ static double opt_timeout(lua_State *L, int idx, double dflt)
         return luaL_argerror(L, idx, "timeout must be a positive number or false");
     lua_pop(L, 1);
     return v;
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *field)
+{
+    const char *v;
+
+    lua_getfield(L, idx, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "tls.%s must be a string", field);
+    v = lua_tostring(L, -1);
+    lua_pop(L, 1);                    /* still referenced by the options table */
+    return v;
+}
+
+static uint16_t opt_version(lua_State *L, int idx, const char *field)
+{
+    const char *v = opt_string(L, idx, field);
+
+    if (!v)
+        return 0;
+    if (strcmp(v, "1.2") == 0)
+        return 0x0303;
+    if (strcmp(v, "1.3") == 0)
+        return 0x0304;
+    return (uint16_t)luaL_error(L, "tls.%s must be \"1.2\" or \"1.3\"", field);
+}
+
+/*
+ * Reads the TLS options at idx (true or a table) into o. Strings point into
+ * the options table (or into a string pushed on the stack for alpn), valid
+ * while the table is on the stack.
+ */
+static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_tls_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = host;
+    o->ktls = lurk_ktls_policy_env();
+    if (lua_isboolean(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    o->cafile = opt_string(L, idx, "cafile");
+    o->cadir = opt_string(L, idx, "cadir");
+    o->cert = opt_string(L, idx, "cert");
+    o->key = opt_string(L, idx, "key");
+    o->ciphers = opt_string(L, idx, "ciphers");
+    o->min_version = opt_version(L, idx, "min_version");
+    o->max_version = opt_version(L, idx, "max_version");
+    if (opt_string(L, idx, "servername"))
+        o->host = opt_string(L, idx, "servername");
+    lua_getfield(L, idx, "insecure");
+    o->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "ktls");
+    if (lua_isboolean(L, -1))
+        o->ktls = lua_toboolean(L, -1) ? LURK_KTLS_AUTO : LURK_KTLS_OFF;
+    else if (lua_isstring(L, -1)) {
+        const char *v = lua_tostring(L, -1);
+
+        if (strcmp(v, "require") == 0)
+            o->ktls = LURK_KTLS_REQUIRE;
+        else if (strcmp(v, "off") == 0)
+            o->ktls = LURK_KTLS_OFF;
+        else if (strcmp(v, "auto") == 0)
+            o->ktls = LURK_KTLS_AUTO;
+        else
+            luaL_error(L, "tls.ktls must be true, false, \"auto\", \"off\" or \"require\"");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "alpn");
+    if (lua_istable(L, -1)) {
+        luaL_Buffer b;
+        int n = (int)lua_objlen(L, -1);
+
+        luaL_buffinit(L, &b);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1 - (i > 1 ? 0 : 0), i);
+            if (i > 1)
+                luaL_addchar(&b, ',');
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        lua_replace(L, -2);           /* the joined list stays on the stack */
+        o->alpn = lua_tostring(L, -1);
+    } else if (lua_isstring(L, -1)) {
+        o->alpn = lua_tostring(L, -1); /* stays on the stack */
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+/* Creates k->tls from the options at idx; on failure pushes nil, err. */
+static int make_tls(lua_State *L, struct sock *k, int idx, const char *host)
+{
+    struct lurk_tls_opts o;
+    int top = lua_gettop(L), rc;
+
+    check_tls_opts(L, idx, host, &o);
+    rc = lurk_tls_new(&k->tls, k->rt->tls, k->s, &o);
+    lua_settop(L, top);
+    if (rc < 0) {
+        int n = sock_error(L, k, rc, "tls");
+
+        lurk_tls_unref(k->tls);
+        k->tls = NULL;
+        return n;
+    }
+    return 0;
 }
 
 /* tcp.connect(host, port [, opts]) -> sock | nil, err */
@@ -164,9 +305,18 @@ static int l_connect(lua_State *L)
     rc = lurk_tcp_new(&k->s, rt->loop, rt->resolver);
     if (rc < 0)
         return luaL_error(L, "out of memory");
+    k->st = lurk_tcp_stream(k->s);
     luaL_getmetatable(L, SOCK_MT);
     lua_setmetatable(L, 4);
 
+    lua_getfield(L, 3, "tls");
+    if (lua_toboolean(L, -1)) {
+        int n = make_tls(L, k, 5, host);
+
+        if (n)
+            return n;
+    }
+    lua_settop(L, 4);
     rc = lurk_task_check(t);
     if (rc == 0)
         rc = lurk_tcp_connect(k->s, host, (int)port, lurk_task_deadline(t, k->timeout),
@@ -183,7 +333,7 @@ static int l_connect(lua_State *L)
 /* Pushes the answer to the current receive if the buffer holds it. */
 static int try_receive(lua_State *L, struct sock *k)
 {
-    struct lurk_buf *b = lurk_tcp_rbuf(k->s);
+    struct lurk_buf *b = k->st->rbuf;
     size_t len = lurk_buf_len(b);
     const char *p = len ? lurk_buf_head(b) : "";  /* data may be NULL when empty */
 
@@ -206,7 +356,7 @@ static int try_receive(lua_State *L, struct sock *k)
         return 1;
     }
     case R_ALL:
-        if (!lurk_tcp_at_eof(k->s))
+        if (!k->st->eof)
             return 0;
         lua_pushlstring(L, p, len);
         lurk_buf_consume(b, len);
@@ -219,7 +369,7 @@ static int try_receive(lua_State *L, struct sock *k)
  * err.partial holding what was buffered. */
 static int receive_failed(lua_State *L, struct sock *k, int rc)
 {
-    struct lurk_buf *b = lurk_tcp_rbuf(k->s);
+    struct lurk_buf *b = k->st->rbuf;
     int n = sock_error(L, k, rc, "read");
 
     lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
@@ -231,11 +381,11 @@ static int receive_failed(lua_State *L, struct sock *k, int rc)
 /* Starts the next read for the current receive, or reports why not. */
 static int receive_more(lua_State *L, struct sock *k)
 {
-    struct lurk_buf *b = lurk_tcp_rbuf(k->s);
+    struct lurk_buf *b = k->st->rbuf;
     size_t have = lurk_buf_len(b), room = 0;
     int rc;
 
-    if (lurk_tcp_at_eof(k->s))
+    if (k->st->eof)
         return receive_failed(L, k, -LURK_EEOF);
     if (k->rmode == R_BYTES)
         room = k->rwant - have;
@@ -243,7 +393,7 @@ static int receive_more(lua_State *L, struct sock *k)
         return receive_failed(L, k, -LURK_ELIMIT);
     rc = lurk_task_check(k->reader);
     if (rc == 0)
-        rc = lurk_tcp_read(k->s, room, k->rdeadline, lurk_task_wake, k->reader);
+        rc = lurk_stream_read(k->st, room, k->rdeadline, lurk_task_wake, k->reader);
     if (rc < 0)
         return receive_failed(L, k, rc);
     return LURK_AGAIN;
@@ -256,7 +406,7 @@ static int receive_results(lua_State *L, void *ud, int res)
 
     if (res < 0) {
         if (res == -ECANCELED)
-            lurk_tcp_close(k->s);     /* a cancelled task's socket is closed */
+            lurk_stream_close(k->st); /* a cancelled task's socket is closed */
         return receive_failed(L, k, res);
     }
     n = try_receive(L, k);
@@ -269,7 +419,7 @@ static void receive_cancel(void *ud)
 {
     struct sock *k = ud;
 
-    lurk_tcp_cancel(k->s, LURK_TCP_READ);
+    lurk_stream_cancel(k->st, LURK_STREAM_READ);
 }
 
 static void receive_release(void *ud)
@@ -320,7 +470,7 @@ static int sock_receive(lua_State *L)
     }
     if (k->reader)
         return luaL_error(L, "another task is already receiving on this socket");
-    if (!lurk_tcp_is_open(k->s))
+    if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
     n = try_receive(L, k);
     if (n > 0)
@@ -345,7 +495,7 @@ static int send_results(lua_State *L, void *ud, int res)
     if (res < 0) {
         /* Part of the data may have gone out: the stream is unusable. */
         if (res == -ECANCELED || res == -ETIMEDOUT)
-            lurk_tcp_close(k->s);
+            lurk_stream_close(k->st);
         return sock_error(L, k, res, "send");
     }
     lua_pushnumber(L, (lua_Number)k->wlen);
@@ -356,7 +506,7 @@ static void send_cancel(void *ud)
 {
     struct sock *k = ud;
 
-    lurk_tcp_cancel(k->s, LURK_TCP_WRITE);
+    lurk_stream_cancel(k->st, LURK_STREAM_WRITE);
 }
 
 static void send_release(void *ud)
@@ -382,14 +532,14 @@ static int sock_send(lua_State *L)
 
     if (k->writer)
         return luaL_error(L, "another task is already sending on this socket");
-    if (!lurk_tcp_is_open(k->s))
+    if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "send");
     rc = lurk_task_check(t);
     if (rc < 0)
         return sock_error(L, k, rc, "send");
     k->wlen = len;
     k->writer = t;
-    rc = lurk_tcp_write(k->s, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
+    rc = lurk_stream_write(k->st, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
     if (rc < 0) {
         k->writer = NULL;
         return sock_error(L, k, rc, "send");
@@ -398,6 +548,102 @@ static int sock_send(lua_State *L)
     k->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &send_waiter, k);
+}
+
+/* sock:starttls([opts]) -> sock | nil, err: a TLS handshake on this
+ * connection; afterwards send and receive carry plaintext through TLS. */
+static int sock_starttls(lua_State *L)
+{
+    struct sock *k = check_open(L);
+    struct lurk_task *t = lurk_lua_task(L, "sock:starttls");
+    const char *name = lurk_tcp_name(k->s);
+    char host[300];
+    const char *colon;
+    int rc, n;
+
+    if (k->tls)
+        return luaL_error(L, "TLS is already set up on this socket");
+    if (k->reader || k->writer)
+        return luaL_error(L, "sock:starttls while another task uses the socket");
+    if (!k->st->open)
+        return sock_error(L, k, -LURK_ECLOSED, "tls");
+    if (lurk_buf_len(k->st->rbuf))
+        return luaL_error(L, "sock:starttls with unread plaintext buffered");
+    /* The host name is the one connected to: "host:port" or "[v6]:port". */
+    colon = strrchr(name, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon ? colon - name : (long)strlen(name)), name);
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    n = make_tls(L, k, 2, host);
+    if (n)
+        return n;
+    k->handshaking = true;
+    k->connector = t;
+    rc = lurk_task_check(t);
+    if (rc == 0)
+        rc = lurk_tls_handshake(k->tls, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
+    if (rc < 0) {
+        k->handshaking = false;
+        k->connector = NULL;
+        lurk_stream_close(k->st);
+        return sock_error(L, k, rc, "tls");
+    }
+    anchor(L, k, 1);
+    return lurk_task_wait(L, t, &connect_waiter, k);
+}
+
+/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, fallback } or nil */
+static void push_tls_info(lua_State *L, struct sock *k)
+{
+    struct lurk_tls_info i;
+
+    if (!k->tls || k->st != lurk_tls_stream(k->tls)) {
+        lua_pushnil(L);
+        return;
+    }
+    lurk_tls_get_info(k->tls, &i);
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, i.version);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, i.cipher);
+    lua_setfield(L, -2, "cipher");
+    if (i.alpn) {
+        lua_pushstring(L, i.alpn);
+        lua_setfield(L, -2, "alpn");
+    }
+    lua_pushboolean(L, i.ktls_tx && i.ktls_rx);
+    lua_setfield(L, -2, "ktls");
+    lua_pushboolean(L, i.ktls_tx);
+    lua_setfield(L, -2, "ktls_tx");
+    lua_pushboolean(L, i.ktls_rx);
+    lua_setfield(L, -2, "ktls_rx");
+    if (i.fallback[0]) {
+        lua_pushstring(L, i.fallback);
+        lua_setfield(L, -2, "fallback");
+    } else {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "fallback");
+    }
+}
+
+static int sock_index(lua_State *L)
+{
+    struct sock *k = check_sock(L, 1);
+    const char *key = lua_tostring(L, 2);
+
+    if (key && strcmp(key, "tls") == 0) {
+        push_tls_info(L, k);
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1)); /* the methods table */
+    return 1;
 }
 
 /* ---- the rest ---- */
@@ -425,8 +671,8 @@ static int sock_close(lua_State *L)
     struct sock *k = check_sock(L, 1);
 
     k->user_closed = true;
-    if (k->s)
-        lurk_tcp_close(k->s);
+    if (k->st)
+        lurk_stream_close(k->st);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -435,11 +681,17 @@ static int sock_gc(lua_State *L)
 {
     struct sock *k = check_sock(L, 1);
 
+    if (k->st)
+        lurk_stream_close(k->st);
+    if (k->tls) {
+        lurk_tls_unref(k->tls);
+        k->tls = NULL;
+    }
     if (k->s) {
-        lurk_tcp_close(k->s);
         lurk_tcp_unref(k->s);
         k->s = NULL;
     }
+    k->st = NULL;
     return 0;
 }
 
@@ -447,8 +699,8 @@ static int sock_tostring(lua_State *L)
 {
     struct sock *k = check_sock(L, 1);
 
-    lua_pushfstring(L, "lurk.tcp (%s%s)", k->s ? lurk_tcp_name(k->s) : "?",
-                    k->s && lurk_tcp_is_open(k->s) ? "" : ", closed");
+    lua_pushfstring(L, "lurk.tcp (%s%s%s)", k->s ? lurk_tcp_name(k->s) : "?", k->tls ? ", TLS" : "",
+                    k->st && k->st->open ? "" : ", closed");
     return 1;
 }
 
@@ -459,6 +711,7 @@ int lurk_lua_open_tcp(lua_State *L)
         { "send", sock_send },
         { "settimeout", sock_settimeout },
         { "close", sock_close },
+        { "starttls", sock_starttls },
         { NULL, NULL },
     };
     static const luaL_Reg funcs[] = {
@@ -469,6 +722,7 @@ int lurk_lua_open_tcp(lua_State *L)
     luaL_newmetatable(L, SOCK_MT);
     lua_newtable(L);
     luaL_register(L, NULL, methods);
+    lua_pushcclosure(L, sock_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, sock_gc);
     lua_setfield(L, -2, "__gc");

@@ -1,0 +1,83 @@
+/*
+ * tls.h - TLS client connections over a TCP socket: the mbedTLS handshake
+ * driven by ring completions, certificate verification, then kernel TLS
+ * (kTLS) when the kernel takes the keys, else mbedTLS in userspace on the
+ * same connection.
+ *
+ * A struct lurk_tls provides a struct lurk_stream: after the handshake,
+ * readers and writers see plaintext whichever path carries the bytes.
+ */
+#ifndef LURK_TLS_TLS_H
+#define LURK_TLS_TLS_H
+
+#include "net/stream.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lurk_tcp;
+struct lurk_tls;
+struct lurk_tls_ctx;
+
+enum lurk_ktls_policy { LURK_KTLS_AUTO, LURK_KTLS_OFF, LURK_KTLS_REQUIRE };
+
+struct lurk_tls_opts {
+    const char *host;                 /* SNI and the name verified; NULL: an IP literal or none */
+    const char *cafile, *cadir;       /* trust these instead of the system bundle */
+    const char *cert, *key;           /* client certificate and key (PEM files) */
+    const char *alpn;                 /* comma-separated protocols to offer, or NULL */
+    uint16_t min_version;             /* 0x0303 (TLS 1.2, the default) or 0x0304 */
+    uint16_t max_version;             /* 0: TLS 1.3 */
+    const char *ciphers;              /* colon-separated mbedTLS suite names, or NULL */
+    bool insecure;                    /* skip certificate verification (explicit only) */
+    enum lurk_ktls_policy ktls;
+};
+
+/*
+ * Per-runtime state: the random generator and the system CA bundle, which is
+ * parsed once, at the first connection that needs it.
+ */
+int lurk_tls_ctx_new(struct lurk_tls_ctx **out);
+void lurk_tls_ctx_free(struct lurk_tls_ctx *c);
+
+/* The kTLS policy from LURK_KTLS (auto, off, require); auto if unset. */
+enum lurk_ktls_policy lurk_ktls_policy_env(void);
+
+/*
+ * Sets up a client over a connected tcp socket (taking a reference on it).
+ * Nothing is sent until lurk_tls_handshake(). Returns 0, -EINVAL for bad
+ * options or -LURK_ETLS (lurk_tls_errmsg says why, e.g. an unreadable CA
+ * file); on failure *out is still set when non-NULL so the message can be
+ * read, and must be released with lurk_tls_unref().
+ */
+int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tcp *tcp,
+                 const struct lurk_tls_opts *o);
+
+void lurk_tls_unref(struct lurk_tls *t);
+
+/*
+ * Runs the handshake; cb(arg, 0) once the connection is usable (kTLS set up
+ * where possible), cb(arg, rc < 0) on failure: -LURK_ETLS with the reason in
+ * lurk_tls_errmsg(), -ETIMEDOUT, -ECANCELED, -LURK_ECLOSED, or a socket error.
+ */
+int lurk_tls_handshake(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb, void *arg);
+
+/* Cancels a handshake in progress (cb sees -ECANCELED). */
+void lurk_tls_cancel_handshake(struct lurk_tls *t);
+
+struct lurk_stream *lurk_tls_stream(struct lurk_tls *t);
+
+/* The reason for the last -LURK_ETLS ("" if none). */
+const char *lurk_tls_errmsg(const struct lurk_tls *t);
+
+struct lurk_tls_info {
+    const char *version;              /* "TLSv1.2", "TLSv1.3" */
+    const char *cipher;               /* mbedTLS suite name */
+    const char *alpn;                 /* negotiated protocol or NULL */
+    bool ktls_tx, ktls_rx;            /* which directions the kernel carries */
+    const char *fallback;             /* why not kTLS ("" when both are) */
+};
+
+void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info);
+
+#endif
