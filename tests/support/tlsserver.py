@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""TLS peers for lurk's tests, on 127.0.0.1.
+
+usage:
+  tlsserver.py nginx DIR     nginx with one server block per case (see CASES);
+                             writes DIR/ports.lua and DIR/big.bin (+ its SHA-256)
+  tlsserver.py echo DIR      a TLS 1.2/1.3 echo server (Python's ssl, i.e. OpenSSL)
+  tlsserver.py starttls DIR  plain text until "STARTTLS\\n", then TLS echo
+  tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset, eager (see below)
+
+Prints "PORT <n> PID <pid> DIR <dir>" once ready; exits when its parent does.
+Certificates come from certs.sh in DIR.
+"""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+BOTH = "TLSv1.2 TLSv1.3"
+# name: (cert, protocols, TLS 1.2 ciphers, TLS 1.3 suites)
+CASES = {
+    "good": ("good", BOTH, None, None),
+    "tls12_aes128": ("good", "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", None),
+    "tls12_aes256": ("good", "TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", None),
+    "tls12_chacha": ("good", "TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305", None),
+    "tls13_aes128": ("good", "TLSv1.3", None, "TLS_AES_128_GCM_SHA256"),
+    "tls13_aes256": ("good", "TLSv1.3", None, "TLS_AES_256_GCM_SHA384"),
+    "tls13_chacha": ("good", "TLSv1.3", None, "TLS_CHACHA20_POLY1305_SHA256"),
+    "tls12_cbc": ("good", "TLSv1.2", "ECDHE-ECDSA-AES128-SHA256", None),
+    "expired": ("expired", BOTH, None, None),
+    "future": ("future", BOTH, None, None),
+    "wronghost": ("wronghost", BOTH, None, None),
+    "ipmismatch": ("ipmismatch", BOTH, None, None),
+    "selfsigned": ("selfsigned", BOTH, None, None),
+    "unknownca": ("unknownca", BOTH, None, None),
+    "tls10": ("good", "TLSv1 TLSv1.1", "DEFAULT:@SECLEVEL=0", None),
+}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+CHILDREN = []
+
+
+def stop(*_):
+    for p in CHILDREN:
+        p.kill()
+    os._exit(0)
+
+
+def watch_parent():
+    parent = os.getppid()
+    while True:
+        time.sleep(0.2)
+        if os.getppid() != parent:
+            stop()
+
+
+def certs(d):
+    subprocess.run([os.path.join(HERE, "certs.sh"), d], check=True)
+
+
+def wait_listen(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.025)
+    raise SystemExit("port %d never listened" % port)
+
+
+def run_nginx(d):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise SystemExit("nginx not found (scripts/install-deps.sh installs nginx-light)")
+    size = int(os.environ.get("LURK_BIG_MB", "64")) << 20
+    big = os.path.join(d, "big.bin")
+    if not os.path.exists(big) or os.path.getsize(big) != size:
+        with open(big, "wb") as f:
+            f.write(os.urandom(size))
+    digest = hashlib.sha256(open(big, "rb").read()).hexdigest()
+    ports = {name: free_port() for name in CASES}
+    servers = []
+    for name, (cert, protos, ciphers, suites) in CASES.items():
+        lines = [
+            "server {",
+            "  listen 127.0.0.1:%d ssl;" % ports[name],
+            "  ssl_certificate %s/%s.pem;" % (d, cert),
+            "  ssl_certificate_key %s/%s.key;" % (d, cert),
+            "  ssl_protocols %s;" % protos,
+            "  ssl_session_tickets on;",
+        ]
+        if ciphers:
+            lines.append("  ssl_ciphers %s;" % ciphers)
+        if suites:
+            lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
+        lines += [
+            "  location = / { return 200 'hello from nginx\\n'; }",
+            "  location = /big.bin { root %s; }" % d,
+            "}",
+        ]
+        servers.append("\n".join(lines))
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path %(d)s/tmp-body;
+  proxy_temp_path %(d)s/tmp-proxy;
+  fastcgi_temp_path %(d)s/tmp-fcgi;
+  uwsgi_temp_path %(d)s/tmp-uwsgi;
+  scgi_temp_path %(d)s/tmp-scgi;
+  sendfile on;
+%(servers)s
+}
+""" % {"d": d, "servers": "\n".join(servers)})
+    with open(os.path.join(d, "ports.lua"), "w") as f:
+        f.write("return {\n")
+        for name, port in ports.items():
+            f.write("  %s = %d,\n" % (name, port))
+        f.write('  big_sha256 = "%s", big_size = %d, dir = "%s",\n}\n' % (digest, size, d))
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", d, "-e", os.path.join(d, "nginx-error.log")])
+    CHILDREN.append(proc)
+    for port in ports.values():
+        wait_listen(port)
+    print("PORT %d PID %d DIR %s" % (ports["good"], os.getpid(), d), flush=True)
+    watch_parent()
+
+
+def context(d):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "good.pem"), os.path.join(d, "good.key"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def echo(conn):
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+
+
+def handle(mode, raw, ctx):
+    try:
+        if mode == "starttls":
+            f = raw.makefile("rb")
+            line = f.readline()
+            if line != b"STARTTLS\n":
+                raw.sendall(b"ERR\n")
+                return
+            raw.sendall(b"GO\n")
+        conn = ctx.wrap_socket(raw, server_side=True)
+        if mode in ("echo", "starttls"):
+            echo(conn)
+            conn.unwrap()
+        elif mode == "close_notify":
+            conn.sendall(b"goodbye")
+            conn.unwrap()                 # sends close_notify ...
+            time.sleep(3)                 # ... and keeps TCP open
+        elif mode == "noclose":
+            conn.sendall(b"truncated")
+            raw.shutdown(socket.SHUT_RDWR)  # FIN without close_notify
+        elif mode == "reset":
+            conn.sendall(b"x" * 100)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+        elif mode == "eager":
+            # Data right behind the handshake (and TLS 1.3 tickets): what the
+            # kernel must find in the socket after the switch.
+            conn.sendall(b"early words\n")
+            echo(conn)
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        try:
+            raw.close()
+        except OSError:
+            pass
+
+
+def run_python(mode, d):
+    ctx = context(d)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    print("PORT %d PID %d DIR %s" % (srv.getsockname()[1], os.getpid(), d), flush=True)
+    threading.Thread(target=watch_parent, daemon=True).start()
+    while True:
+        raw, _ = srv.accept()
+        threading.Thread(target=handle, args=(mode, raw, ctx), daemon=True).start()
+
+
+def main():
+    mode, d = sys.argv[1], os.path.abspath(sys.argv[2])
+    certs(d)
+    signal.signal(signal.SIGTERM, stop)
+    if mode == "nginx":
+        run_nginx(d)
+    else:
+        run_python(mode, d)
+
+
+if __name__ == "__main__":
+    main()
