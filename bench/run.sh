@@ -29,3 +29,38 @@ if command -v strace >/dev/null; then
   strace -c -f -o "$out/strace" "$lurk" "$here/echo.lua" "$port" 100000 64 64 >/dev/null
   awk 'NR<=2 || /io_uring_enter|total/' "$out/strace"
 fi
+
+# ---- TLS (userspace mbedTLS on this host; see README for kTLS) ----
+cc -O2 -o "$out/gcm_ceiling" "$here/gcm_ceiling.c" $(PKG_CONFIG_PATH="$here/../.deps/usr/lib/x86_64-linux-gnu/pkgconfig" pkg-config --cflags --libs mbedcrypto) \
+   -Wl,-rpath,"$here/../.deps/usr/lib/x86_64-linux-gnu" 2>/dev/null || cc -O2 -o "$out/gcm_ceiling" "$here/gcm_ceiling.c" -lmbedcrypto
+echo "== TLS: the crypto ceiling"
+"$out/gcm_ceiling"
+
+mb=${LURK_BENCH_MB:-256}
+LURK_BIG_MB=$mb python3 "$here/../tests/support/tlsserver.py" nginx "$out/tls" >"$out/tlsport" &
+for _ in $(seq 200); do [ -s "$out/tlsport" ] && break; sleep 0.05; done
+tport=$(awk '{print $2}' "$out/tlsport")
+ca="$out/tls/ca.pem"
+cpu_of() { # command...: prints user+sys CPU seconds of the command
+  python3 -c 'import resource,subprocess,sys; subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,check=True); r=resource.getrusage(resource.RUSAGE_CHILDREN); print("%.3f" % (r.ru_utime+r.ru_stime))' "$@"
+}
+echo "== TLS: ${mb} MiB download from nginx, client CPU per GiB (interleaved)"
+for suite in TLS1-3-AES-128-GCM-SHA256 TLS1-3-CHACHA20-POLY1305-SHA256; do
+  curl_suite=$( [ "$suite" = TLS1-3-AES-128-GCM-SHA256 ] && echo TLS_AES_128_GCM_SHA256 || echo TLS_CHACHA20_POLY1305_SHA256 )
+  for round in 1 2; do
+    "$lurk" "$here/tls_download.lua" "$tport" "$ca" $((mb << 20)) 1 "$suite"
+    c=$(cpu_of curl -s -o /dev/null --cacert "$ca" --tls13-ciphers "$curl_suite" "https://localhost:$tport/big.bin")
+    python3 -c "print('curl  %s: %.2f s CPU per GiB' % ('$curl_suite', $c / ($mb / 1024)))"
+  done
+done
+
+echo "== TLS: handshakes (new connection each, TLS 1.3, ECDSA P-256)"
+"$lurk" "$here/tls_handshakes.lua" "$tport" "$ca" 500 1
+urls=$(for i in $(seq 200); do printf 'https://localhost:%s/ ' "$tport"; done)
+t0=$(date +%s.%N)
+c=$(cpu_of curl -s --no-sessionid -H 'Connection: close' --cacert "$ca" $urls)
+t1=$(date +%s.%N)
+python3 -c "print('curl  handshakes (one process, no session reuse): %.0f/s, %.2f ms CPU each' % (200 / ($t1 - $t0), $c / 200 * 1e3))"
+if command -v openssl >/dev/null; then
+  openssl s_time -connect "127.0.0.1:$tport" -new -time 3 2>/dev/null | grep -E 'connections in [0-9.]+s' | sed 's/^/openssl s_time: /' | head -1
+fi
