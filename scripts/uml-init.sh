@@ -131,6 +131,7 @@ if ($mode eq 'modprobe') {
 
 # --- setup (PID 1) ---
 my ($self, @boot) = @args;
+my $code = slurp($self);   # now, before a tmpfs may cover it
 my %mounted;
 sub refresh_mounts { %mounted = map { (split ' ')[1] => 1 } split /\n/, (slurp('/proc/mounts') // '') }
 sub mnt {
@@ -159,7 +160,6 @@ find_moddir();
 
 # The request_module() helper must outlive a tmpfs over /tmp: keep a copy in /run.
 mkdir '/run/uml-run';
-my $code = slurp($self);
 if (defined $code && spew('/run/uml-run/modprobe', $code) && chmod(0755, '/run/uml-run/modprobe')) {
     spew('/proc/sys/kernel/modprobe', "/run/uml-run/modprobe\n");
 } else {
@@ -237,6 +237,8 @@ else
         export PATH HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb \
             LANG=C.UTF-8 UML_RUN=1 PWD="$cwd"
         set +x
+        command -v -- "${argv[0]}" >/dev/null ||
+            { echo "uml-run: ${argv[0]}: command not found (inside the guest)" >&2; exit 127; }
         exec "${argv[@]}"
     ) </dev/null >&3 2>&4
     rc=$?

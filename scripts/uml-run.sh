@@ -113,11 +113,14 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 fi
 
 kargs=(mem="$mem" root=/dev/root rootfstype=hostfs rootflags=/ rw
-       init="$state/init" quiet loglevel=0 con=null con0=null ssl=null
-       uml_dir="$state/uml" umid=run
+       init="$state/init" con=null ssl=null uml_dir="$state/uml" umid=run
        UML_RUN_STATE="$state" UML_RUN_PRIVATE_TMP="$private_tmp"
        UML_RUN_NOFILE="$(ulimit -n)")
-[ "$debug" = 0 ] || kargs+=(UML_RUN_TRACE=1)
+if [ "$debug" = 0 ]; then
+    kargs+=(quiet loglevel=0 con0=null)
+else   # kernel messages into console.log (linux.uml's stdout), init traced
+    kargs+=(con0=null,fd:1 UML_RUN_TRACE=1)
+fi
 
 start=$(date +%s)
 # timeout(1) gives linux.uml a process group of its own and signals the whole group
