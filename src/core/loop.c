@@ -18,6 +18,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -277,27 +278,50 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
     return (int)n;
 }
 
-void lurk_loop_drain(struct lurk_loop *l)
+int lurk_loop_drain(struct lurk_loop *l)
 {
+    int64_t give_up = lurk_now_ns() + 5 * (int64_t)1000000000;
+
     while (l->in_flight > 0) {
         struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000 };
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
         int rc;
 
+        if (lurk_now_ns() > give_up)
+            return -ETIMEDOUT;
         /* Cancel all, every turn: a callback may have started a new op.
-         * (IORING_ASYNC_CANCEL_ANY: Linux 5.19.) */
+         * (IORING_ASYNC_CANCEL_ANY: Linux 5.19.) Wait at most 100 ms a turn,
+         * so an op the kernel will not cancel cannot hang us. */
         io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
         io_uring_sqe_set_data64(sqe, 0);
-        rc = lurk_loop_turn(l, true);
-        if (rc < 0 && rc != -EINTR)
-            lurk_panic("io_uring_enter failed while draining: %s", lurk_strerror(rc));
+        l->stats.enters++;
+        rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            return rc;
+        io_uring_for_each_cqe(&l->ring, head, cqe) {
+            dispatch(l, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&l->ring, n);
+        l->stats.cqes += n;
     }
+    return 0;
 }
 
 void lurk_loop_free(struct lurk_loop *l)
 {
     if (!l)
         return;
-    lurk_loop_drain(l);
+    if (lurk_loop_drain(l) < 0) {
+        /* The kernel may still write into op records and buffers: leak them
+         * rather than free memory it owns. The ring's teardown reaps the ops. */
+        fprintf(stderr, "lurk: %u io_uring operation(s) did not complete after "
+                "cancellation; leaking their memory\n", l->in_flight);
+        io_uring_queue_exit(&l->ring);
+        return;
+    }
     io_uring_queue_exit(&l->ring);
     while (l->slabs) {
         struct slab *s = l->slabs;

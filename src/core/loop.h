@@ -50,9 +50,10 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries);
 /*
  * Cancels every op in flight and reaps completions until none is left, so
  * every callback has run (callbacks that start new ops see those cancelled
- * too). Callers must not wait on anything after this.
+ * too). Returns 0, or -ETIMEDOUT if ops are still in flight after 5 seconds
+ * (the kernel would not cancel them): their memory must then not be freed.
  */
-void lurk_loop_drain(struct lurk_loop *l);
+int lurk_loop_drain(struct lurk_loop *l);
 
 /*
  * Drains the loop (see lurk_loop_drain), then frees it. NULL is a no-op.

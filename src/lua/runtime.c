@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,8 +125,14 @@ void lurk_rt_free(struct lurk_rt *rt)
         return;
     rt->closing = true;
     lurk_rt_release_tasks(rt);
-    if (rt->loop)
-        lurk_loop_drain(rt->loop);
+    if (rt->loop && lurk_loop_drain(rt->loop) < 0) {
+        /* The kernel still holds ops into Lua strings and socket buffers:
+         * leak the whole runtime rather than free what it may touch. */
+        fprintf(stderr, "lurk: %u io_uring operation(s) would not cancel; "
+                "leaking the runtime instead of freeing memory the kernel uses\n",
+                lurk_loop_in_flight(rt->loop));
+        return;
+    }
     if (rt->L)
         lua_close(rt->L);
     lurk_resolver_close(rt->resolver);

@@ -127,6 +127,8 @@ struct lurk_tls {
 
     /* kernel TLS */
     bool ktls_tx, ktls_rx;
+    bool released;                    /* mbedTLS state freed (kTLS both ways) */
+    const char *suite_name, *alpn;    /* kept across release_mbedtls() */
     struct lurk_op *rxop;
     struct msghdr msg;
     struct iovec iov;
@@ -590,6 +592,24 @@ static const char *cipher_name(enum lurk_tls_cipher c)
                                                                                  : "CHACHA20-POLY1305";
 }
 
+/* The kernel owns both directions: mbedTLS's context and its two record
+ * buffers (about 33 KiB) are dead weight from here on. What the info
+ * getters need (suite name, ALPN) points at static or connection-owned
+ * storage, so it is captured first. */
+static void release_mbedtls(struct lurk_tls *t)
+{
+    t->suite_name = mbedtls_ssl_get_ciphersuite(&t->ssl);
+    t->alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
+    mbedtls_ssl_free(&t->ssl);        /* zeroed: freeing it again is harmless */
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_x509_crt_free(&t->own_ca);
+    mbedtls_x509_crt_free(&t->cert);
+    mbedtls_pk_free(&t->key);
+    lurk_buf_fini(&t->q);
+    lurk_buf_fini(&t->inflight);
+    t->released = true;
+}
+
 /* Tries to hand both directions to the kernel. Returns 0 (whatever the
  * outcome, with the reason in t->fallback) or -LURK_ETLS when the policy
  * requires kTLS and it could not be had. */
@@ -659,6 +679,8 @@ static int setup_ktls(struct lurk_tls *t)
                  "%skernel refused TLS_TX for %s (%s)", t->fallback[0] ? "; " : "",
                  cipher_name(t->cipher), lurk_errname(rc));
     mbedtls_platform_zeroize(&info, sizeof info);
+    if (t->ktls_tx && t->ktls_rx)
+        release_mbedtls(t);
 wipe:
     mbedtls_platform_zeroize(&ck, sizeof ck);
     mbedtls_platform_zeroize(&sk, sizeof sk);
@@ -777,8 +799,8 @@ struct lurk_stream *lurk_tls_stream(struct lurk_tls *t)
 void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info)
 {
     info->version = t->version == 0x0304 ? "TLSv1.3" : t->version == 0x0303 ? "TLSv1.2" : "?";
-    info->cipher = mbedtls_ssl_get_ciphersuite(&t->ssl);
-    info->alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
+    info->cipher = t->released ? t->suite_name : mbedtls_ssl_get_ciphersuite(&t->ssl);
+    info->alpn = t->released ? t->alpn : mbedtls_ssl_get_alpn_protocol(&t->ssl);
     info->ktls_tx = t->ktls_tx;
     info->ktls_rx = t->ktls_rx;
     info->fallback = t->fallback;

@@ -142,6 +142,7 @@ end
 do
   local port = t.server("tlsserver.py", "close_notify", dir)
   local s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca } }))
+  t.ok(s:send("go\n"))
   local t0 = lurk.now()
   t.eq(s:receive("*a"), "goodbye")
   t.ok(lurk.now() - t0 < 2, "close_notify ends the stream at once")
@@ -149,11 +150,13 @@ do
 
   port = t.server("tlsserver.py", "noclose", dir)
   s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca } }))
+  t.ok(s:send("go\n"))
   t.eq(s:receive("*a"), "truncated")
   s:close()
 
   port = t.server("tlsserver.py", "reset", dir)
   s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca } }))
+  t.ok(s:send("go\n"))
   local data, err = s:receive(1000)
   t.eq(data, nil)
   t.ok(err.kind == "closed" or err.kind == "tls", "reset: " .. tostring(err))

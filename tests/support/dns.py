@@ -11,6 +11,7 @@ every other name is NXDOMAIN. It exits when this script's parent goes away.
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,8 @@ def main():
             time.sleep(0.05)
         finally:
             s.close()
+    # The test stops us with SIGTERM: take dnsmasq down too.
+    signal.signal(signal.SIGTERM, lambda *_: (proc.terminate(), os._exit(0)))
     print("PORT %d PID %d" % (port, os.getpid()), flush=True)
     parent = os.getppid()
     try:

@@ -6,7 +6,8 @@ usage:
                              writes DIR/ports.lua and DIR/big.bin (+ its SHA-256)
   tlsserver.py echo DIR      a TLS 1.2/1.3 echo server (Python's ssl, i.e. OpenSSL)
   tlsserver.py starttls DIR  plain text until "STARTTLS\\n", then TLS echo
-  tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset, eager (see below)
+  tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset (each after the
+                             client sends a line), eager (see below)
 
 Prints "PORT <n> PID <pid> DIR <dir>" once ready; exits when its parent does.
 Certificates come from certs.sh in DIR.
@@ -175,6 +176,15 @@ def handle(mode, raw, ctx):
                 return
             raw.sendall(b"GO\n")
         conn = ctx.wrap_socket(raw, server_side=True)
+        if mode in ("close_notify", "noclose", "reset"):
+            # Wait for the client's "go", so its handshake (and its switch to
+            # kernel TLS) is over before this connection ends.
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = conn.recv(1)
+                if not chunk:
+                    return
+                buf += chunk
         if mode in ("echo", "starttls"):
             echo(conn)
             conn.unwrap()

@@ -26,7 +26,7 @@ end
 
 function t.ok(v, msg)
   t.checks = t.checks + 1
-  if not v then fail(2, (msg or "expected a true value") .. ", got " .. show(v)) end
+  if not v then fail(2, (msg ~= nil and tostring(msg) or "expected a true value") .. ", got " .. show(v)) end
   return v
 end
 
