@@ -172,6 +172,24 @@ do
   end
 end
 
+-- A TLS 1.3 KeyUpdate from the server: neither the 6.1 kernel nor mbedTLS
+-- 3.6 can follow one, so the connection fails with a clear tls error (on
+-- kTLS naming the KeyUpdate) after the data sent before it. Never garbage.
+do
+  local port = t.server("tlsserver.py", "keyupdate", dir)
+  local s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca } }))
+  t.ok(s:send("go\n"))
+  t.eq(s:receive(), "before")
+  local line, err = s:receive()
+  if s.tls.ktls_rx then
+    t.fails("tls", line, err)
+    t.ok(err.message:find("KeyUpdate", 1, true), err.message)
+  else
+    t.fails("tls", line, err)
+  end
+  s:close()
+end
+
 -- Many handshakes at once.
 do
   local ports = {}

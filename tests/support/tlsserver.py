@@ -226,12 +226,51 @@ def run_python(mode, d):
         threading.Thread(target=handle, args=(mode, raw, ctx), daemon=True).start()
 
 
+def run_keyupdate(d):
+    """openssl s_server, TLS 1.3 only. After the client's "go" line it sends
+    "before", a KeyUpdate (its interactive "k" command), then "after"."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-tls1_3", "-naccept", "1",
+         "-cert", os.path.join(d, "good.pem"), "-key", os.path.join(d, "good.key")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    CHILDREN.append(proc)
+    wait_listen_state(port)
+    print("PORT %d PID %d DIR %s" % (port, os.getpid(), d), flush=True)
+    threading.Thread(target=watch_parent, daemon=True).start()
+    for line in proc.stdout:
+        if line.strip() == b"go":
+            break
+    try:
+        for cmd in (b"before\n", b"k\n", b"after\n"):
+            proc.stdin.write(cmd)
+            proc.stdin.flush()
+            time.sleep(0.2)
+    except BrokenPipeError:
+        pass                              # the client is gone, and s_server with it
+    time.sleep(5)
+    stop()
+
+
+def wait_listen_state(port):
+    # Connecting would use up s_server's one accept: look for LISTEN instead.
+    want = ":%04X" % port
+    for _ in range(200):
+        with open("/proc/net/tcp") as f:
+            if any(want in l.split()[1] and l.split()[3] == "0A" for l in f.readlines()[1:]):
+                return
+        time.sleep(0.025)
+    raise SystemExit("s_server never listened")
+
+
 def main():
     mode, d = sys.argv[1], os.path.abspath(sys.argv[2])
     certs(d)
     signal.signal(signal.SIGTERM, stop)
     if mode == "nginx":
         run_nginx(d)
+    elif mode == "keyupdate":
+        run_keyupdate(d)
     else:
         run_python(mode, d)
 
