@@ -9,7 +9,7 @@ for _ = 1, n do
   repeat local line = assert(s:receive("*l")) until line == ""
   local left = size
   while left > 0 do
-    local chunk = math.min(left, 1048576)
+    local chunk = math.min(left, 65536)
     assert(s:receive(chunk))
     left = left - chunk
   end

@@ -863,7 +863,7 @@ static void user_read_step(struct lurk_tls *t)
         if (n == MBEDTLS_ERR_SSL_WANT_READ) {
             t->raw_reading = true;
             t->refs++;
-            rc = lurk_tcp_read(t->tcp, 0, t->rdeadline, user_raw_done, t);
+            rc = lurk_tcp_read(t->tcp, 256 * 1024, t->rdeadline, user_raw_done, t);
             if (rc < 0) {
                 t->raw_reading = false;
                 t->refs--;

@@ -162,6 +162,16 @@ do
   t.ok(err.kind == "closed" or err.kind == "tls", "reset: " .. tostring(err))
   s:close()
 
+  -- a reset in the middle of a record: an error, never the half record
+  port = t.server("tlsserver.py", "midrecord", dir)
+  s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca } }))
+  t.ok(s:send("go\n"))
+  data, err = s:receive(16000)
+  t.eq(data, nil)
+  t.ok(err.kind == "closed" or err.kind == "tls", "reset mid-record: " .. tostring(err))
+  t.eq(err.partial, "", "no byte of the cut record is delivered")
+  s:close()
+
   port = t.server("tlsserver.py", "eager", dir)
   for _, v in ipairs { "1.2", "1.3" } do
     s = t.ok(tcp.connect("localhost", port, { tls = { cafile = ca, min_version = v, max_version = v } }))

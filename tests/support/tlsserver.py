@@ -6,8 +6,8 @@ usage:
                              writes DIR/ports.lua and DIR/big.bin (+ its SHA-256)
   tlsserver.py echo DIR      a TLS 1.2/1.3 echo server (Python's ssl, i.e. OpenSSL)
   tlsserver.py starttls DIR  plain text until "STARTTLS\\n", then TLS echo
-  tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset (each after the
-                             client sends a line), eager (see below)
+  tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset, midrecord (each
+                             after the client sends a line), eager (see below)
 
 Prints "PORT <n> PID <pid> DIR <dir>" once ready; exits when its parent does.
 Certificates come from certs.sh in DIR.
@@ -166,8 +166,50 @@ def echo(conn):
         conn.sendall(data)
 
 
+def midrecord(raw, ctx):
+    """Handshake through memory BIOs, so the bytes of one record can be cut:
+    after the client's line, send half of a 16 KB record, then reset."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_side=True)
+
+    def pump():
+        data = out.read()
+        if data:
+            raw.sendall(data)
+
+    while True:
+        try:
+            obj.do_handshake()
+            pump()
+            break
+        except ssl.SSLWantReadError:
+            pump()
+            data = raw.recv(65536)
+            if not data:
+                return
+            inc.write(data)
+    line = b""
+    while not line.endswith(b"\n"):
+        try:
+            line += obj.read(1)
+        except ssl.SSLWantReadError:
+            data = raw.recv(65536)
+            if not data:
+                return
+            inc.write(data)
+    obj.write(b"y" * 16000)
+    record = out.read()
+    raw.sendall(record[: len(record) // 2])
+    time.sleep(0.2)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()
+
+
 def handle(mode, raw, ctx):
     try:
+        if mode == "midrecord":
+            midrecord(raw, ctx)
+            return
         if mode == "starttls":
             f = raw.makefile("rb")
             line = f.readline()
