@@ -1,0 +1,280 @@
+/*
+ * h1.c - HTTP/1.1 responses through llhttp, one event at a time.
+ *
+ * llhttp pushes; callers here pull. The parser pauses itself where an event
+ * begins or ends (headers complete, each chunk header, message complete),
+ * so each lurk_h1_feed() call sees at most one event, and a body slice can
+ * point straight into the caller's input: the only copy is of the head.
+ *
+ * The head is kept as one buffer of names and values, each piece appended as
+ * llhttp hands it over (a header may arrive split across reads); headers are
+ * offsets into it, so growing the buffer never invalidates them.
+ */
+#include "http/h1.h"
+#include "core/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct lurk_h1 *of(llhttp_t *p)
+{
+    return (struct lurk_h1 *)((char *)p - offsetof(struct lurk_h1, p));
+}
+
+static int append(struct lurk_h1 *h, const char *at, size_t len)
+{
+    h->head_bytes += len;
+    if (h->head_bytes > h->max_head) {
+        h->error = "response head too large";
+        h->limit = true;
+        return -1;
+    }
+    if (lurk_buf_reserve(&h->head, len) < 0) {
+        h->error = "out of memory";
+        return -1;
+    }
+    memcpy(lurk_buf_tail(&h->head), at, len);
+    lurk_buf_commit(&h->head, len);
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct lurk_h1 *h = of(p);
+
+    if (h->reason_len == 0)
+        h->reason = lurk_buf_len(&h->head);
+    h->reason_len += len;
+    return append(h, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct lurk_h1 *h = of(p);
+
+    if (h->headers_done) {            /* a trailer: counted, not kept */
+        h->head_bytes += len;
+        return h->head_bytes > h->max_head ? (h->limit = true, h->error = "trailers too large", -1) : 0;
+    }
+    if (!h->in_value && h->nhdr > 0 && h->hdr[h->nhdr - 1].value_len == (size_t)-1)
+        ;                             /* continuing a name split across reads */
+    else {
+        if (h->nhdr == h->max_headers) {
+            h->error = "too many response headers";
+            h->limit = true;
+            return -1;
+        }
+        if (h->nhdr == h->cap) {
+            int cap = h->cap ? h->cap * 2 : 16;
+            struct lurk_h1_header *n = realloc(h->hdr, cap * sizeof *n);
+
+            if (!n) {
+                h->error = "out of memory";
+                return -1;
+            }
+            h->hdr = n;
+            h->cap = cap;
+        }
+        h->hdr[h->nhdr].name = lurk_buf_len(&h->head);
+        h->hdr[h->nhdr].name_len = 0;
+        h->hdr[h->nhdr].value_len = (size_t)-1;   /* no value yet */
+        h->nhdr++;
+        h->in_value = false;
+    }
+    h->hdr[h->nhdr - 1].name_len += len;
+    return append(h, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct lurk_h1 *h = of(p);
+    struct lurk_h1_header *hd;
+
+    if (h->headers_done) {
+        h->head_bytes += len;
+        return h->head_bytes > h->max_head ? (h->limit = true, h->error = "trailers too large", -1) : 0;
+    }
+    hd = &h->hdr[h->nhdr - 1];
+    if (hd->value_len == (size_t)-1) {
+        hd->value = lurk_buf_len(&h->head);
+        hd->value_len = 0;
+    }
+    hd->value_len += len;
+    h->in_value = true;
+    return append(h, at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct lurk_h1 *h = of(p);
+
+    if (!h->headers_done && h->nhdr > 0 && h->hdr[h->nhdr - 1].value_len == (size_t)-1) {
+        h->hdr[h->nhdr - 1].value = lurk_buf_len(&h->head);
+        h->hdr[h->nhdr - 1].value_len = 0;         /* an empty value */
+    }
+    h->in_value = true;
+    return 0;
+}
+
+static void reset_head(struct lurk_h1 *h)
+{
+    lurk_buf_consume(&h->head, lurk_buf_len(&h->head));
+    h->nhdr = 0;
+    h->reason = h->reason_len = 0;
+    h->head_bytes = 0;
+    h->in_value = false;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct lurk_h1 *h = of(p);
+    int status = p->status_code;
+
+    if (status >= 100 && status < 200 && status != 101) {
+        reset_head(h);                /* interim (100 Continue, 103 Early Hints) */
+        return 0;
+    }
+    h->status = status;
+    h->headers_done = true;
+    /* A response to HEAD has no body whatever its Content-Length says: 1
+     * tells llhttp so, and the message then ends (and pauses) at once; the
+     * head is still reported first. Otherwise pause here, so the head is an
+     * event of its own. */
+    return h->no_body ? 1 : HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct lurk_h1 *h = of(p);
+
+    if (len == 0)
+        return 0;                     /* llhttp flushes an empty span at the end of input */
+    /* At most one slice per segment: each chunk header pauses. */
+    if (h->body && h->body + h->body_len == at)
+        h->body_len += len;
+    else if (!h->body) {
+        h->body = at;
+        h->body_len = len;
+    } else {
+        h->error = "internal: two body slices in one step";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    struct lurk_h1 *h = of(p);
+
+    /* Stop before the next chunk's data if this step already has a slice. */
+    return h->body ? HPE_PAUSED : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct lurk_h1 *h = of(p);
+
+    if (!h->headers_done)
+        return 0;                     /* the end of an interim response */
+    h->finished = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_message_complete = on_message_complete,
+};
+
+void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers)
+{
+    memset(h, 0, sizeof *h);
+    llhttp_init(&h->p, HTTP_RESPONSE, &settings);
+    /* Accept bare LF line ends, as curl and browsers do; everything else
+     * (conflicting lengths, bad chunk sizes, junk) stays strict. */
+    llhttp_set_lenient_optional_cr_before_lf(&h->p, 1);
+    h->no_body = head_request;
+    h->max_head = max_head;
+    h->max_headers = max_headers;
+}
+
+void lurk_h1_fini(struct lurk_h1 *h)
+{
+    lurk_buf_fini(&h->head);
+    free(h->hdr);
+    h->hdr = NULL;
+}
+
+int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
+{
+    llhttp_errno_t rc;
+    bool head_before = h->headers_done;
+
+    *used = 0;
+    h->body = NULL;
+    h->body_len = 0;
+    if (h->finished)
+        return LURK_H1_DONE;
+    if (len == 0) {
+        /* After the head of a response without a body (204, 304), llhttp
+         * ends the message without needing another byte. */
+        if (!h->headers_done)
+            return LURK_H1_MORE;
+        data = "";
+    }
+    rc = llhttp_execute(&h->p, data, len);
+    if (rc == HPE_PAUSED) {
+        *used = (size_t)(llhttp_get_error_pos(&h->p) - data);
+        llhttp_resume(&h->p);
+    } else if (rc == HPE_OK) {
+        *used = len;
+    } else if (rc == HPE_PAUSED_UPGRADE) {
+        *used = (size_t)(llhttp_get_error_pos(&h->p) - data);
+        h->finished = true;
+    } else {
+        if (!h->error)
+            h->error = llhttp_get_error_reason(&h->p);
+        if (h->limit)
+            return -LURK_ELIMIT;
+        return -LURK_EHTTP;
+    }
+    if (!head_before && h->headers_done)
+        return LURK_H1_HEAD;
+    if (h->body) {
+        /* The end of the message may come in the same step: report the
+         * slice now and the end on the next call. */
+        return LURK_H1_BODY;
+    }
+    if (h->finished)
+        return LURK_H1_DONE;
+    return LURK_H1_MORE;
+}
+
+int lurk_h1_finish(struct lurk_h1 *h)
+{
+    llhttp_errno_t rc;
+
+    if (h->finished)
+        return LURK_H1_DONE;
+    rc = llhttp_finish(&h->p);
+    if (rc == HPE_OK || rc == HPE_PAUSED) {
+        if (h->headers_done) {
+            h->finished = true;
+            return LURK_H1_DONE;
+        }
+    }
+    h->error = h->headers_done ? "the connection closed before the end of the response body"
+                               : "the connection closed before a complete response head";
+    return -LURK_EHTTP;
+}
+
+bool lurk_h1_keep_alive(const struct lurk_h1 *h)
+{
+    return h->finished && llhttp_should_keep_alive(&h->p);
+}

@@ -1,0 +1,67 @@
+/*
+ * h1.h - HTTP/1.1 response parsing (llhttp) and request heads.
+ *
+ * The parser is incremental and copies nothing but the head: feed it the
+ * bytes read so far and it reports one event at a time (the head, a slice of
+ * body pointing into the input, the end of the message), consuming input up
+ * to that event. Body framing (Content-Length, chunked, read-until-close,
+ * HEAD/204/304 without a body) is llhttp's; interim 1xx responses are skipped.
+ * Limits on the head's size and header count are enforced here.
+ */
+#ifndef LURK_HTTP_H1_H
+#define LURK_HTTP_H1_H
+
+#include "core/buf.h"
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct lurk_h1_header {
+    size_t name, name_len, value, value_len;   /* offsets into head */
+};
+
+enum lurk_h1_event {
+    LURK_H1_MORE,                     /* everything consumed: feed more */
+    LURK_H1_HEAD,                     /* status, reason and headers are ready */
+    LURK_H1_BODY,                     /* body[0..body_len) points into the input */
+    LURK_H1_DONE,                     /* the response ended */
+};
+
+struct lurk_h1 {
+    llhttp_t p;
+    struct lurk_buf head;             /* reason, then header names and values */
+    struct lurk_h1_header *hdr;
+    int nhdr, cap;
+    int status;
+    size_t reason, reason_len;
+    size_t head_bytes, max_head;
+    int max_headers;
+    bool no_body;                     /* a HEAD request: no body whatever the headers say */
+    bool in_value, headers_done, finished, limit;
+    const char *body;
+    size_t body_len;
+    const char *error;                /* what went wrong, for messages */
+};
+
+/* Prepares to parse one response to a request (head_request: it was HEAD).
+ * max_head bounds the status line plus headers (and trailers), max_headers
+ * their count. */
+void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers);
+void lurk_h1_fini(struct lurk_h1 *h);
+
+/*
+ * Parses from data[0..len). Returns an event (>= 0) and sets *used to the
+ * bytes consumed, or a negative code: -LURK_EHTTP (h->error says why) or
+ * -LURK_ELIMIT (head too large, too many headers).
+ */
+int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used);
+
+/* The peer closed the connection: LURK_H1_DONE if the response was
+ * delimited by the close, else -LURK_EHTTP (a truncated response). */
+int lurk_h1_finish(struct lurk_h1 *h);
+
+/* Whether the connection may carry another request after this response. */
+bool lurk_h1_keep_alive(const struct lurk_h1 *h);
+
+#endif

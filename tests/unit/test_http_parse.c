@@ -1,0 +1,279 @@
+/* test_http_parse: HTTP/1.1 response parsing fed at every split point, each input ending at a PROT_NONE guard page. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "http/h1.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Copies s so that its last byte sits right before an unmapped page. */
+static char *guarded(const char *s, size_t len, void **map, size_t *maplen)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page + 1;
+    char *m = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect(m + (n - 1) * page, page, PROT_NONE), 0);
+    *map = m;
+    *maplen = n * page;
+    memcpy(m + (n - 1) * page - len, s, len);
+    return m + (n - 1) * page - len;
+}
+
+struct result {
+    int rc;                           /* 0, or the first negative code */
+    int status;
+    char headers[512];                /* "name=value;" ... */
+    char body[4096];
+    size_t body_len;
+    bool keep_alive;
+};
+
+/* Feeds msg in two pieces split at `split` (each piece guarded), then EOF
+ * if eof. */
+static void run(const char *msg, size_t split, bool head, bool eof, struct result *r)
+{
+    size_t len = strlen(msg), parts[2] = { split, len - split }, off = 0;
+    struct lurk_h1 h;
+    bool done = false;
+
+    memset(r, 0, sizeof *r);
+    lurk_h1_init(&h, head, 4096, 32);
+    for (int i = 0; i < 2 && !done && r->rc == 0; i++) {
+        void *map;
+        size_t maplen, pos = 0, used;
+        char *in = guarded(msg + off, parts[i], &map, &maplen);
+
+        while (!done) {
+            int ev = lurk_h1_feed(&h, in + pos, parts[i] - pos, &used);
+
+            pos += used;
+            if (ev < 0) {
+                r->rc = ev;
+                break;
+            }
+            if (ev == LURK_H1_HEAD) {
+                r->status = h.status;
+                for (int k = 0; k < h.nhdr; k++) {
+                    char one[128];
+
+                    snprintf(one, sizeof one, "%.*s=%.*s;", (int)h.hdr[k].name_len,
+                             h.head.data + h.hdr[k].name, (int)h.hdr[k].value_len,
+                             h.head.data + h.hdr[k].value);
+                    strcat(r->headers, one);
+                }
+            } else if (ev == LURK_H1_BODY) {
+                assert_true(r->body_len + h.body_len < sizeof r->body);
+                memcpy(r->body + r->body_len, h.body, h.body_len);
+                r->body_len += h.body_len;
+            } else if (ev == LURK_H1_DONE) {
+                done = true;
+            } else if (pos == parts[i]) {
+                break;                /* MORE with everything used */
+            }
+        }
+        munmap(map, maplen);
+        off += parts[i];
+    }
+    if (!done && r->rc == 0 && eof) {
+        int ev = lurk_h1_finish(&h);
+
+        if (ev < 0)
+            r->rc = ev;
+        else
+            done = true;
+    }
+    if (!done && r->rc == 0)
+        r->rc = 1;                    /* incomplete, no error */
+    r->keep_alive = lurk_h1_keep_alive(&h);
+    lurk_h1_fini(&h);
+}
+
+/* Runs every split and checks each gives the same result. */
+static void every_split(const char *msg, bool head, bool eof, struct result *want)
+{
+    struct result r;
+    size_t len = strlen(msg);
+
+    run(msg, len, head, eof, want);
+    for (size_t split = 0; split <= len; split++) {
+        run(msg, split, head, eof, &r);
+        if (r.rc != want->rc || r.status != want->status || strcmp(r.headers, want->headers) != 0 ||
+            r.body_len != want->body_len || memcmp(r.body, want->body, r.body_len) != 0)
+            fail_msg("split at %zu differs: rc %d/%d status %d/%d", split, r.rc, want->rc, r.status, want->status);
+    }
+}
+
+static void test_content_length(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.headers, "Content-Length=5;X-A=1;X-A=2;");
+    assert_int_equal(r.body_len, 5);
+    assert_memory_equal(r.body, "hello", 5);
+    assert_true(r.keep_alive);
+}
+
+static void test_chunked_with_extensions_and_trailers(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: yes\r\n\r\n",
+                false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "Transfer-Encoding=chunked;");
+    assert_int_equal(r.body_len, 11);
+    assert_memory_equal(r.body, "hello world", 11);
+}
+
+static void test_close_delimited(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", false, true, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 13);
+    assert_false(r.keep_alive);
+}
+
+static void test_no_body_cases(void **state)
+{
+    struct result r;
+
+    (void)state;
+    /* HEAD: Content-Length describes the GET body, none follows. */
+    every_split("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 0);
+    assert_true(r.keep_alive);
+    every_split("HTTP/1.1 204 No Content\r\n\r\n", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 204);
+    every_split("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 0);
+}
+
+static void test_interim_responses_skipped(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.headers, "Content-Length=2;");
+    assert_memory_equal(r.body, "ok", 2);
+}
+
+static void test_lf_only_lines_accepted(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_memory_equal(r.body, "hi", 2);
+}
+
+static void test_malformed_is_an_error(void **state)
+{
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",   /* conflicting */
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", /* chunk size */
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "garbage\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nBad Header Name: x\r\n\r\n",
+    };
+    struct result r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        every_split(bad[i], false, true, &r);
+        if (r.rc != -LURK_EHTTP)
+            fail_msg("case %zu: rc %d, want -LURK_EHTTP", i, r.rc);
+    }
+}
+
+static void test_truncation_is_an_error(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", false, true, &r);
+    assert_int_equal(r.rc, -LURK_EHTTP);
+    every_split("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", false, true, &r);
+    assert_int_equal(r.rc, -LURK_EHTTP);
+    every_split("HTTP/1.1 200 OK\r\nContent-Le", false, true, &r);
+    assert_int_equal(r.rc, -LURK_EHTTP);
+}
+
+static void test_limits(void **state)
+{
+    char big[9000], many[2000];
+    struct result r;
+
+    (void)state;
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nX: %08000d\r\n\r\n", 0);
+    every_split(big, false, false, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
+    strcpy(many, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 40; i++)
+        strcat(many, "A: b\r\n");
+    strcat(many, "\r\n");
+    every_split(many, false, false, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
+}
+
+static void test_pipelined_leftover_untouched(void **state)
+{
+    const char *two = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n";
+    struct lurk_h1 h;
+    size_t used, pos = 0;
+    int ev;
+
+    (void)state;
+    lurk_h1_init(&h, false, 8192, 32);
+    do {
+        ev = lurk_h1_feed(&h, two + pos, strlen(two) - pos, &used);
+        pos += used;
+    } while (ev != LURK_H1_DONE && ev >= 0);
+    assert_int_equal(ev, LURK_H1_DONE);
+    assert_string_equal(two + pos, "HTTP/1.1 200 OK\r\n");
+    lurk_h1_fini(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_chunked_with_extensions_and_trailers),
+        cmocka_unit_test(test_close_delimited),
+        cmocka_unit_test(test_no_body_cases),
+        cmocka_unit_test(test_interim_responses_skipped),
+        cmocka_unit_test(test_lf_only_lines_accepted),
+        cmocka_unit_test(test_malformed_is_an_error),
+        cmocka_unit_test(test_truncation_is_an_error),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_pipelined_leftover_untouched),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
