@@ -14,6 +14,7 @@
 #include "lua/task.h"
 #include "lua/error.h"
 #include "lua/json.h"
+#include "lua/http.h"
 #include "lua/tcp.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "lua_lurk.h"                 /* luaJIT_BC_lurk: lua/lurk.lua, compiled */
+#include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
 
 void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
 void lurk_rt_release_tasks(struct lurk_rt *rt);
@@ -68,6 +70,22 @@ static int open_modules(lua_State *L)
     publish(L, "lurk.tcp", globals ? "tcp" : NULL);
     lurk_lua_open_json(L);
     publish(L, "lurk.json", globals ? "json" : NULL);
+
+    /* lua/http.lua gets its C half and the modules it builds on. */
+    if (luaL_loadbuffer(L, (const char *)luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua"))
+        return lua_error(L);
+    lurk_lua_open_http(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "lurk.tcp");
+    lua_getfield(L, -2, "lurk");
+    lua_getfield(L, -3, "lurk.json");
+    lua_remove(L, -4);                /* chunk, C half, tcp, lurk, json */
+    lua_call(L, 4, 1);
+    lua_pushvalue(L, -1);
+    publish(L, "lurk.http", globals ? "http" : NULL);
+    publish(L, "lurk.https", globals ? "https" : NULL);
     return 0;
 }
 

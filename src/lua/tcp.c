@@ -31,7 +31,7 @@
 #define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_MAX_BUFFER (64u << 20)
 
-enum rmode { R_BYTES, R_LINE, R_ALL };
+enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME };
 
 struct sock {
     struct lurk_rt *rt;
@@ -361,6 +361,14 @@ static int try_receive(lua_State *L, struct sock *k)
         lua_pushlstring(L, p, len);
         lurk_buf_consume(b, len);
         return 1;
+    case R_SOME:
+        if (len == 0 && !k->st->eof)
+            return 0;
+        if (len > k->rwant)
+            len = k->rwant;
+        lua_pushlstring(L, p, len);   /* "" at the end of the stream */
+        lurk_buf_consume(b, len);
+        return 1;
     }
     return 0;
 }
@@ -385,7 +393,7 @@ static int receive_more(lua_State *L, struct sock *k)
     size_t have = lurk_buf_len(b), room = 0;
     int rc;
 
-    if (k->st->eof)
+    if (k->st->eof && k->rmode != R_SOME)
         return receive_failed(L, k, -LURK_EEOF);
     if (k->rmode == R_BYTES)
         room = k->rwant - have;
@@ -475,6 +483,36 @@ static int sock_receive(lua_State *L)
     n = try_receive(L, k);
     if (n > 0)
         return n;
+    k->reader = t;
+    k->rdeadline = lurk_task_deadline(t, k->timeout);
+    n = receive_more(L, k);
+    if (n != LURK_AGAIN) {
+        k->reader = NULL;
+        return n;
+    }
+    anchor(L, k, 1);
+    return lurk_task_wait(L, t, &receive_waiter, k);
+}
+
+/* sock:receive_some([max]) -> data | "" at the end of the stream | nil, err
+ * Whatever has arrived (at least one byte), up to max (default 1 MiB). */
+static int sock_receive_some(lua_State *L)
+{
+    struct sock *k = check_open(L);
+    lua_Number max = luaL_optnumber(L, 2, 1 << 20);
+    struct lurk_task *t = lurk_lua_task(L, "sock:receive_some");
+    int n;
+
+    luaL_argcheck(L, max >= 1, 2, "max must be at least 1");
+    if (k->reader)
+        return luaL_error(L, "another task is already receiving on this socket");
+    k->rmode = R_SOME;
+    k->rwant = (size_t)max;
+    n = try_receive(L, k);
+    if (n > 0)
+        return n;
+    if (!k->st->open)
+        return sock_error(L, k, -LURK_ECLOSED, "read");
     k->reader = t;
     k->rdeadline = lurk_task_deadline(t, k->timeout);
     n = receive_more(L, k);
@@ -708,6 +746,7 @@ int lurk_lua_open_tcp(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "receive", sock_receive },
+        { "receive_some", sock_receive_some },
         { "send", sock_send },
         { "settimeout", sock_settimeout },
         { "close", sock_close },

@@ -1,0 +1,498 @@
+-- http.lua - the HTTP/1.1 client: URLs, request heads, the connection pool,
+-- redirects, timeouts and response objects. Parsing and framing are C
+-- (src/http/h1.c through http._parser); bytes move through lurk's sockets,
+-- so TLS, and kernel TLS, are underneath whenever the URL says https.
+--
+-- A request: take a connection for (scheme, host, port, TLS options) from
+-- the pool or open one, send the head and body, feed what arrives to the
+-- parser until the response ends, then give the connection back if both
+-- sides allow keep-alive and nothing extra arrived. A reused connection the
+-- server had already closed fails before any response byte: idempotent
+-- requests are then sent once more on a fresh connection.
+local C, tcp, lurk, json = ...
+
+local M = { version = lurk.version, _parser = C._parser }
+local concat, insert, sort = table.concat, table.insert, table.sort
+local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
+local mkerror, now = lurk.error, lurk.now
+
+local DEFAULT_TIMEOUT = 30
+local DEFAULT_MAX_BODY = 64 * 1024 * 1024
+local DEFAULT_REDIRECTS = 10
+local IDLE_TIMEOUT = 30
+local USER_AGENT = "lurk/" .. lurk.version
+
+-- ---- encoding helpers ----
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+M.urlencode = urlencode
+
+function M.urldecode(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- encode_query{ b = 2, a = { 1, 3 } } -> "a=1&a=3&b=2" (keys sorted)
+function M.encode_query(t)
+  local keys, out = {}, {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  sort(keys)
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if v == nil then v = t[tonumber(k)] end
+    if type(v) == "table" then
+      for _, x in ipairs(v) do out[#out + 1] = urlencode(k) .. "=" .. urlencode(x) end
+    elseif v == true then
+      out[#out + 1] = urlencode(k)
+    elseif v ~= false then
+      out[#out + 1] = urlencode(k) .. "=" .. urlencode(v)
+    end
+  end
+  return concat(out, "&")
+end
+
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local q = {}
+    for k = 3, 0, -1 do
+      local idx = math.floor(n / 64 ^ k) % 64 + 1
+      q[#q + 1] = b64chars:sub(idx, idx)
+    end
+    if not b then q[3], q[4] = "=", "=" elseif not c then q[4] = "=" end
+    out[#out + 1] = concat(q)
+  end
+  return concat(out)
+end
+M.base64 = base64
+
+-- ---- URLs ----
+
+-- parse_url(s) -> { scheme, host, port, target, userinfo } | nil, err
+local function parse_url(s)
+  if type(s) ~= "string" then return nil, "URL must be a string" end
+  local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return nil, "not an absolute http(s) URL" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
+  local authority, target = rest:match("^([^/?#]*)(.*)$")
+  target = target:gsub("#.*$", "")
+  if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
+  if target:find("[%s%c]") then return nil, "URL contains spaces or control characters" end
+  local userinfo, hostport = authority:match("^(.*)@(.*)$")
+  hostport = hostport or authority
+  local host, port
+  if hostport:sub(1, 1) == "[" then
+    host, port = hostport:match("^%[([%x:.]+)%]:?(%d*)$")
+  else
+    host, port = hostport:match("^([^:]*):?(%d*)$")
+  end
+  if not host or host == "" then return nil, "URL has no host" end
+  port = port ~= "" and tonumber(port) or (scheme == "https" and 443 or 80)
+  if port < 1 or port > 65535 then return nil, "port out of range" end
+  return { scheme = scheme, host = host:lower(), port = port, target = target, userinfo = userinfo }
+end
+M.parse_url = parse_url
+
+local function origin(u) return u.scheme .. "://" .. u.host .. ":" .. u.port end
+
+local function url_string(u)
+  local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
+  local default = (u.scheme == "https" and u.port == 443) or (u.scheme == "http" and u.port == 80)
+  return u.scheme .. "://" .. host .. (default and "" or (":" .. u.port)) .. u.target
+end
+
+-- The target of a redirect, relative to the URL that answered.
+local function resolve(location, base)
+  if location:match("^%a[%w+.-]*://") then return parse_url(location) end
+  local u = { scheme = base.scheme, host = base.host, port = base.port }
+  if location:sub(1, 2) == "//" then return parse_url(base.scheme .. ":" .. location) end
+  if location:sub(1, 1) == "/" then
+    u.target = location
+  else
+    local dir = base.target:match("^([^?]*/)") or "/"
+    u.target = dir .. location
+  end
+  u.target = u.target:gsub("#.*$", "")
+  return u
+end
+
+-- ---- headers ----
+
+local lists = setmetatable({}, { __mode = "k" })
+local Headers = {}
+Headers.__index = function(h, k)
+  if k == "all" then return Headers.all end
+  if type(k) == "string" then return rawget(h, k:lower()) end
+end
+-- headers:all(name) -> every value of a repeated field, in order
+function Headers.all(h, name)
+  return (lists[h][name:lower()]) or {}
+end
+
+local function make_headers(flat)
+  local h, l = setmetatable({}, Headers), {}
+  for i = 1, #flat, 2 do
+    local name, value = flat[i]:lower(), flat[i + 1]
+    local list = l[name]
+    if list then
+      list[#list + 1] = value
+      rawset(h, name, rawget(h, name) .. ", " .. value)
+    else
+      l[name] = { value }
+      rawset(h, name, value)
+    end
+  end
+  lists[h] = l
+  return h
+end
+
+-- ---- responses ----
+
+local Response = {}
+Response.__index = Response
+
+function Response:json()
+  return json.decode(self.body)
+end
+
+-- res:expect(200, 201, ...) -> res | nil, err (kind "status")
+function Response:expect(...)
+  for i = 1, select("#", ...) do
+    if self.status == select(i, ...) then return self end
+  end
+  return nil, mkerror { kind = "status", phase = "read", url = self.url, status = self.status,
+    message = ("unexpected HTTP status %d %s from %s"):format(self.status, self.reason, self.url) }
+end
+
+function Response:__tostring()
+  return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
+end
+
+-- ---- the pool ----
+
+local Pool = {}
+Pool.__index = Pool
+
+local function new_pool(max_per_host)
+  return setmetatable({ idle = {}, sems = {}, max = max_per_host or 16 }, Pool)
+end
+
+local function tls_key(tls)
+  if type(tls) ~= "table" then return tostring(tls) end
+  local keys = {}
+  for k, v in pairs(tls) do keys[#keys + 1] = tostring(k) .. "=" .. tostring(v) end
+  sort(keys)
+  return concat(keys, ",")
+end
+
+function Pool:checkout(u, opts)
+  local key = origin(u) .. "|" .. tls_key(opts.tls)
+  local sem = self.sems[key]
+  if not sem then
+    sem = lurk.semaphore(self.max)
+    self.sems[key] = sem
+  end
+  local ok, err = sem:acquire()
+  if not ok then return nil, err end
+  local idle = self.idle[key]
+  while idle and #idle > 0 do
+    local c = table.remove(idle)
+    if now() - c.since < IDLE_TIMEOUT then return c.sock, key, true end
+    c.sock:close()
+  end
+  local tls = nil
+  if u.scheme == "https" then
+    tls = {}
+    if type(opts.tls) == "table" then for k, v in pairs(opts.tls) do tls[k] = v end end
+    if tls.alpn == nil then tls.alpn = "http/1.1" end
+  end
+  local sock, cerr = tcp.connect(u.host, u.port, { timeout = opts.connect_timeout, tls = tls })
+  if not sock then
+    sem:release()
+    return nil, cerr
+  end
+  return sock, key, false
+end
+
+function Pool:checkin(key, sock, reusable)
+  if reusable then
+    local idle = self.idle[key]
+    if not idle then idle = {}; self.idle[key] = idle end
+    idle[#idle + 1] = { sock = sock, since = now() }
+  else
+    sock:close()
+  end
+  self.sems[key]:release()
+end
+
+function Pool:close()
+  for _, idle in pairs(self.idle) do
+    for _, c in ipairs(idle) do c.sock:close() end
+  end
+  self.idle = {}
+end
+
+-- ---- one exchange ----
+
+local function check_header(name, value)
+  if type(name) ~= "string" or not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error(("invalid header name %q"):format(tostring(name)), 4)
+  end
+  if tostring(value):find("[\r\n%z]") then
+    error(("header %s: value contains CR, LF or NUL"):format(name), 4)
+  end
+end
+
+local function build_head(method, u, headers, body_len)
+  local lines, seen = { method .. " " .. u.target .. " HTTP/1.1" }, {}
+  for name, value in pairs(headers) do
+    check_header(name, type(value) == "table" and "" or value)
+    seen[name:lower()] = true
+    if type(value) == "table" then
+      for _, v in ipairs(value) do check_header(name, v); lines[#lines + 1] = name .. ": " .. v end
+    else
+      lines[#lines + 1] = name .. ": " .. tostring(value)
+    end
+  end
+  if not seen.host then
+    local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
+    local default = (u.scheme == "https" and u.port == 443) or (u.scheme == "http" and u.port == 80)
+    insert(lines, 2, "Host: " .. host .. (default and "" or (":" .. u.port)))
+  end
+  if not seen["user-agent"] then lines[#lines + 1] = "User-Agent: " .. USER_AGENT end
+  if not seen.accept then lines[#lines + 1] = "Accept: */*" end
+  if body_len and not seen["content-length"] then lines[#lines + 1] = "Content-Length: " .. body_len end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = ""
+  return concat(lines, "\r\n")
+end
+
+-- Reads one response from sock. Returns status, reason, headers, body,
+-- keep_alive, got_any (whether any byte arrived) or nil, err, got_any.
+local function read_response(sock, method, max_body, timings, t0)
+  local parser = C._parser(method == "HEAD")
+  local buf, i, got_any = "", 1, false
+  local status, reason, headers
+  local parts, size = {}, 0
+  while true do
+    local ev, j, a, b, c = parser:feed(buf, i)
+    if not ev then return nil, j, true end
+    i = j
+    if ev == "more" then
+      local data, err = sock:receive_some(65536)
+      if not data then return nil, err, got_any end
+      if data == "" then
+        local ok, perr = parser:finish()
+        if not ok then
+          if not got_any then
+            return nil, mkerror { kind = "closed", phase = "read", retryable = true,
+              message = "the server closed the connection without a response" }, false
+          end
+          return nil, perr, true
+        end
+        return status, reason, headers, concat(parts), false, true
+      end
+      if not got_any then
+        got_any = true
+        timings.ttfb = now() - t0
+      end
+      buf, i = data, 1
+    elseif ev == "head" then
+      status, reason, headers = a, b, make_headers(c)
+    elseif ev == "body" then
+      size = size + #a
+      if size > max_body then
+        return nil, mkerror { kind = "limit", phase = "read",
+          message = ("response body larger than max_body (%d bytes)"):format(max_body) }, true
+      end
+      parts[#parts + 1] = a
+    else -- "done"
+      -- Bytes after the response: the connection is out of step, never reused.
+      return status, reason, headers, concat(parts), a and i > #buf, true
+    end
+  end
+end
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
+
+local function exchange(pool, method, u, headers, body, opts)
+  local timings, t0 = {}, now()
+  for attempt = 1, 2 do
+    local sock, key, reused = pool:checkout(u, opts)
+    if not sock then return nil, key end
+    timings.connect = now() - t0
+    if opts.read_timeout then sock:settimeout(opts.read_timeout) end
+    local head = build_head(method, u, headers, body and #body)
+    local ok, err = sock:send(body and #body < 65536 and (head .. body) or head)
+    if ok and body and #body >= 65536 then ok, err = sock:send(body) end
+    local status, reason, rheaders, rbody, keep, got_any
+    if ok then
+      status, reason, rheaders, rbody, keep, got_any = read_response(sock, method, opts.max_body, timings, t0)
+      if not status then err, got_any = reason, rheaders end
+    end
+    if status then
+      local tls = sock.tls
+      pool:checkin(key, sock, keep)
+      timings.total = now() - t0
+      return setmetatable({ status = status, reason = reason, headers = rheaders, body = rbody,
+        ok = status < 400, url = url_string(u), tls = tls, timings = timings }, Response)
+    end
+    pool:checkin(key, sock, false)
+    -- A kept-alive connection the server dropped: once more, fresh.
+    if not (reused and not got_any and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
+      err.url = err.url or url_string(u)
+      return nil, err
+    end
+  end
+end
+
+-- ---- requests ----
+
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+local function timeouts(t)
+  if t == nil then return DEFAULT_TIMEOUT, nil, nil end
+  if t == false then return nil, nil, nil end
+  if type(t) == "number" then
+    if t <= 0 then error("timeout must be positive", 4) end
+    return t, nil, nil
+  end
+  if type(t) ~= "table" then error("timeout must be a number or { connect, read, total }", 4) end
+  return t.total or DEFAULT_TIMEOUT, t.connect, t.read
+end
+
+local function do_request(session, o)
+  if type(o) ~= "table" then error("http.request expects a table of options", 3) end
+  local method = (o.method or "GET")
+  if type(method) ~= "string" or not method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error("invalid method " .. tostring(method), 3)
+  end
+  method = method:upper()
+  local url = o.url
+  if session.base_url and type(url) == "string" and not url:match("^%a[%w+.-]*://") then
+    url = session.base_url:gsub("/$", "") .. "/" .. url:gsub("^/", "")
+  end
+  local u, perr = parse_url(url)
+  if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
+  if o.query then
+    local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
+    if q ~= "" then u.target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q end
+  end
+
+  local headers = {}
+  for k, v in pairs(session.headers or {}) do headers[k] = v end
+  for k, v in pairs(o.headers or {}) do headers[k] = v end
+  local body = o.body
+  if o.json ~= nil then
+    local err
+    body, err = json.encode(o.json)
+    if not body then return nil, err end
+    headers["Content-Type"] = headers["Content-Type"] or "application/json"
+  elseif o.form then
+    body = M.encode_query(o.form)
+    headers["Content-Type"] = headers["Content-Type"] or "application/x-www-form-urlencoded"
+  end
+  if body ~= nil and type(body) ~= "string" then error("body must be a string", 3) end
+  local auth
+  if o.bearer then
+    auth = "Bearer " .. o.bearer
+  elseif o.auth then
+    auth = "Basic " .. base64(tostring(o.auth[1]) .. ":" .. tostring(o.auth[2] or ""))
+  elseif u.userinfo then
+    auth = "Basic " .. base64(M.urldecode(u.userinfo))
+  end
+  local auth_origin = origin(u)
+
+  local total, connect_t, read_t = timeouts(o.timeout == nil and session.timeout or o.timeout)
+  local opts = {
+    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY,
+    connect_timeout = connect_t or total, read_timeout = read_t or total,
+  }
+  local max_redirects = o.redirects
+  if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end
+
+  local function run()
+    for hop = 0, max_redirects do
+      if auth and origin(u) == auth_origin then headers.Authorization = auth else headers.Authorization = nil end
+      local res, err = exchange(session.pool, method, u, headers, body, opts)
+      if not res then return nil, err end
+      local location = res.headers.location
+      if not (REDIRECT[res.status] and location and max_redirects > 0) then return res end
+      if hop == max_redirects then
+        return nil, mkerror { kind = "limit", phase = "read", url = res.url,
+          message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }
+      end
+      local nu = resolve(location, u)
+      if not nu then
+        return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
+          message = "redirect to an unusable location: " .. location }
+      end
+      if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
+        if method ~= "HEAD" then method = "GET" end
+        body = nil
+        headers["Content-Type"], headers["content-type"] = nil, nil
+      end
+      u = nu
+    end
+  end
+  if total then
+    local res, err = lurk.timeout(total, run)
+    if not res and err and err.kind == "timeout" then
+      err.message = ("HTTP request to %s timed out after %g s"):format(url_string(u), total)
+      err.url = url_string(u)
+    end
+    return res, err
+  end
+  return run()
+end
+
+-- ---- the module and sessions ----
+
+-- http.get(url, opts) and friends; as methods on clients: c:get(url, opts).
+local function shortcuts(target, request, as_method)
+  for _, m in ipairs { "get", "head", "delete", "options", "post", "put", "patch" } do
+    local method = m:upper()
+    local function call(self, url, opts)
+      local o = {}
+      for k, v in pairs(opts or {}) do o[k] = v end
+      o.method, o.url = method, url
+      return request(self, o)
+    end
+    if as_method then
+      target[m] = call
+    else
+      target[m] = function(url, opts) return call(nil, url, opts) end
+    end
+  end
+end
+
+local default_session = { pool = new_pool(16) }
+
+-- http.request{ method, url, headers, query, body, json, form, auth, bearer,
+--   timeout, redirects, max_body, tls } -> res | nil, err
+function M.request(o)
+  return do_request(default_session, o)
+end
+shortcuts(M, function(_, o) return do_request(default_session, o) end, false)
+
+-- http.client{ base_url, headers, timeout, max_per_host } -> client
+local Client = {}
+Client.__index = Client
+
+function M.client(opts)
+  opts = opts or {}
+  local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
+    pool = new_pool(opts.max_per_host) }, Client)
+  return c
+end
+
+function Client:request(o) return do_request(self, o) end
+function Client:close() self.pool:close() end
+shortcuts(Client, function(self, o) return do_request(self, o) end, true)
+
+return M

@@ -1,0 +1,136 @@
+/*
+ * http.c - the C half of the http module: a response parser object over
+ * src/http/h1.c for lua/http.lua, which does the rest (URLs, pooling,
+ * redirects, response objects).
+ *
+ *   p = http._parser(is_head, max_head, max_headers)
+ *   p:feed(data, i) -> "more", j
+ *                    | "head", j, status, reason, { name1, value1, ... }
+ *                    | "body", j, chunk
+ *                    | "done", j, keep_alive
+ *                    | nil, err              (kind protocol or limit)
+ *   p:finish()      -> "done" | nil, err     (the peer closed the connection)
+ *
+ * i and j are 1-based positions in data: j is where the next call starts.
+ */
+#include "lua/error.h"
+#include "core/error.h"
+#include "http/h1.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+#define PARSER_MT "lurk.h1"
+
+static struct lurk_h1 *check_parser(lua_State *L)
+{
+    return luaL_checkudata(L, 1, PARSER_MT);
+}
+
+static int parse_error(lua_State *L, struct lurk_h1 *h, int rc)
+{
+    lurk_lua_error(L, rc, "read", NULL);
+    lua_pushfstring(L, "invalid HTTP response: %s", h->error ? h->error : lurk_strerror(rc));
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+static int parser_feed(lua_State *L)
+{
+    struct lurk_h1 *h = check_parser(L);
+    size_t len, used;
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    int ev;
+
+    luaL_argcheck(L, i >= 1 && (size_t)i <= len + 1, 3, "position out of range");
+    ev = lurk_h1_feed(h, data + i - 1, len - (size_t)(i - 1), &used);
+    if (ev < 0)
+        return parse_error(L, h, ev);
+    lua_pushinteger(L, i + (lua_Integer)used);
+    switch (ev) {
+    case LURK_H1_HEAD:
+        lua_pushliteral(L, "head");
+        lua_insert(L, -2);
+        lua_pushinteger(L, h->status);
+        lua_pushlstring(L, h->head.data ? h->head.data + h->reason : "", h->reason_len);
+        lua_createtable(L, h->nhdr * 2, 0);
+        for (int k = 0; k < h->nhdr; k++) {
+            lua_pushlstring(L, h->head.data + h->hdr[k].name, h->hdr[k].name_len);
+            lua_rawseti(L, -2, 2 * k + 1);
+            lua_pushlstring(L, h->hdr[k].value_len ? h->head.data + h->hdr[k].value : "",
+                            h->hdr[k].value_len);
+            lua_rawseti(L, -2, 2 * k + 2);
+        }
+        return 5;
+    case LURK_H1_BODY:
+        lua_pushliteral(L, "body");
+        lua_insert(L, -2);
+        lua_pushlstring(L, h->body, h->body_len);
+        return 3;
+    case LURK_H1_DONE:
+        lua_pushliteral(L, "done");
+        lua_insert(L, -2);
+        lua_pushboolean(L, lurk_h1_keep_alive(h));
+        return 3;
+    default:
+        lua_pushliteral(L, "more");
+        lua_insert(L, -2);
+        return 2;
+    }
+}
+
+static int parser_finish(lua_State *L)
+{
+    struct lurk_h1 *h = check_parser(L);
+    int ev = lurk_h1_finish(h);
+
+    if (ev < 0)
+        return parse_error(L, h, ev);
+    lua_pushliteral(L, "done");
+    return 1;
+}
+
+static int parser_gc(lua_State *L)
+{
+    lurk_h1_fini(check_parser(L));
+    return 0;
+}
+
+/* http._parser(is_head, max_head, max_headers) -> parser */
+static int l_parser(lua_State *L)
+{
+    int head = lua_toboolean(L, 1);
+    lua_Integer max_head = luaL_optinteger(L, 2, 64 * 1024);
+    lua_Integer max_headers = luaL_optinteger(L, 3, 100);
+    struct lurk_h1 *h;
+
+    luaL_argcheck(L, max_head > 0, 2, "max_head must be positive");
+    luaL_argcheck(L, max_headers > 0 && max_headers < 100000, 3, "max_headers out of range");
+    h = lua_newuserdata(L, sizeof *h);
+    lurk_h1_init(h, head, (size_t)max_head, (int)max_headers);
+    luaL_getmetatable(L, PARSER_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+int lurk_lua_open_http(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "feed", parser_feed },
+        { "finish", parser_finish },
+        { NULL, NULL },
+    };
+
+    luaL_newmetatable(L, PARSER_MT);
+    lua_newtable(L);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, parser_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_parser);
+    lua_setfield(L, -2, "_parser");
+    return 1;
+}

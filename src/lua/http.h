@@ -1,0 +1,10 @@
+/* http.h - the C half of the Lua http module (see http.c). */
+#ifndef LURK_LUA_HTTP_H
+#define LURK_LUA_HTTP_H
+
+#include <lua.h>
+
+/* Pushes a table with http._parser; lua/http.lua builds the module on it. */
+int lurk_lua_open_http(lua_State *L);
+
+#endif

@@ -1,0 +1,180 @@
+-- HTTP client: methods, bodies, headers, redirects, auth, keep-alive, timeouts, limits, HTTPS, against httpbin behind nginx and a raw byte-exact server.
+local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
+
+local dir = os.tmpname() .. ".d"
+t.server("api.py", dir)
+local P = dofile(dir .. "/ports.lua")
+local base = "http://127.0.0.1:" .. P.http
+local ca = dir .. "/ca.pem"
+
+-- Every method, and an arbitrary token.
+for _, m in ipairs { "get", "delete", "post", "put", "patch" } do
+  local res = t.ok(http[m](base .. "/" .. m, m ~= "get" and m ~= "delete" and { body = "data" } or nil))
+  t.eq(res.status, 200, m)
+  t.eq(res:json().url, base .. "/" .. m)
+end
+do
+  local res = t.ok(http.head(base .. "/static/1k"))
+  t.eq(res.status, 200); t.eq(res.body, ""); t.eq(res.headers["content-length"], "1024")
+  res = t.ok(http.options(base .. "/get"))
+  t.ok(res.headers.allow:find("GET", 1, true))
+  res = t.ok(http.request { method = "PURGE", url = base .. "/hello" })
+  t.eq(res.status, 405 == res.status and 405 or res.status)   -- nginx decides; it is a response, not an error
+end
+
+-- Query, headers, JSON and form bodies.
+do
+  local res = t.ok(http.get(base .. "/get?x=1", { query = { q = "a b&c", list = { 1, 2 } },
+    headers = { ["X-Custom"] = "yes" } }))
+  local j = res:json()
+  t.eq(j.args.q, "a b&c"); t.eq(j.args.x, "1"); t.eq(j.args.list[2], "2")
+  t.eq(j.headers["X-Custom"], "yes")
+  t.eq(j.headers["User-Agent"], "lurk/" .. lurk.version)
+  res = t.ok(http.post(base .. "/post", { json = { name = "lurk", n = 3, list = { 1, 2 } } }))
+  j = res:json()
+  t.eq(j.json.name, "lurk"); t.eq(j.json.list[2], 2)
+  t.eq(j.headers["Content-Type"], "application/json")
+  res = t.ok(http.post(base .. "/post", { form = { a = "1", b = "x y" } }))
+  j = res:json()
+  t.eq(j.form.a, "1"); t.eq(j.form.b, "x y")
+  local big = ("0123456789"):rep(100000)              -- 1 MB request body
+  res = t.ok(http.put(base .. "/put", { body = big, timeout = 20 }))
+  t.eq(#res:json().data, #big)
+end
+
+-- Responses: status codes are responses; headers case-insensitive and repeated.
+do
+  local res = t.ok(http.get(base .. "/status/418"))
+  t.eq(res.status, 418); t.eq(res.ok, false)
+  t.fails("status", res:expect(200, 201))
+  t.eq(res:expect(418), res)
+  res = t.ok(http.get(base .. "/status/204"))
+  t.eq(res.status, 204); t.eq(res.body, "")
+  res = t.ok(http.get(base .. "/response-headers?X-Rep=1&X-Rep=2"))
+  t.eq(res.headers["X-REP"], "1, 2")
+  t.eq(#res.headers:all("x-rep"), 2)
+  t.eq(res.headers["x-rep"], res.headers["X-Rep"])
+  local seen = 0
+  for k in pairs(res.headers) do if k == "x-rep" then seen = seen + 1 end t.eq(k, k:lower()) end
+  t.eq(seen, 1)
+  t.ok(res.timings.total > 0 and res.timings.ttfb > 0)
+  t.eq(tostring(res):match("^HTTP 200"), "HTTP 200")
+end
+
+-- Chunked responses (httpbin streams through nginx without buffering).
+do
+  local res = t.ok(http.get(base .. "/stream/5"))
+  local n = 0
+  for _ in res.body:gmatch("[^\n]+") do n = n + 1 end
+  t.eq(n, 5)
+end
+
+-- Redirects of each kind.
+do
+  local res = t.ok(http.get(base .. "/redirect/3"))
+  t.eq(res.status, 200); t.eq(res.url, base .. "/get")
+  res = t.ok(http.get(base .. "/relative-redirect/2"))
+  t.eq(res.url, base .. "/get")
+  res = t.ok(http.get(base .. "/absolute-redirect/2"))
+  t.eq(res.status, 200)
+  -- 307/308 keep the method and body; 303 (and 302 after POST) become GET
+  res = t.ok(http.post(base .. "/redirect-to", { query = { url = "/post", status_code = 307 }, body = "kept" }))
+  t.eq(res:json().data, "kept")
+  res = t.ok(http.post(base .. "/redirect-to", { query = { url = "/get", status_code = 303 }, body = "dropped" }))
+  t.eq(res.status, 200); t.eq(res:json().url, base .. "/get")
+  res = t.ok(http.post(base .. "/redirect-to", { query = { url = "/get", status_code = 302 }, body = "x" }))
+  t.eq(res.status, 200)
+  -- redirects = 0 returns the redirect itself; a chain past the limit is an error
+  res = t.ok(http.get(base .. "/redirect/1", { redirects = 0 }))
+  t.eq(res.status, 302)
+  local err = t.fails("limit", http.get(base .. "/redirect/5", { redirects = 2 }))
+  t.ok(err.message:find("more than 2 redirects", 1, true), err.message)
+  -- Authorization does not follow a redirect to another origin
+  local other = "http://localhost:" .. P.http
+  res = t.ok(http.get(base .. "/redirect-to", { query = { url = other .. "/headers" }, bearer = "secret" }))
+  t.eq(res:json().headers.Authorization, nil)
+  res = t.ok(http.get(base .. "/redirect-to", { query = { url = "/headers" }, bearer = "secret" }))
+  t.eq(res:json().headers.Authorization, "Bearer secret")
+end
+
+-- Authentication.
+do
+  t.eq(t.ok(http.get(base .. "/basic-auth/u/p", { auth = { "u", "p" } })).status, 200)
+  t.eq(t.ok(http.get(base .. "/basic-auth/u/p", { auth = { "u", "wrong" } })).status, 401)
+  t.eq(t.ok(http.get("http://u:p@127.0.0.1:" .. P.http .. "/basic-auth/u/p")).status, 200)
+  t.eq(t.ok(http.get(base .. "/bearer", { bearer = "tok" })).status, 200)
+end
+
+-- Keep-alive: sequential requests share one connection (nginx numbers them).
+do
+  local c = http.client { base_url = base }
+  local first = t.ok(c:get("/hello")).headers["x-connection"]
+  for _ = 1, 5 do t.eq(t.ok(c:get("/hello")).headers["x-connection"], first, "connection reused") end
+  c:close()
+  local fresh = t.ok(http.client { base_url = base }:get("/hello")).headers["x-connection"]
+  t.ok(fresh ~= first, "a new client opens its own connection")
+end
+
+-- 200 concurrent requests from 200 tasks.
+do
+  local urls = {}
+  for i = 1, 200 do urls[i] = base .. "/hello" end
+  local bodies = t.ok(lurk.map(urls, function(u) return assert(http.get(u)).body end, { concurrency = 200 }))
+  t.eq(#bodies, 200); t.eq(bodies[200], "hello\n")
+end
+
+-- HTTPS through the same code, with the test CA.
+do
+  local res = t.ok(http.get("https://localhost:" .. P.https .. "/get", { tls = { cafile = ca } }))
+  t.eq(res.status, 200)
+  t.eq(res:json().headers.Host, "localhost:" .. P.https)
+  t.eq(type(res.tls.version), "string")
+  t.eq(res.tls.alpn, "http/1.1")
+  t.fails("tls", http.get("https://localhost:" .. P.https .. "/get"))  -- system store does not know the test CA
+end
+
+-- Timeouts and limits.
+do
+  local t0 = lurk.now()
+  local err = t.fails("timeout", http.get(base .. "/delay/5", { timeout = 0.5 }))
+  t.near(lurk.now() - t0, 0.5, 0.4)
+  t.ok(err.message:find("timed out", 1, true), err.message)
+  t.fails("limit", http.get(base .. "/static/1m", { max_body = 1000 }))
+  t.fails("connect", http.get("http://127.0.0.1:1/"))
+end
+
+-- Byte-exact responses from a raw server: each has a stated outcome.
+do
+  local raw = "http://127.0.0.1:" .. t.server("rawhttp.py")
+  t.eq(t.ok(http.get(raw .. "/split")).body, "hello", "one byte per segment")
+  t.eq(t.ok(http.get(raw .. "/lf")).body, "hello", "bare LF line ends are accepted")
+  t.eq(t.ok(http.get(raw .. "/closedelim")).body, "until close", "close-delimited body")
+  t.eq(t.ok(http.get(raw .. "/chunked")).body, "wikipedia", "chunk extensions and trailers")
+  for _, case in ipairs { "dupcl", "clchunked", "badchunk", "garbage" } do
+    local e = t.fails("protocol", http.get(raw .. "/" .. case))
+    t.ok(e.message:find("invalid HTTP response", 1, true), case .. ": " .. e.message)
+  end
+  t.fails("protocol", http.get(raw .. "/truncated"))   -- never a short body
+  t.fails("protocol", http.get(raw .. "/truncchunk"))
+  t.fails("limit", http.get(raw .. "/bighead"))
+  t.fails("closed", http.get(raw .. "/noresponse"))
+  local t0 = lurk.now()
+  t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
+  t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")
+  -- A pooled connection the server closed while idle: the next GET retries once, fresh.
+  local c = http.client { base_url = raw }
+  t.eq(t.ok(c:get("/idle")).body, "hello")
+  lurk.sleep(0.3)
+  t.eq(t.ok(c:get("/ok")).body, "hello", "stale pooled connection replaced")
+  c:close()
+end
+
+-- Bad arguments raise.
+t.raises("bad url", http.get, "ftp://x/")
+t.raises("bad url", http.get, "http:///nohost")
+t.raises("invalid header name", http.get, base, { headers = { ["Bad Name"] = "x" } })
+t.raises("CR, LF", http.get, base, { headers = { X = "a\r\nInjected: 1" } })
+t.raises("invalid method", http.request, { method = "GE T", url = base })
+
+os.execute("rm -rf " .. dir)
+t.done()

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""A raw HTTP server that answers every request with exact bytes, for the
+malformed-response tests.
+
+usage: rawhttp.py   (prints "PORT <n> PID <pid>")
+
+The request path picks the answer: GET /<case>. Cases are in CASES; "drip"
+sends a valid response one byte per 0.2 s; "split" sends a valid response one
+byte per TCP segment; "idle" answers keep-alive, then closes the connection
+0.1 s later (a pooled connection that goes stale); "count" answers with the
+number of connections accepted so far.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+CASES = {
+    "ok": OK,
+    "lf": b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+    "dupcl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!",
+    "clchunked": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\nhello\r\n0\r\n\r\n",
+    "truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this",
+    "truncchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhel",
+    "bighead": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100000 + b"\r\nContent-Length: 0\r\n\r\n",
+    "garbage": b"SMTP ready\r\n\r\n",
+    "noresponse": b"",
+    "closedelim": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nwiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n",
+}
+accepted = 0
+
+
+def read_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0]
+    line = head.split(b"\r\n", 1)[0].split(b" ")
+    return line[1].decode().lstrip("/") if len(line) > 1 else ""
+
+
+def handle(conn):
+    try:
+        while True:
+            case = read_request(conn)
+            if case is None:
+                return
+            if case == "drip":
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for b in OK:
+                    conn.sendall(bytes([b]))
+                    time.sleep(0.2)
+            elif case == "split":
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for b in OK:
+                    conn.sendall(bytes([b]))
+                    time.sleep(0.002)
+            elif case == "idle":
+                conn.sendall(OK)
+                time.sleep(0.1)
+                return
+            elif case == "count":
+                body = str(accepted).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            else:
+                conn.sendall(CASES.get(case, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                if case in ("truncated", "truncchunk", "closedelim", "garbage", "noresponse"):
+                    return
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def main():
+    global accepted
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
+
+    def watch():
+        parent = os.getppid()
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
+    while True:
+        conn, _ = srv.accept()
+        accepted += 1
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
