@@ -274,11 +274,11 @@ end
 
 -- Reads one response from sock. Returns status, reason, headers, body,
 -- keep_alive, got_any (whether any byte arrived) or nil, err, got_any.
-local function read_response(sock, method, max_body, timings, t0)
+local function read_response(sock, method, max_body, timings, t0, decompress)
   local parser = C._parser(method == "HEAD")
   local buf, i, got_any = "", 1, false
   local status, reason, headers
-  local parts, size = {}, 0
+  local parts, size, decoder = {}, 0, nil
   while true do
     local ev, j, a, b, c = parser:feed(buf, i)
     if not ev then return nil, j, true end
@@ -295,6 +295,10 @@ local function read_response(sock, method, max_body, timings, t0)
           end
           return nil, perr, true
         end
+        if decoder then
+          local zok, zerr = decoder:finish()
+          if not zok then return nil, zerr, true end
+        end
         return status, reason, headers, concat(parts), false, true
       end
       if not got_any then
@@ -304,7 +308,17 @@ local function read_response(sock, method, max_body, timings, t0)
       buf, i = data, 1
     elseif ev == "head" then
       status, reason, headers = a, b, make_headers(c)
+      local coding = decompress and headers["content-encoding"]
+      coding = coding and coding:lower():match("^%s*(%S-)%s*$")
+      if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
+        decoder = C._inflater(coding == "deflate" and "deflate" or "gzip", max_body)
+      end
     elseif ev == "body" then
+      if decoder then
+        local out, zerr = decoder:push(a)
+        if not out then return nil, zerr, true end
+        a = out
+      end
       size = size + #a
       if size > max_body then
         return nil, mkerror { kind = "limit", phase = "read",
@@ -312,6 +326,10 @@ local function read_response(sock, method, max_body, timings, t0)
       end
       parts[#parts + 1] = a
     else -- "done"
+      if decoder then
+        local ok, zerr = decoder:finish()
+        if not ok then return nil, zerr, true end
+      end
       -- Bytes after the response: the connection is out of step, never reused.
       return status, reason, headers, concat(parts), a and i > #buf, true
     end
@@ -332,7 +350,8 @@ local function exchange(pool, method, u, headers, body, opts)
     if ok and body and #body >= 65536 then ok, err = sock:send(body) end
     local status, reason, rheaders, rbody, keep, got_any
     if ok then
-      status, reason, rheaders, rbody, keep, got_any = read_response(sock, method, opts.max_body, timings, t0)
+      status, reason, rheaders, rbody, keep, got_any = read_response(sock, method, opts.max_body, timings, t0,
+                                                                     opts.decompress)
       if not status then err, got_any = reason, rheaders end
     end
     if status then
@@ -409,8 +428,14 @@ local function do_request(session, o)
   local auth_origin = origin(u)
 
   local total, connect_t, read_t = timeouts(o.timeout == nil and session.timeout or o.timeout)
+  local decompress = o.decompress ~= false
+  if decompress then
+    local has = false
+    for k in pairs(headers) do if k:lower() == "accept-encoding" then has = true end end
+    if not has then headers["Accept-Encoding"] = "gzip, deflate" end
+  end
   local opts = {
-    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY,
+    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress,
     connect_timeout = connect_t or total, read_timeout = read_t or total,
   }
   local max_redirects = o.redirects

@@ -16,6 +16,7 @@
 #include "lua/error.h"
 #include "core/error.h"
 #include "http/h1.h"
+#include "http/inflate.h"
 
 #include <lauxlib.h>
 #include <string.h>
@@ -114,8 +115,85 @@ static int l_parser(lua_State *L)
     return 1;
 }
 
+/* ---- decoders ---- */
+
+#define INFLATE_MT "lurk.inflate"
+
+struct inflater {
+    struct lurk_inflate f;
+    struct lurk_buf out;
+};
+
+static int inflate_error(lua_State *L, int rc, const char *what)
+{
+    lurk_lua_error(L, rc, "read", NULL);
+    if (rc == -LURK_ELIMIT)
+        lua_pushfstring(L, "decompressed response body larger than max_body");
+    else
+        lua_pushfstring(L, "invalid %s-encoded response body", what);
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* z:push(data) -> decoded | nil, err */
+static int inflater_push(lua_State *L)
+{
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
+    size_t len;
+    const char *in = luaL_checklstring(L, 2, &len);
+    int rc = lurk_inflate_push(&z->f, in, len, &z->out);
+
+    if (rc < 0)
+        return inflate_error(L, rc, z->f.coding == LURK_GZIP ? "gzip" : "deflate");
+    lua_pushlstring(L, lurk_buf_len(&z->out) ? lurk_buf_head(&z->out) : "", lurk_buf_len(&z->out));
+    lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
+    return 1;
+}
+
+/* z:finish() -> true | nil, err (the compressed stream was cut short) */
+static int inflater_finish(lua_State *L)
+{
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
+    int rc = lurk_inflate_end(&z->f);
+
+    if (rc < 0)
+        return inflate_error(L, rc, z->f.coding == LURK_GZIP ? "gzip" : "deflate");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int inflater_gc(lua_State *L)
+{
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
+
+    lurk_inflate_fini(&z->f);
+    lurk_buf_fini(&z->out);
+    return 0;
+}
+
+/* http._inflater("gzip" | "deflate", max) -> z */
+static int l_inflater(lua_State *L)
+{
+    static const char *const names[] = { "gzip", "deflate", NULL };
+    int which = luaL_checkoption(L, 1, NULL, names);
+    lua_Number max = luaL_checknumber(L, 2);
+    struct inflater *z = lua_newuserdata(L, sizeof *z);
+
+    memset(z, 0, sizeof *z);
+    lurk_inflate_init(&z->f, which == 0 ? LURK_GZIP : LURK_DEFLATE, max > 0 ? (size_t)max : 0);
+    luaL_getmetatable(L, INFLATE_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 int lurk_lua_open_http(lua_State *L)
 {
+    static const luaL_Reg zmethods[] = {
+        { "push", inflater_push },
+        { "finish", inflater_finish },
+        { NULL, NULL },
+    };
+
     static const luaL_Reg methods[] = {
         { "feed", parser_feed },
         { "finish", parser_finish },
@@ -129,8 +207,17 @@ int lurk_lua_open_http(lua_State *L)
     lua_pushcfunction(L, parser_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    luaL_newmetatable(L, INFLATE_MT);
+    lua_newtable(L);
+    luaL_register(L, NULL, zmethods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, inflater_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     lua_newtable(L);
     lua_pushcfunction(L, l_parser);
     lua_setfield(L, -2, "_parser");
+    lua_pushcfunction(L, l_inflater);
+    lua_setfield(L, -2, "_inflater");
     return 1;
 }

@@ -69,6 +69,18 @@ do
   t.eq(n, 5)
 end
 
+-- Decompression: gzip and deflate by default, with the limit on the decoded size.
+do
+  local res = t.ok(http.get(base .. "/gzip"))
+  t.eq(res:json().gzipped, true)
+  t.eq(res:json().headers["Accept-Encoding"], "gzip, deflate")
+  res = t.ok(http.get(base .. "/deflate"))
+  t.eq(res:json().deflated, true)
+  res = t.ok(http.get(base .. "/gzip", { decompress = false }))
+  t.eq(res.body:sub(1, 2), "\31\139", "decompress = false keeps the gzip bytes")
+  t.eq(res.headers["content-encoding"], "gzip")
+end
+
 -- Redirects of each kind.
 do
   local res = t.ok(http.get(base .. "/redirect/3"))
@@ -158,6 +170,12 @@ do
   t.fails("protocol", http.get(raw .. "/truncchunk"))
   t.fails("limit", http.get(raw .. "/bighead"))
   t.fails("closed", http.get(raw .. "/noresponse"))
+  t.fails("limit", http.get(raw .. "/gzipbomb", { max_body = 1024 * 1024 }))
+  t.eq(#t.ok(http.get(raw .. "/gzipbomb")).body, 10 * 1024 * 1024)
+  t.fails("protocol", http.get(raw .. "/gztrunc"))
+  t.fails("protocol", http.get(raw .. "/gzgarbage"))
+  t.eq(t.ok(http.get(raw .. "/rawdeflate")).body, "raw deflate body")
+  t.eq(t.ok(http.get(raw .. "/zlibdeflate")).body, "zlib deflate body")
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
   t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")

@@ -10,8 +10,10 @@ byte per TCP segment; "idle" answers keep-alive, then closes the connection
 0.1 s later (a pooled connection that goes stale); "count" answers with the
 number of connections accepted so far.
 """
+import gzip
 import os
 import socket
+import zlib
 import sys
 import threading
 import time
@@ -31,6 +33,21 @@ CASES = {
     "closedelim": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close",
     "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nwiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n",
 }
+def encoded(coding, body):
+    return (b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n"
+            % (coding, len(body))) + body
+
+
+BOMB = gzip.compress(b"\0" * (10 << 20))
+RAW = zlib.compressobj(9, zlib.DEFLATED, -15)
+RAW_DEFLATE = RAW.compress(b"raw deflate body") + RAW.flush()
+CASES.update({
+    "gzipbomb": encoded(b"gzip", BOMB),                       # 10 MB of zeros in ~10 KB
+    "gztrunc": encoded(b"gzip", gzip.compress(b"x" * 1000)[:-10]),
+    "gzgarbage": encoded(b"gzip", b"this is not gzip at all"),
+    "rawdeflate": encoded(b"deflate", RAW_DEFLATE),
+    "zlibdeflate": encoded(b"deflate", zlib.compress(b"zlib deflate body")),
+})
 accepted = 0
 
 
