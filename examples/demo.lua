@@ -1,10 +1,18 @@
--- lurk demo: concurrent tasks, a channel, a deadline, and a TCP exchange with
--- a loopback echo server that the demo starts (and stops) itself.
+-- lurk demo: concurrent tasks, a channel, a deadline, a TCP exchange and
+-- HTTP/HTTPS requests, against loopback servers that the demo starts (and
+-- stops) itself: an echo server, and httpbin behind nginx with a test CA.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local server = assert(io.popen("exec python3 " .. here .. "/../tests/support/tcpserver.py echo"))
-local port, pid = (server:read("*l") or ""):match("PORT (%d+) PID (%d+)")
-assert(port, "could not start the demo's echo server (python3 is needed)")
-port = tonumber(port)
+local support = here .. "/../tests/support"
+local function start(cmd)
+  local f = assert(io.popen("exec python3 " .. support .. "/" .. cmd))
+  local port, pid = (f:read("*l") or ""):match("PORT (%d+) PID (%d+)")
+  assert(port, "could not start " .. cmd .. " (scripts/install-deps.sh installs what it needs)")
+  return tonumber(port), pid, f
+end
+local port, pid, server = start("tcpserver.py echo")
+local dir = os.tmpname() .. ".d"
+local _, api_pid, api = start("api.py " .. dir)
+local P = dofile(dir .. "/ports.lua")
 
 print(("lurk %s on %s"):format(lurk.version, _VERSION))
 
@@ -45,7 +53,29 @@ print("echo server replied: " .. table.concat(replies, " "))
 local _, cerr = tcp.connect("127.0.0.1", 1, { timeout = 2 })
 print(("connecting to a closed port: %s (kind=%s, errno=%s)"):format(tostring(cerr), cerr.kind, cerr.name))
 
+-- HTTPS against httpbin behind nginx: every method, JSON in and out.
+local api_url = "https://localhost:" .. P.https
+local tls = { cafile = dir .. "/ca.pem" }
+local why_not
+for _, m in ipairs { "get", "post", "put", "patch", "delete" } do
+  local opts = { tls = tls }
+  if m ~= "get" and m ~= "delete" then opts.json = { from = "lurk", method = m } end
+  local res = assert(http[m](api_url .. "/" .. m, opts))
+  local sent = m ~= "get" and m ~= "delete" and res:json().json and res:json().json.method or "-"
+  print(("%-6s %s -> %d %s  (echoed %s; %s, kTLS: %s)"):format(m:upper(), res.url, res.status, res.reason,
+    sent, res.tls.version, res.tls.ktls and "yes" or "no"))
+  why_not = why_not or res.tls.fallback or nil
+end
+if why_not then print("kTLS not used: " .. why_not) end
+local many = {}
+for i = 1, 50 do many[i] = api_url .. "/get?i=" .. i end
+local t1 = lurk.now()
+assert(lurk.map(many, function(u) return assert(http.get(u, { tls = tls })):expect(200) end, { concurrency = 10 }))
+print(("50 HTTPS GETs, 10 at a time over pooled connections: %.2f s"):format(lurk.now() - t1))
+
 local st = lurk.stats()
 print(("io_uring: %d operations, %d io_uring_enter calls"):format(st.ops, st.enters))
-os.execute("kill " .. pid)
+os.execute("kill " .. pid .. " " .. api_pid)
 server:close()
+api:close()
+os.execute("rm -rf " .. dir)

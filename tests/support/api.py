@@ -69,6 +69,7 @@ http {
     listen 127.0.0.1:%(https)d ssl;
     ssl_certificate %(d)s/good.pem;
     ssl_certificate_key %(d)s/good.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
     %(common)s
   }
 }
