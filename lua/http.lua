@@ -272,102 +272,276 @@ local function build_head(method, u, headers, body_len)
   return concat(lines, "\r\n")
 end
 
--- Reads one response from sock. Returns status, reason, headers, body,
--- keep_alive, got_any (whether any byte arrived) or nil, err, got_any.
-local function read_response(sock, method, max_body, timings, t0, decompress)
-  local parser = C._parser(method == "HEAD")
-  local buf, i, got_any = "", 1, false
-  local status, reason, headers
-  local parts, size, decoder = {}, 0, nil
+-- ---- reading a response ----
+
+-- A Reader pulls one response off a connection: r:head(), then r:chunk()
+-- until it returns false (the end). Nothing is read from the socket before
+-- the consumer asks, so a slow consumer slows the sender (TCP flow control)
+-- instead of growing a buffer.
+local Reader = {}
+Reader.__index = Reader
+
+local function new_reader(sock, method, opts, t0)
+  return setmetatable({ sock = sock, parser = C._parser(method == "HEAD"), buf = "", i = 1,
+    got_any = false, size = 0, max_body = opts.max_body, decompress = opts.decompress,
+    t0 = t0 }, Reader)
+end
+
+-- The next parser event, reading more when the parser needs it.
+function Reader:step()
   while true do
-    local ev, j, a, b, c = parser:feed(buf, i)
-    if not ev then return nil, j, true end
-    i = j
-    if ev == "more" then
-      local data, err = sock:receive_some(65536)
-      if not data then return nil, err, got_any end
-      if data == "" then
-        local ok, perr = parser:finish()
-        if not ok then
-          if not got_any then
-            return nil, mkerror { kind = "closed", phase = "read", retryable = true,
-              message = "the server closed the connection without a response" }, false
-          end
-          return nil, perr, true
+    local ev, j, a, b, c = self.parser:feed(self.buf, self.i)
+    if not ev then return nil, j end
+    self.i = j
+    if ev ~= "more" then return ev, a, b, c end
+    local data, err = self.sock:receive_some(65536)
+    if not data then return nil, err end
+    if data == "" then
+      local ok, perr = self.parser:finish()
+      if not ok then
+        if not self.got_any then
+          return nil, mkerror { kind = "closed", phase = "read", retryable = true,
+            message = "the server closed the connection without a response" }
         end
-        if decoder then
-          local zok, zerr = decoder:finish()
-          if not zok then return nil, zerr, true end
-        end
-        return status, reason, headers, concat(parts), false, true
+        return nil, perr
       end
-      if not got_any then
-        got_any = true
-        timings.ttfb = now() - t0
-      end
-      buf, i = data, 1
-    elseif ev == "head" then
-      status, reason, headers = a, b, make_headers(c)
-      local coding = decompress and headers["content-encoding"]
-      coding = coding and coding:lower():match("^%s*(%S-)%s*$")
-      if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
-        decoder = C._inflater(coding == "deflate" and "deflate" or "gzip", max_body)
-      end
-    elseif ev == "body" then
-      if decoder then
-        local out, zerr = decoder:push(a)
-        if not out then return nil, zerr, true end
+      self.eof = true
+      return "done", false
+    end
+    if not self.got_any then
+      self.got_any = true
+      self.ttfb = now() - self.t0
+    end
+    self.buf, self.i = data, 1
+  end
+end
+
+-- r:head() -> true | nil, err: status, reason and headers are then set.
+function Reader:head()
+  local ev, a, b, c = self:step()
+  if not ev then return nil, a end
+  if ev ~= "head" then
+    return nil, mkerror { kind = "protocol", phase = "read", message = "response without a head" }
+  end
+  self.status, self.reason, self.headers = a, b, make_headers(c)
+  local coding = self.decompress and self.headers["content-encoding"]
+  coding = coding and coding:lower():match("^%s*(%S-)%s*$")
+  if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
+    self.decoder = C._inflater(coding == "deflate" and "deflate" or "gzip", self.max_body)
+  end
+  return true
+end
+
+-- r:chunk() -> data | false at the end | nil, err
+function Reader:chunk()
+  if self.finished then return false end
+  while true do
+    local ev, a = self:step()
+    if not ev then return nil, a end
+    if ev == "body" then
+      if self.decoder then
+        local out, zerr = self.decoder:push(a)
+        if not out then return nil, zerr end
         a = out
       end
-      size = size + #a
-      if size > max_body then
+      self.size = self.size + #a
+      if self.size > self.max_body then
         return nil, mkerror { kind = "limit", phase = "read",
-          message = ("response body larger than max_body (%d bytes)"):format(max_body) }, true
+          message = ("response body larger than max_body (%d bytes)"):format(self.max_body) }
       end
-      parts[#parts + 1] = a
-    else -- "done"
-      if decoder then
-        local ok, zerr = decoder:finish()
-        if not ok then return nil, zerr, true end
+      if #a > 0 then return a end
+    elseif ev == "done" then
+      if self.decoder then
+        local ok, zerr = self.decoder:finish()
+        if not ok then return nil, zerr end
       end
+      self.finished = true
       -- Bytes after the response: the connection is out of step, never reused.
-      return status, reason, headers, concat(parts), a and i > #buf, true
+      self.keep = a and not self.eof and self.i > #self.buf
+      return false
     end
   end
 end
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 
+-- Sends the request and reads the response head. Returns a response whose
+-- body is still to be read (res._reader), or nil, err.
 local function exchange(pool, method, u, headers, body, opts)
-  local timings, t0 = {}, now()
+  local t0 = now()
   for attempt = 1, 2 do
     local sock, key, reused = pool:checkout(u, opts)
     if not sock then return nil, key end
-    timings.connect = now() - t0
+    local connect_time = now() - t0
     if opts.read_timeout then sock:settimeout(opts.read_timeout) end
     local head = build_head(method, u, headers, body and #body)
     local ok, err = sock:send(body and #body < 65536 and (head .. body) or head)
     if ok and body and #body >= 65536 then ok, err = sock:send(body) end
-    local status, reason, rheaders, rbody, keep, got_any
+    local r
     if ok then
-      status, reason, rheaders, rbody, keep, got_any = read_response(sock, method, opts.max_body, timings, t0,
-                                                                     opts.decompress)
-      if not status then err, got_any = reason, rheaders end
+      r = new_reader(sock, method, opts, t0)
+      ok, err = r:head()
     end
-    if status then
-      local tls = sock.tls
-      pool:checkin(key, sock, keep)
-      timings.total = now() - t0
-      return setmetatable({ status = status, reason = reason, headers = rheaders, body = rbody,
-        ok = status < 400, url = url_string(u), tls = tls, timings = timings }, Response)
+    if ok then
+      return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
+        ok = r.status < 400, url = url_string(u), tls = sock.tls,
+        timings = { connect = connect_time, ttfb = r.ttfb },
+        _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
     end
     pool:checkin(key, sock, false)
     -- A kept-alive connection the server dropped: once more, fresh.
-    if not (reused and not got_any and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
+    if not (reused and not (r and r.got_any) and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
       err.url = err.url or url_string(u)
       return nil, err
     end
   end
+end
+
+-- Gives the connection back: to the pool if the response ended cleanly.
+local function release(res)
+  local r = res._reader
+  if not r then return end
+  res._reader = nil
+  res._pool:checkin(res._key, res._sock, r.finished and r.keep)
+  res.timings.total = now() - res._t0
+end
+
+-- ---- streaming ----
+
+-- res:read([n]) -> up to n bytes (default: whatever came next) | nil at the
+-- end | nil, err
+function Response:read(n)
+  local pending = self._pending
+  if not pending or pending == "" then
+    local r = self._reader
+    if not r then return nil end
+    local data, err = r:chunk()
+    if data == false then
+      release(self)
+      return nil
+    end
+    if not data then
+      release(self)
+      return nil, err
+    end
+    pending = data
+  end
+  if n and #pending > n then
+    self._pending = pending:sub(n + 1)
+    return pending:sub(1, n)
+  end
+  self._pending = nil
+  return pending
+end
+
+local function raising(res, data, err)
+  if data == nil and err ~= nil then error(err, 0) end
+  return data
+end
+
+-- for chunk in res:chunks() do ... end (a failure raises its err)
+function Response:chunks()
+  return function() return raising(self, self:read()) end
+end
+
+-- for line in res:lines() do ... end: lines without "\n" or "\r\n"
+function Response:lines()
+  local buf, ended = "", false
+  return function()
+    while true do
+      local nl = buf:find("\n", 1, true)
+      if nl then
+        local line = buf:sub(1, nl - 1)
+        buf = buf:sub(nl + 1)
+        return (line:gsub("\r$", ""))
+      end
+      if ended then
+        if buf == "" then return nil end
+        local last = buf
+        buf = ""
+        return last
+      end
+      local data = raising(self, self:read())
+      if data then buf = buf .. data else ended = true end
+    end
+  end
+end
+
+-- for ev in res:events() do print(ev.event, ev.data, ev.id) end
+-- Server-sent events (the WHATWG EventSource format): "data" lines of one
+-- event are joined with "\n"; "event" defaults to "message"; comments and
+-- events without data are skipped; "retry" is a number.
+function Response:events()
+  local lines = self:lines()
+  return function()
+    local ev, data = {}, nil
+    for line in lines do
+      if line == "" then
+        if data then
+          ev.data = data
+          ev.event = ev.event or "message"
+          return ev
+        end
+        ev = {}
+      elseif line:sub(1, 1) ~= ":" then
+        local field, value = line:match("^([^:]*):? ?(.*)$")
+        if field == "data" then
+          data = data and (data .. "\n" .. value) or value
+        elseif field == "event" then
+          ev.event = value
+        elseif field == "id" then
+          ev.id = value
+        elseif field == "retry" and value:match("^%d+$") then
+          ev.retry = tonumber(value)
+        end
+      end
+    end
+    if data then
+      ev.data, ev.event = data, ev.event or "message"
+      return ev
+    end
+  end
+end
+
+-- res:save(path) -> bytes written | nil, err
+function Response:save(path)
+  local f, ferr = io.open(path, "wb")
+  if not f then return nil, mkerror { kind = "limit", phase = "read", message = ferr } end
+  local n = 0
+  while true do
+    local data, err = self:read()
+    if not data then
+      f:close()
+      if err then return nil, err end
+      return n
+    end
+    f:write(data)
+    n = n + #data
+  end
+end
+
+-- res:close(): stop reading; the connection is closed, not reused.
+function Response:close()
+  if self._reader then
+    self._reader.finished = false
+    release(self)
+  end
+  return true
+end
+
+-- Reads the whole body into res.body.
+local function buffer_body(res)
+  local parts = {}
+  while true do
+    local data, err = res:read()
+    if not data then
+      if err then return nil, err end
+      break
+    end
+    parts[#parts + 1] = data
+  end
+  res.body = concat(parts)
+  return res
 end
 
 -- ---- requests ----
@@ -447,7 +621,12 @@ local function do_request(session, o)
       local res, err = exchange(session.pool, method, u, headers, body, opts)
       if not res then return nil, err end
       local location = res.headers.location
-      if not (REDIRECT[res.status] and location and max_redirects > 0) then return res end
+      local follow = REDIRECT[res.status] and location and max_redirects > 0
+      if not follow and o.stream then return res end
+      -- Read the body (a redirect's too, so its connection can be reused).
+      res, err = buffer_body(res)
+      if not res then return nil, err end
+      if not follow then return res end
       if hop == max_redirects then
         return nil, mkerror { kind = "limit", phase = "read", url = res.url,
           message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }

@@ -81,6 +81,40 @@ do
   t.eq(res.headers["content-encoding"], "gzip")
 end
 
+-- Streaming: read, chunks, lines, save, close; the connection is reused once
+-- a streamed body has been read to the end.
+do
+  local c = http.client { base_url = base }
+  local res = t.ok(c:get("/stream/20", { stream = true }))
+  t.eq(res.body, nil)
+  local n = 0
+  for line in res:lines() do
+    n = n + 1
+    t.eq(json.decode(line).id, n - 1)
+  end
+  t.eq(n, 20)
+  local conn = res.headers["x-connection"]
+  t.eq(t.ok(c:get("/hello")).headers["x-connection"], conn, "reused after the stream ended")
+
+  res = t.ok(c:get("/static/64k", { stream = true }))
+  t.eq(#res:read(1000), 1000)
+  local total = 1000
+  for chunk in res:chunks() do total = total + #chunk end
+  t.eq(total, 65536)
+  t.eq(res:read(), nil, "read after the end")
+
+  res = t.ok(c:get("/static/1m", { stream = true }))
+  local path = dir .. "/saved"
+  t.eq(res:save(path), 1024 * 1024)
+  local f = io.open(path, "rb"); t.eq(#f:read("*a"), 1024 * 1024); f:close()
+
+  res = t.ok(c:get("/static/1m", { stream = true }))
+  t.eq(#res:read(10), 10)
+  res:close()                                  -- abandoned: that connection is closed
+  t.eq(t.ok(c:get("/hello")).body, "hello\n")
+  c:close()
+end
+
 -- Redirects of each kind.
 do
   local res = t.ok(http.get(base .. "/redirect/3"))
@@ -176,6 +210,18 @@ do
   t.fails("protocol", http.get(raw .. "/gzgarbage"))
   t.eq(t.ok(http.get(raw .. "/rawdeflate")).body, "raw deflate body")
   t.eq(t.ok(http.get(raw .. "/zlibdeflate")).body, "zlib deflate body")
+  -- Server-sent events, split across 7-byte chunks.
+  local res = t.ok(http.get(raw .. "/sse", { stream = true }))
+  local evs = {}
+  for ev in res:events() do evs[#evs + 1] = ev end
+  t.eq(#evs, 4)
+  t.eq(evs[1].event, "message"); t.eq(evs[1].data, "first")
+  t.eq(evs[2].event, "update"); t.eq(evs[2].id, "7"); t.eq(evs[2].data, "line one\nline two")
+  t.eq(evs[3].data, "no space"); t.eq(evs[3].retry, 1500)
+  t.eq(evs[4].data, "last")
+  -- A stream that breaks raises from the iterator.
+  res = t.ok(http.get(raw .. "/truncchunk", { stream = true }))
+  t.raises("invalid HTTP response", function() for _ in res:chunks() do end end)
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
   t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")

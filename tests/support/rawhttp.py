@@ -41,7 +41,25 @@ def encoded(coding, body):
 BOMB = gzip.compress(b"\0" * (10 << 20))
 RAW = zlib.compressobj(9, zlib.DEFLATED, -15)
 RAW_DEFLATE = RAW.compress(b"raw deflate body") + RAW.flush()
+SSE = (b": a comment\n\n"
+       b"data: first\n\n"
+       b"event: update\nid: 7\ndata: line one\ndata: line two\n\n"
+       b"retry: 1500\ndata:no space\r\n\r\n"
+       b"event: empty\n\n"
+       b"data: last\n\n")
+
+
+def chunked(body, size=7):
+    out = b""
+    for i in range(0, len(body), size):
+        piece = body[i:i + size]
+        out += b"%x\r\n%s\r\n" % (len(piece), piece)
+    return out + b"0\r\n\r\n"
+
+
 CASES.update({
+    "sse": b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + chunked(SSE),
     "gzipbomb": encoded(b"gzip", BOMB),                       # 10 MB of zeros in ~10 KB
     "gztrunc": encoded(b"gzip", gzip.compress(b"x" * 1000)[:-10]),
     "gzgarbage": encoded(b"gzip", b"this is not gzip at all"),
