@@ -64,3 +64,23 @@ python3 -c "print('curl  handshakes (one process, no session reuse): %.0f/s, %.2
 if command -v openssl >/dev/null; then
   openssl s_time -connect "127.0.0.1:$tport" -new -time 3 2>/dev/null | grep -E 'connections in [0-9.]+s' | sed 's/^/openssl s_time: /' | head -1
 fi
+
+# ---- HTTP keep-alive GETs vs wrk (plain HTTP: the runtime's own cost) ----
+python3 "$here/../tests/support/api.py" "$out/api" >"$out/apiport" &
+for _ in $(seq 200); do [ -s "$out/apiport" ] && break; sleep 0.05; done
+aport=$(awk '{print $2}' "$out/apiport")
+url="http://127.0.0.1:$aport/static/1k"
+echo "== HTTP: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
+for round in 1 2; do
+  "$lurk" "$here/http_get.lua" "$url" 100000 64
+  if command -v wrk >/dev/null; then
+    python3 - "$url" <<'PY'
+import re, resource, subprocess, sys
+out = subprocess.run(["wrk", "-t1", "-c64", "-d5s", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+total = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+print("wrk   -t1 -c64, 5 s: %d GETs: %.0f req/s, %.2f us client CPU per request" % (total, rps, (r.ru_utime + r.ru_stime) / total * 1e6))
+PY
+  fi
+done

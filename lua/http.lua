@@ -73,7 +73,23 @@ M.base64 = base64
 -- ---- URLs ----
 
 -- parse_url(s) -> { scheme, host, port, target, userinfo } | nil, err
+local parse_url_uncached
+local url_cache, url_cache_n = {}, 0
 local function parse_url(s)
+  -- Scripts hit the same URLs again and again: keep recent parses (a copy
+  -- goes out, since callers change target).
+  local c = url_cache[s]
+  if not c then
+    local err
+    c, err = parse_url_uncached(s)
+    if not c then return nil, err end
+    if url_cache_n >= 256 then url_cache, url_cache_n = {}, 0 end
+    url_cache[s], url_cache_n = c, url_cache_n + 1
+  end
+  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo }
+end
+
+function parse_url_uncached(s)
   if type(s) ~= "string" then return nil, "URL must be a string" end
   local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
   if not scheme then return nil, "not an absolute http(s) URL" end
@@ -123,6 +139,8 @@ end
 
 -- ---- headers ----
 
+-- Repeated fields keep every value in a side table (most responses have
+-- none, so most header tables need nothing else).
 local lists = setmetatable({}, { __mode = "k" })
 local Headers = {}
 Headers.__index = function(h, k)
@@ -131,23 +149,30 @@ Headers.__index = function(h, k)
 end
 -- headers:all(name) -> every value of a repeated field, in order
 function Headers.all(h, name)
-  return (lists[h][name:lower()]) or {}
+  name = name:lower()
+  local l = lists[h]
+  if l and l[name] then return l[name] end
+  local v = rawget(h, name)
+  return v and { v } or {}
 end
 
+local lower = string.lower
 local function make_headers(flat)
-  local h, l = setmetatable({}, Headers), {}
+  local h = setmetatable({}, Headers)
   for i = 1, #flat, 2 do
-    local name, value = flat[i]:lower(), flat[i + 1]
-    local list = l[name]
-    if list then
+    local name, value = lower(flat[i]), flat[i + 1]
+    local prev = rawget(h, name)
+    if prev then
+      local l = lists[h]
+      if not l then l = {}; lists[h] = l end
+      local list = l[name]
+      if not list then list = { prev }; l[name] = list end
       list[#list + 1] = value
-      rawset(h, name, rawget(h, name) .. ", " .. value)
+      rawset(h, name, prev .. ", " .. value)
     else
-      l[name] = { value }
       rawset(h, name, value)
     end
   end
-  lists[h] = l
   return h
 end
 
