@@ -572,6 +572,54 @@ end
 -- ---- requests ----
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
+local RETRY_KIND = { connect = true, timeout = true, closed = true, dns = true }
+
+-- Retry-After: seconds, or an HTTP date (then relative to now); capped.
+local function retry_after(v)
+  if not v then return nil end
+  local secs = tonumber(v)
+  if not secs then
+    local d, mon, y, h, mi, sec = v:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+    local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+    if d and months[mon] then
+      local t = os.time { year = tonumber(y), month = months[mon], day = tonumber(d), hour = tonumber(h),
+                          min = tonumber(mi), sec = tonumber(sec), isdst = false }
+      local utc_offset = os.time(os.date("!*t", 0)) - os.time(os.date("*t", 0))
+      secs = t - utc_offset - os.time()
+    end
+  end
+  if not secs then return nil end
+  return math.max(0, math.min(secs, 60))
+end
+
+-- Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... (x 0.5-1.5), at most 10 s.
+local function backoff(attempt)
+  return math.min(10, 0.1 * 2 ^ attempt) * (0.5 + math.random())
+end
+
+local trace_env = os.getenv("LURK_TRACE") or ""
+local function masked(name, value)
+  if name:lower() == "authorization" or name:lower() == "proxy-authorization" or name:lower() == "cookie" then
+    local scheme = tostring(value):match("^(%S+)%s")
+    return (scheme and (scheme .. " ") or "") .. "***"
+  end
+  return value
+end
+
+local function trace_request(method, u, headers)
+  local out = { ("> %s %s"):format(method, url_string(u)) }
+  for k, v in pairs(headers) do out[#out + 1] = ("> %s: %s"):format(k, masked(k, v)) end
+  io.stderr:write(concat(out, "\n"), "\n")
+end
+
+local function trace_response(res)
+  local out = { ("< %d %s (%s)"):format(res.status, res.reason, res.url) }
+  for k, v in pairs(res.headers) do out[#out + 1] = ("< %s: %s"):format(k, masked(k, v)) end
+  local tm = res.timings
+  out[#out + 1] = ("< connect %.1f ms, first byte %.1f ms"):format((tm.connect or 0) * 1e3, (tm.ttfb or 0) * 1e3)
+  io.stderr:write(concat(out, "\n"), "\n")
+end
 
 local function timeouts(t)
   if t == nil then return DEFAULT_TIMEOUT, nil, nil end
@@ -639,11 +687,36 @@ local function do_request(session, o)
   }
   local max_redirects = o.redirects
   if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end
+  local retries = o.retries
+  if retries == nil then retries = session.retries or 0 end
+  if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end
+  local trace = o.trace or trace_env:find("http", 1, true)
+
+  -- One exchange, repeated on failures worth repeating (idempotent only).
+  local function attempt(m, url_t)
+    local n = 0
+    while true do
+      if trace then trace_request(m, url_t, headers) end
+      local res, err = exchange(session.pool, m, url_t, headers, body, opts)
+      if res and trace then trace_response(res) end
+      local again = IDEMPOTENT[m] and n < retries and
+        ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
+      if not again then return res, err end
+      local delay = backoff(n)
+      if res then
+        delay = retry_after(res.headers["retry-after"]) or delay
+        res:close()
+      end
+      local ok, serr = lurk.sleep(delay)
+      if not ok then return nil, serr end
+      n = n + 1
+    end
+  end
 
   local function run()
     for hop = 0, max_redirects do
       if auth and origin(u) == auth_origin then headers.Authorization = auth else headers.Authorization = nil end
-      local res, err = exchange(session.pool, method, u, headers, body, opts)
+      local res, err = attempt(method, u)
       if not res then return nil, err end
       local location = res.headers.location
       local follow = REDIRECT[res.status] and location and max_redirects > 0
@@ -716,7 +789,7 @@ Client.__index = Client
 function M.client(opts)
   opts = opts or {}
   local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
-    pool = new_pool(opts.max_per_host) }, Client)
+    retries = opts.retries, pool = new_pool(opts.max_per_host) }, Client)
   return c
 end
 

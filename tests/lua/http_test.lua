@@ -225,6 +225,22 @@ do
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
   t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")
+  -- Retries: off by default; 503 is retried for idempotent methods only,
+  -- honouring Retry-After; the last answer is returned when retries run out.
+  t.eq(t.ok(http.get(raw .. "/flaky2-a")).status, 503, "no retries by default")
+  local r2 = t.ok(http.get(raw .. "/flaky2-b", { retries = 3 }))
+  t.eq(r2.status, 200); t.eq(r2.body, "3", "third attempt succeeded")
+  t.eq(t.ok(http.get(raw .. "/flaky5-c", { retries = 2 })).status, 503)
+  t.eq(t.ok(http.get(raw .. "/hits-c")).body, "3", "1 + 2 retries")
+  t.eq(t.ok(http.post(raw .. "/flaky1-d", { body = "x", retries = 3 })).status, 503, "POST is not retried")
+  t.eq(t.ok(http.get(raw .. "/hits-d")).body, "1")
+  t.fails("connect", http.get("http://127.0.0.1:1/", { retries = 2 }))
+  -- LURK_TRACE=http (or trace = true) prints heads to stderr, secrets masked.
+  local out = io.popen(("LURK_TRACE=http %s -e 'http.get(%q, { bearer = \"s3cr3t\" })' 2>&1"):format(t.lurk, raw .. "/ok")):read("*a")
+  t.ok(out:find("> GET " .. raw .. "/ok", 1, true), out)
+  t.ok(out:find("Authorization: Bearer ***", 1, true), out)
+  t.ok(not out:find("s3cr3t", 1, true), "the token is not printed")
+  t.ok(out:find("< 200 OK", 1, true), out)
   -- A pooled connection the server closed while idle: the next GET retries once, fresh.
   local c = http.client { base_url = raw }
   t.eq(t.ok(c:get("/idle")).body, "hello")

@@ -67,6 +67,7 @@ CASES.update({
     "zlibdeflate": encoded(b"deflate", zlib.compress(b"zlib deflate body")),
 })
 accepted = 0
+hits = {}
 
 
 def read_request(conn):
@@ -101,6 +102,19 @@ def handle(conn):
                 conn.sendall(OK)
                 time.sleep(0.1)
                 return
+            elif case.startswith("flaky"):
+                # "flaky<N>-<tag>": 503 with Retry-After: 0 for the first N hits of
+                # that tag, then 200 with the hit count.
+                n, tag = case[5:].split("-", 1)
+                hits[tag] = hits.get(tag, 0) + 1
+                if hits[tag] <= int(n):
+                    conn.sendall(b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 4\r\n\r\nbusy")
+                else:
+                    body = str(hits[tag]).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif case.startswith("hits-"):
+                body = str(hits.get(case[5:], 0)).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             elif case == "count":
                 body = str(accepted).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
