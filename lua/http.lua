@@ -575,22 +575,108 @@ local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308]
 local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 local RETRY_KIND = { connect = true, timeout = true, closed = true, dns = true }
 
+-- An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT", also with dashes as
+-- cookies write it) as seconds since the epoch, or nil.
+local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }
+local function http_date(v)
+  local d, mon, y, h, mi, sec = v:match("(%d%d?)[ -](%a%a%a)[ -](%d+) (%d+):(%d+):(%d+)")
+  mon = mon and MONTHS[mon:lower()]
+  if not mon then return nil end
+  y = tonumber(y)
+  if y < 100 then y = y + (y < 70 and 2000 or 1900) end
+  -- os.time reads local time; correct by the offset of the epoch.
+  local t = os.time { year = y, month = mon, day = tonumber(d), hour = tonumber(h), min = tonumber(mi),
+                      sec = tonumber(sec), isdst = false }
+  return t and (t + (os.time() - os.time(os.date("!*t"))))
+end
+
 -- Retry-After: seconds, or an HTTP date (then relative to now); capped.
 local function retry_after(v)
   if not v then return nil end
   local secs = tonumber(v)
   if not secs then
-    local d, mon, y, h, mi, sec = v:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-    local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-    if d and months[mon] then
-      local t = os.time { year = tonumber(y), month = months[mon], day = tonumber(d), hour = tonumber(h),
-                          min = tonumber(mi), sec = tonumber(sec), isdst = false }
-      local utc_offset = os.time(os.date("!*t", 0)) - os.time(os.date("*t", 0))
-      secs = t - utc_offset - os.time()
-    end
+    local at = http_date(v)
+    secs = at and (at - os.time())
   end
   if not secs then return nil end
   return math.max(0, math.min(secs, 60))
+end
+
+-- ---- cookies (RFC 6265, without the public suffix list) ----
+
+local Jar = {}
+Jar.__index = Jar
+
+local function new_jar() return setmetatable({ list = {} }, Jar) end
+
+local function domain_match(host, domain)
+  if host == domain then return true end
+  return #host > #domain and host:sub(-#domain - 1) == "." .. domain and not host:match("^[%d.]+$")
+end
+
+local function path_match(path, cpath)
+  if path == cpath then return true end
+  if path:sub(1, #cpath) ~= cpath then return false end
+  return cpath:sub(-1) == "/" or path:sub(#cpath + 1, #cpath + 1) == "/"
+end
+
+-- Stores the cookies of a response to u.
+function Jar:store(u, values)
+  local reqpath = u.target:match("^[^?]*")
+  local default_path = reqpath:match("^(.*)/[^/]*$")
+  if not default_path or default_path == "" then default_path = "/" end
+  for _, line in ipairs(values) do
+    local name, value, attrs = line:match("^%s*([^=;]-)%s*=%s*([^;]*)(.*)$")
+    if name and name ~= "" then
+      local c = { name = name, value = value:match("^%s*(.-)%s*$"), path = default_path,
+                  domain = u.host, host_only = true }
+      local ok = true
+      for attr in attrs:gmatch(";%s*([^;]+)") do
+        local k, v = attr:match("^([^=]-)%s*=%s*(.-)%s*$")
+        k = (k or attr):lower():match("^%s*(.-)%s*$")
+        if k == "domain" and v and v ~= "" then
+          local d = v:lower():gsub("^%.", "")
+          if domain_match(u.host, d) then c.domain, c.host_only = d, false else ok = false end
+        elseif k == "path" and v and v:sub(1, 1) == "/" then
+          c.path = v
+        elseif k == "max-age" and v and v:match("^-?%d+$") then
+          c.expires = os.time() + tonumber(v)
+          c.max_age = true
+        elseif k == "expires" and v and not c.max_age then
+          c.expires = http_date(v)
+        elseif k == "secure" then
+          c.secure = true
+        end
+      end
+      if ok then
+        for i = #self.list, 1, -1 do
+          local o = self.list[i]
+          if o.name == c.name and o.domain == c.domain and o.path == c.path then table.remove(self.list, i) end
+        end
+        if not c.expires or c.expires > os.time() then self.list[#self.list + 1] = c end
+      end
+    end
+  end
+end
+
+-- The Cookie header for a request to u, or nil.
+function Jar:header(u)
+  local path, out, t = u.target:match("^[^?]*"), {}, os.time()
+  local keep = {}
+  for _, c in ipairs(self.list) do
+    if not c.expires or c.expires > t then
+      keep[#keep + 1] = c
+      local host_ok = c.host_only and u.host == c.domain or (not c.host_only and domain_match(u.host, c.domain))
+      if host_ok and path_match(path, c.path) and (not c.secure or u.scheme == "https") then
+        out[#out + 1] = c
+      end
+    end
+  end
+  self.list = keep
+  if #out == 0 then return nil end
+  sort(out, function(a, b) return #a.path > #b.path end)
+  for i, c in ipairs(out) do out[i] = c.name .. "=" .. c.value end
+  return concat(out, "; ")
 end
 
 -- Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... (x 0.5-1.5), at most 10 s.
@@ -693,12 +779,21 @@ local function do_request(session, o)
   local trace = o.trace or trace_env:find("http", 1, true)
 
   -- One exchange, repeated on failures worth repeating (idempotent only).
+  local user_cookie = headers.Cookie or headers.cookie
+  headers.cookie = nil
+  local jar = session.jar
   local function attempt(m, url_t)
     local n = 0
     while true do
+      -- The caller's Cookie header goes to the first origin only; the
+      -- session's jar decides per URL.
+      local jc = jar and jar:header(url_t)
+      local uc = origin(url_t) == auth_origin and user_cookie or nil
+      headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
       if trace then trace_request(m, url_t, headers) end
       local res, err = exchange(session.pool, m, url_t, headers, body, opts)
       if res and trace then trace_response(res) end
+      if res and jar then jar:store(url_t, res.headers:all("set-cookie")) end
       local again = IDEMPOTENT[m] and n < retries and
         ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
       if not again then return res, err end
@@ -782,18 +877,32 @@ function M.request(o)
 end
 shortcuts(M, function(_, o) return do_request(default_session, o) end, false)
 
--- http.client{ base_url, headers, timeout, max_per_host } -> client
+-- http.client{ base_url, headers, cookies = true, timeout, retries, max_per_host } -> client
 local Client = {}
 Client.__index = Client
 
 function M.client(opts)
   opts = opts or {}
   local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
-    retries = opts.retries, pool = new_pool(opts.max_per_host) }, Client)
+    retries = opts.retries, pool = new_pool(opts.max_per_host),
+    jar = opts.cookies ~= false and new_jar() or nil }, Client)
   return c
 end
 
 function Client:request(o) return do_request(self, o) end
+
+-- c:cookies() -> { { name, value, domain, path, expires, secure }, ... }
+function Client:cookies()
+  local out = {}
+  if self.jar then
+    self.jar:header({ target = "/", host = "", scheme = "https" })   -- drops expired ones
+    for _, c in ipairs(self.jar.list) do
+      out[#out + 1] = { name = c.name, value = c.value, domain = c.domain, path = c.path,
+                        expires = c.expires, secure = c.secure }
+    end
+  end
+  return out
+end
 function Client:close() self.pool:close() end
 shortcuts(Client, function(self, o) return do_request(self, o) end, true)
 

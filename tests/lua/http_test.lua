@@ -143,6 +143,17 @@ do
   t.eq(res:json().headers.Authorization, "Bearer secret")
 end
 
+-- Cookies across httpbin's set-and-redirect.
+do
+  local c = http.client { base_url = base }
+  local res = t.ok(c:get("/cookies/set", { query = { flavour = "oat", n = "2" } }))
+  t.eq(res:json().cookies.flavour, "oat", "cookies set on a redirect are sent on the next hop")
+  res = t.ok(c:get("/cookies/delete", { query = { flavour = "" } }))
+  t.eq(res:json().cookies.flavour, nil, "expired by the server")
+  t.eq(res:json().cookies.n, "2")
+  c:close()
+end
+
 -- Authentication.
 do
   t.eq(t.ok(http.get(base .. "/basic-auth/u/p", { auth = { "u", "p" } })).status, 200)
@@ -225,6 +236,22 @@ do
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
   t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")
+  -- Cookies: a client keeps them (RFC 6265 domain, path, expiry, Secure);
+  -- plain calls keep none.
+  local jc = http.client { base_url = raw }
+  t.ok(jc:get("/setcookie"))
+  local sent = t.ok(jc:get("/echocookie")).body
+  t.eq(sent, "plain=1; later=7", "host-only, unexpired, non-secure over http")
+  t.eq(t.ok(jc:get("/scoped/echocookie")).body, "scoped=2; plain=1; later=7", "longer paths first")
+  local names = {}
+  for _, c in ipairs(jc:cookies()) do names[#names + 1] = c.name end
+  table.sort(names)
+  t.eq(table.concat(names, ","), "later,plain,scoped,secure")
+  t.eq(t.ok(jc:get("/echocookie", { headers = { Cookie = "mine=1" } })).body, "mine=1; plain=1; later=7")
+  jc:close()
+  t.ok(http.get(raw .. "/setcookie"))
+  t.eq(t.ok(http.get(raw .. "/echocookie")).body, "", "plain calls keep no cookies")
+  t.eq(t.ok(http.client { base_url = raw, cookies = false }:get("/echocookie")).body, "")
   -- Retries: off by default; 503 is retried for idempotent methods only,
   -- honouring Retry-After; the last answer is returned when retries run out.
   t.eq(t.ok(http.get(raw .. "/flaky2-a")).status, 503, "no retries by default")

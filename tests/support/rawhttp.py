@@ -77,17 +77,20 @@ def read_request(conn):
         if not chunk:
             return None
         data += chunk
+        if len(data) > 1 << 20:
+            return None
     head = data.split(b"\r\n\r\n", 1)[0]
     line = head.split(b"\r\n", 1)[0].split(b" ")
-    return line[1].decode().lstrip("/") if len(line) > 1 else ""
+    return (line[1].decode().lstrip("/") if len(line) > 1 else ""), head
 
 
 def handle(conn):
     try:
         while True:
-            case = read_request(conn)
-            if case is None:
+            got = read_request(conn)
+            if got is None:
                 return
+            case, request_head = got
             if case == "drip":
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 for b in OK:
@@ -114,6 +117,24 @@ def handle(conn):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             elif case.startswith("hits-"):
                 body = str(hits.get(case[5:], 0)).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif case.startswith("setcookie"):
+                cookies = [
+                    b"plain=1",
+                    b"scoped=2; Path=/scoped",
+                    b"secure=3; Secure",
+                    b"foreign=4; Domain=other.example",
+                    b"gone=5; Max-Age=0",
+                    b"old=6; Expires=Wed, 21 Oct 2015 07:28:00 GMT",
+                    b"later=7; Expires=Wed, 21 Oct 2099 07:28:00 GMT",
+                ]
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"".join(b"Set-Cookie: " + c + b"\r\n" for c in cookies)
+                             + b"Content-Length: 0\r\n\r\n")
+            elif case.startswith("echocookie") or case.startswith("scoped/echocookie"):
+                body = b""
+                for line in request_head.split(b"\r\n"):
+                    if line.lower().startswith(b"cookie:"):
+                        body = line[7:].strip()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             elif case == "count":
                 body = str(accepted).encode()
