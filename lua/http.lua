@@ -273,7 +273,7 @@ local function check_header(name, value)
   end
 end
 
-local function build_head(method, u, headers, body_len)
+local function build_head(method, u, headers, body_len, chunked)
   local lines, seen = { method .. " " .. u.target .. " HTTP/1.1" }, {}
   for name, value in pairs(headers) do
     check_header(name, type(value) == "table" and "" or value)
@@ -292,6 +292,7 @@ local function build_head(method, u, headers, body_len)
   if not seen["user-agent"] then lines[#lines + 1] = "User-Agent: " .. USER_AGENT end
   if not seen.accept then lines[#lines + 1] = "Accept: */*" end
   if body_len and not seen["content-length"] then lines[#lines + 1] = "Content-Length: " .. body_len end
+  if chunked and not seen["transfer-encoding"] then lines[#lines + 1] = "Transfer-Encoding: chunked" end
   lines[#lines + 1] = ""
   lines[#lines + 1] = ""
   return concat(lines, "\r\n")
@@ -343,7 +344,14 @@ end
 
 -- r:head() -> true | nil, err: status, reason and headers are then set.
 function Reader:head()
-  local ev, a, b, c = self:step()
+  local ev, a, b, c
+  if self.early then
+    ev, a, b, c = "head", self.early[1], self.early[2], self.early[3]
+    self.early = nil
+  else
+    ev, a, b, c = self:step()
+  end
+  while ev == "interim" do ev, a, b, c = self:step() end
   if not ev then return nil, a end
   if ev ~= "head" then
     return nil, mkerror { kind = "protocol", phase = "read", message = "response without a head" }
@@ -382,31 +390,76 @@ function Reader:chunk()
       end
       self.finished = true
       -- Bytes after the response: the connection is out of step, never reused.
-      self.keep = a and not self.eof and self.i > #self.buf
+      self.keep = a and not self.eof and self.i > #self.buf and not self.no_reuse
       return false
     end
   end
 end
 
+-- After "Expect: 100-continue": waits (1 s at most) for the server's verdict
+-- before the body goes. Returns "send" (100 came, or nothing in time), or
+-- "final" when the server answered already (then r:head() reads it).
+function Reader:wait_continue()
+  local ev, a, b, c = lurk.timeout(1, function() return self:step() end)
+  if ev == "head" then
+    self.early = { a, b, c }
+    return "final"
+  end
+  return "send"                       -- 100 Continue, or silence: send it
+end
+
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
+
+-- Sends a request body: a string, or a streamed source (a function returning
+-- chunks then nil, or a file) as chunked encoding or with a known length.
+local function send_body(sock, body)
+  if type(body) == "string" then return sock:send(body) end
+  local chunked = body.length == nil
+  while true do
+    local chunk, rerr = body.next()
+    if chunk == nil and rerr then
+      return nil, mkerror { kind = "closed", phase = "send", message = "request body source failed: " .. tostring(rerr) }
+    end
+    if chunk == nil then break end
+    if chunk == "" then
+      -- nothing this time
+    elseif chunked then
+      local ok, err = sock:send(("%x\r\n"):format(#chunk) .. chunk .. "\r\n")
+      if not ok then return nil, err end
+    else
+      local ok, err = sock:send(chunk)
+      if not ok then return nil, err end
+    end
+  end
+  if chunked then return sock:send("0\r\n\r\n") end
+  return true
+end
 
 -- Sends the request and reads the response head. Returns a response whose
 -- body is still to be read (res._reader), or nil, err.
 local function exchange(pool, method, u, headers, body, opts)
   local t0 = now()
   for attempt = 1, 2 do
+    if attempt == 2 and type(body) == "table" then body.rewind() end
     local sock, key, reused = pool:checkout(u, opts)
     if not sock then return nil, key end
     local connect_time = now() - t0
     if opts.read_timeout then sock:settimeout(opts.read_timeout) end
-    local head = build_head(method, u, headers, body and #body)
-    local ok, err = sock:send(body and #body < 65536 and (head .. body) or head)
-    if ok and body and #body >= 65536 then ok, err = sock:send(body) end
-    local r
-    if ok then
-      r = new_reader(sock, method, opts, t0)
-      ok, err = r:head()
+    local blen = type(body) == "string" and #body or (body and body.length)
+    local head = build_head(method, u, headers, blen, body ~= nil and blen == nil)
+    local small = type(body) == "string" and #body < 65536 and not opts.expect
+    local ok, err = sock:send(small and (head .. body) or head)
+    local r = new_reader(sock, method, opts, t0)
+    local final_early = false
+    if ok and body and not small then
+      if opts.expect and r:wait_continue() == "final" then
+        final_early = true            -- the server answered without the body
+      else
+        ok, err = send_body(sock, body)
+      end
     end
+    if ok then ok, err = r:head() end
+    if ok and final_early then r.no_reuse = true end
     if ok then
       return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
         ok = r.status < 400, url = url_string(u), tls = sock.tls,
@@ -415,7 +468,8 @@ local function exchange(pool, method, u, headers, body, opts)
     end
     pool:checkin(key, sock, false)
     -- A kept-alive connection the server dropped: once more, fresh.
-    if not (reused and not (r and r.got_any) and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
+    if not (reused and not (r and r.got_any) and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1
+            and (body == nil or type(body) == "string" or body.rewind)) then
       err.url = err.url or url_string(u)
       return nil, err
     end
@@ -749,7 +803,47 @@ local function do_request(session, o)
     body = M.encode_query(o.form)
     headers["Content-Type"] = headers["Content-Type"] or "application/x-www-form-urlencoded"
   end
-  if body ~= nil and type(body) ~= "string" then error("body must be a string", 3) end
+  if o.files then
+    local boundary = ("lurk-%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+    local parts = {}
+    local names = {}
+    for k in pairs(o.files) do names[#names + 1] = k end
+    sort(names)
+    for k, v in pairs(o.form or {}) do
+      parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'):format(boundary, k, tostring(v))
+    end
+    for _, name in ipairs(names) do
+      local f = o.files[name]
+      if type(f) == "string" then f = { path = f } end
+      local data = f.content
+      if not data then
+        local fh, ferr = io.open(f.path, "rb")
+        if not fh then error("files." .. name .. ": " .. tostring(ferr), 3) end
+        data = fh:read("*a")
+        fh:close()
+      end
+      local filename = f.filename or (f.path and f.path:match("([^/]+)$")) or name
+      parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: %s\r\n\r\n')
+        :format(boundary, name, filename:gsub('"', "%%22"), f.content_type or "application/octet-stream") .. data .. "\r\n"
+    end
+    parts[#parts + 1] = "--" .. boundary .. "--\r\n"
+    body = concat(parts)
+    headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+  end
+  if body ~= nil and type(body) ~= "string" then
+    if type(body) == "function" then
+      body = { next = body }
+    elseif io.type(body) == "file" then
+      local f = body
+      local start = f:seek("cur")
+      local size = f:seek("end")
+      f:seek("set", start)
+      body = { next = function() return f:read(65536) end, length = size and start and size - start, file = true,
+               rewind = function() f:seek("set", start) end }
+    else
+      error("body must be a string, a function returning chunks, or a file", 3)
+    end
+  end
   local auth
   if o.bearer then
     auth = "Bearer " .. o.bearer
@@ -767,8 +861,12 @@ local function do_request(session, o)
     for k in pairs(headers) do if k:lower() == "accept-encoding" then has = true end end
     if not has then headers["Accept-Encoding"] = "gzip, deflate" end
   end
+  local expect = false
+  for k, v in pairs(headers) do
+    if k:lower() == "expect" and tostring(v):lower() == "100-continue" then expect = true end
+  end
   local opts = {
-    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress,
+    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress, expect = expect,
     connect_timeout = connect_t or total, read_timeout = read_t or total,
   }
   local max_redirects = o.redirects
@@ -815,6 +913,9 @@ local function do_request(session, o)
       if not res then return nil, err end
       local location = res.headers.location
       local follow = REDIRECT[res.status] and location and max_redirects > 0
+      if follow and (res.status == 307 or res.status == 308) and type(body) == "table" then
+        if body.rewind then body.rewind() else follow = false end   -- a consumed stream cannot be sent again
+      end
       if not follow and o.stream then return res end
       -- Read the body (a redirect's too, so its connection can be reused).
       res, err = buffer_body(res)

@@ -133,7 +133,8 @@ static int on_headers_complete(llhttp_t *p)
 
     if (status >= 100 && status < 200 && status != 101) {
         reset_head(h);                /* interim (100 Continue, 103 Early Hints) */
-        return 0;
+        h->interim = status;
+        return HPE_PAUSED;            /* reported, for Expect: 100-continue */
     }
     h->status = status;
     h->headers_done = true;
@@ -246,6 +247,11 @@ int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
     }
     if (!head_before && h->headers_done)
         return LURK_H1_HEAD;
+    if (h->interim) {
+        h->status = h->interim;
+        h->interim = 0;
+        return LURK_H1_INTERIM;
+    }
     if (h->body) {
         /* The end of the message may come in the same step: report the
          * slice now and the end on the next call. */

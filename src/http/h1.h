@@ -26,6 +26,7 @@ enum lurk_h1_event {
     LURK_H1_HEAD,                     /* status, reason and headers are ready */
     LURK_H1_BODY,                     /* body[0..body_len) points into the input */
     LURK_H1_DONE,                     /* the response ended */
+    LURK_H1_INTERIM,                  /* a 1xx response other than 101 (status set) */
 };
 
 struct lurk_h1 {
@@ -34,6 +35,7 @@ struct lurk_h1 {
     struct lurk_h1_header *hdr;
     int nhdr, cap;
     int status;
+    int interim;                      /* status of the last interim response */
     size_t reason, reason_len;
     size_t head_bytes, max_head;
     int max_headers;

@@ -8,6 +8,7 @@
  *                    | "head", j, status, reason, { name1, value1, ... }
  *                    | "body", j, chunk
  *                    | "done", j, keep_alive
+ *                    | "interim", j, status  (1xx before the final response)
  *                    | nil, err              (kind protocol or limit)
  *   p:finish()      -> "done" | nil, err     (the peer closed the connection)
  *
@@ -73,6 +74,11 @@ static int parser_feed(lua_State *L)
         lua_pushliteral(L, "done");
         lua_insert(L, -2);
         lua_pushboolean(L, lurk_h1_keep_alive(h));
+        return 3;
+    case LURK_H1_INTERIM:
+        lua_pushliteral(L, "interim");
+        lua_insert(L, -2);
+        lua_pushinteger(L, h->status);
         return 3;
     default:
         lua_pushliteral(L, "more");

@@ -42,6 +42,28 @@ do
   t.eq(#res:json().data, #big)
 end
 
+-- Streamed and multipart request bodies, and Expect: 100-continue.
+do
+  local pieces = { "alpha ", "beta ", "", "gamma" }
+  local i = 0
+  local res = t.ok(http.post(base .. "/post", { body = function() i = i + 1; return pieces[i] end }))
+  t.eq(res:json().data, "alpha beta gamma", "a function body is sent chunked")
+  local path = dir .. "/upload.txt"
+  local f = io.open(path, "wb"); f:write(("z"):rep(200000)); f:close()
+  f = io.open(path, "rb")
+  res = t.ok(http.put(base .. "/put", { body = f }))
+  f:close()
+  t.eq(#res:json().data, 200000, "a file body is sent with its length")
+  t.eq(res:json().headers["Content-Length"], "200000")
+  res = t.ok(http.post(base .. "/post", { form = { note = "hi" },
+    files = { doc = { path = path, content_type = "text/plain" }, inline = { content = "abc", filename = "a.txt" } } }))
+  local j = res:json()
+  t.eq(#j.files.doc, 200000); t.eq(j.files.inline, "abc"); t.eq(j.form.note, "hi")
+  t.ok(j.headers["Content-Type"]:find("multipart/form-data; boundary=", 1, true))
+  res = t.ok(http.put(base .. "/put", { body = ("e"):rep(100000), headers = { Expect = "100-continue" } }))
+  t.eq(#res:json().data, 100000, "body sent after 100 Continue")
+end
+
 -- Responses: status codes are responses; headers case-insensitive and repeated.
 do
   local res = t.ok(http.get(base .. "/status/418"))
@@ -236,6 +258,9 @@ do
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
   t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")
+  -- A final answer to Expect: 100-continue: the body is never sent.
+  local er = t.ok(http.put(raw .. "/expectfail", { body = ("b"):rep(100000), headers = { Expect = "100-continue" } }))
+  t.eq(er.status, 417)
   -- Cookies: a client keeps them (RFC 6265 domain, path, expiry, Secure);
   -- plain calls keep none.
   local jc = http.client { base_url = raw }

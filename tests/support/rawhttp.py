@@ -136,6 +136,8 @@ def handle(conn):
                     if line.lower().startswith(b"cookie:"):
                         body = line[7:].strip()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif case == "expectfail":
+                conn.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
             elif case == "count":
                 body = str(accepted).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))

@@ -75,6 +75,8 @@ static void run(const char *msg, size_t split, bool head, bool eof, struct resul
                 r->body_len += h.body_len;
             } else if (ev == LURK_H1_DONE) {
                 done = true;
+            } else if (ev == LURK_H1_INTERIM) {
+                assert_true(h.status >= 100 && h.status < 200);
             } else if (pos == parts[i]) {
                 break;                /* MORE with everything used */
             }
