@@ -198,6 +198,83 @@ function Response:__tostring()
   return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
 end
 
+-- ---- proxies ----
+
+local function env(name) return os.getenv(name:lower()) or os.getenv(name:upper()) end
+
+-- NO_PROXY: comma-separated names (a leading dot, or none, also covers
+-- subdomains), "*" for every host.
+local function no_proxy(host)
+  local list = env("no_proxy")
+  if not list then return false end
+  for item in list:gmatch("[^,%s]+") do
+    if item == "*" then return true end
+    item = item:lower():gsub("^%.", ""):gsub(":%d+$", "")
+    if host == item or host:sub(-#item - 1) == "." .. item then return true end
+  end
+  return false
+end
+
+-- The proxy for u: opts.proxy (a URL, or false for none), else
+-- HTTPS_PROXY / HTTP_PROXY (lower case first) unless NO_PROXY says no.
+local function proxy_for(u, opt)
+  local p = opt
+  if p == nil then
+    if no_proxy(u.host) then return nil end
+    p = u.scheme == "https" and (env("https_proxy") or env("all_proxy")) or (env("http_proxy") or env("all_proxy"))
+  end
+  if not p or p == false or p == "" then return nil end
+  if type(p) ~= "string" then error("proxy must be a URL string or false", 0) end
+  if not p:match("^%a[%w+.-]*://") then p = "http://" .. p end
+  if not p:lower():match("^http://") then error("only http:// proxies are supported (got " .. p .. ")", 0) end
+  local pu, err = parse_url(p)
+  if not pu then error("bad proxy URL " .. p .. ": " .. err, 0) end
+  return pu
+end
+
+local function proxy_error(message, err)
+  return mkerror { kind = "proxy", phase = "connect", message = message,
+    cause = err, retryable = err and err.retryable or false }
+end
+
+-- Opens a tunnel to u through the proxy (CONNECT), then TLS inside it: the
+-- TLS session, and kernel TLS, are end to end with the origin.
+local function tunnel(sock, u, pu, tls)
+  local target = (u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host) .. ":" .. u.port
+  local lines = { "CONNECT " .. target .. " HTTP/1.1", "Host: " .. target, "User-Agent: " .. USER_AGENT }
+  if pu.userinfo then lines[#lines + 1] = "Proxy-Authorization: Basic " .. base64(M.urldecode(pu.userinfo)) end
+  local ok, err = sock:send(concat(lines, "\r\n") .. "\r\n\r\n")
+  if not ok then return nil, proxy_error("proxy connection failed: " .. tostring(err), err) end
+  -- A 2xx answer to CONNECT has no body: parse it as a HEAD response.
+  local parser, buf, i = C._parser(true), "", 1
+  local status, reason
+  while true do
+    local ev, j, a, b = parser:feed(buf, i)
+    if not ev then return nil, proxy_error("invalid answer to CONNECT: " .. tostring(j), j) end
+    i = j
+    if ev == "head" then status, reason = a, b
+    elseif ev == "done" then break
+    elseif ev == "more" then
+      local data, rerr = sock:receive_some(4096)
+      if not data or data == "" then
+        return nil, proxy_error("the proxy closed the connection during CONNECT", rerr)
+      end
+      buf, i = data, 1
+    end
+  end
+  if status < 200 or status > 299 then
+    return nil, mkerror { kind = "proxy", phase = "connect", status = status,
+      message = ("proxy refused CONNECT %s: %d %s"):format(target, status, reason) }
+  end
+  if i <= #buf then
+    return nil, proxy_error("the proxy sent data after its CONNECT answer")
+  end
+  tls.servername = tls.servername or u.host
+  local s, terr = sock:starttls(tls)
+  if not s then return nil, terr end
+  return sock
+end
+
 -- ---- the pool ----
 
 local Pool = {}
@@ -216,7 +293,8 @@ local function tls_key(tls)
 end
 
 function Pool:checkout(u, opts)
-  local key = origin(u) .. "|" .. tls_key(opts.tls)
+  local pu = opts.proxy_url
+  local key = origin(u) .. "|" .. tls_key(opts.tls) .. (pu and ("|via " .. origin(pu)) or "")
   local sem = self.sems[key]
   if not sem then
     sem = lurk.semaphore(self.max)
@@ -236,7 +314,19 @@ function Pool:checkout(u, opts)
     if type(opts.tls) == "table" then for k, v in pairs(opts.tls) do tls[k] = v end end
     if tls.alpn == nil then tls.alpn = "http/1.1" end
   end
-  local sock, cerr = tcp.connect(u.host, u.port, { timeout = opts.connect_timeout, tls = tls })
+  local sock, cerr
+  if pu then
+    sock, cerr = tcp.connect(pu.host, pu.port, { timeout = opts.connect_timeout })
+    if not sock then
+      cerr = proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, cerr.message), cerr)
+    elseif tls then
+      local ok
+      ok, cerr = tunnel(sock, u, pu, tls)
+      if not ok then sock:close(); sock = nil end
+    end
+  else
+    sock, cerr = tcp.connect(u.host, u.port, { timeout = opts.connect_timeout, tls = tls })
+  end
   if not sock then
     sem:release()
     return nil, cerr
@@ -273,8 +363,12 @@ local function check_header(name, value)
   end
 end
 
-local function build_head(method, u, headers, body_len, chunked)
-  local lines, seen = { method .. " " .. u.target .. " HTTP/1.1" }, {}
+local function build_head(method, u, headers, body_len, chunked, via)
+  -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
+  local lines, seen = { method .. " " .. (via and url_string(u) or u.target) .. " HTTP/1.1" }, {}
+  if via and via.userinfo then
+    lines[#lines + 1] = "Proxy-Authorization: Basic " .. base64(M.urldecode(via.userinfo))
+  end
   for name, value in pairs(headers) do
     check_header(name, type(value) == "table" and "" or value)
     seen[name:lower()] = true
@@ -446,7 +540,8 @@ local function exchange(pool, method, u, headers, body, opts)
     local connect_time = now() - t0
     if opts.read_timeout then sock:settimeout(opts.read_timeout) end
     local blen = type(body) == "string" and #body or (body and body.length)
-    local head = build_head(method, u, headers, blen, body ~= nil and blen == nil)
+    local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
+                            opts.proxy_url and u.scheme == "http" and opts.proxy_url)
     local small = type(body) == "string" and #body < 65536 and not opts.expect
     local ok, err = sock:send(small and (head .. body) or head)
     local r = new_reader(sock, method, opts, t0)
@@ -871,6 +966,10 @@ local function do_request(session, o)
   }
   local max_redirects = o.redirects
   if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end
+  if o.proxy ~= nil then
+    local ok, perr = pcall(proxy_for, u, o.proxy)   -- a bad proxy option is the caller's error
+    if not ok then error(perr, 3) end
+  end
   local retries = o.retries
   if retries == nil then retries = session.retries or 0 end
   if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end
@@ -888,6 +987,7 @@ local function do_request(session, o)
       local jc = jar and jar:header(url_t)
       local uc = origin(url_t) == auth_origin and user_cookie or nil
       headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
+      opts.proxy_url = proxy_for(url_t, o.proxy == nil and session.proxy or o.proxy)
       if trace then trace_request(m, url_t, headers) end
       local res, err = exchange(session.pool, m, url_t, headers, body, opts)
       if res and trace then trace_response(res) end
@@ -985,7 +1085,7 @@ Client.__index = Client
 function M.client(opts)
   opts = opts or {}
   local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
-    retries = opts.retries, pool = new_pool(opts.max_per_host),
+    retries = opts.retries, proxy = opts.proxy, pool = new_pool(opts.max_per_host),
     jar = opts.cookies ~= false and new_jar() or nil }, Client)
   return c
 end

@@ -20,7 +20,7 @@ major=${VERSION_ID%%.*}
 pkgs=(build-essential cmake pkg-config git
       libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev
       nginx-light openssl ca-certificates dnsmasq-base python3 iproute2
-      wrk strace user-mode-linux python3-httpbin gunicorn nodejs npm)
+      wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy nodejs npm)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
     pkgs+=(libmbedtls-dev liburing-dev libllhttp-dev)
 fi
@@ -41,10 +41,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -q update </dev/null >/dev/null
     apt-get -q -y install --no-install-recommends "${missing[@]}" </dev/null >/dev/null
-    # The nginx package may start a system service on port 80; the tests run
-    # their own nginx, so stop the one the install started.
+    # The nginx and tinyproxy packages may start system services; the tests
+    # run their own, so stop the ones the install started.
     if systemctl is-active --quiet nginx 2>/dev/null; then systemctl stop nginx || true; fi
     if [ -s /run/nginx.pid ]; then kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
+    if [ -s /run/tinyproxy/tinyproxy.pid ]; then kill "$(cat /run/tinyproxy/tinyproxy.pid)" 2>/dev/null || true; fi
 fi
 
 # Debian 12: Debian 13's builds of mbedTLS 3.6, liburing 2.9 and llhttp 9.2.

@@ -301,6 +301,48 @@ do
   c:close()
 end
 
+-- Proxies: plain HTTP in absolute form, HTTPS through CONNECT (TLS end to
+-- end, so kTLS too), environment variables, NO_PROXY, failures of kind proxy.
+do
+  local pport = t.server("proxy.py", dir)
+  local proxy = "http://127.0.0.1:" .. pport
+  local res = t.ok(http.get(base .. "/get", { proxy = proxy }))
+  t.ok(res.headers.via and res.headers.via:find("tinyproxy", 1, true), "went through tinyproxy")
+  res = t.ok(http.get("https://localhost:" .. P.https .. "/get", { proxy = proxy, tls = { cafile = ca } }))
+  t.eq(res.status, 200)
+  t.eq(res:json().headers.Host, "localhost:" .. P.https)
+  t.eq(type(res.tls.version), "string", "TLS inside the tunnel")
+  if os.getenv("LURK_KTLS") == "require" then t.eq(res.tls.ktls, true, "kTLS through CONNECT") end
+  t.fails("tls", http.get("https://localhost:" .. P.https .. "/get", { proxy = proxy }))
+  local err = t.fails("proxy", http.get("https://localhost:1/", { proxy = proxy, tls = { cafile = ca } }))
+  t.ok(err.message:find("CONNECT", 1, true), err.message)
+  t.fails("proxy", http.get(base .. "/get", { proxy = "http://127.0.0.1:1" }))
+  t.raises("only http:// proxies", http.get, base, { proxy = "socks5://127.0.0.1:1080" })
+  -- from the environment, in a child process
+  local script = dir .. "/proxied.lua"
+  local f = io.open(script, "w")
+  f:write(([[
+    local res = assert(http.get(%q))
+    io.write(res.headers.via and "proxied" or "direct")
+  ]]):format(base .. "/get"))
+  f:close()
+  local function run(envs)
+    return io.popen(("%s %s %s 2>&1"):format(envs, t.lurk, script)):read("*a")
+  end
+  t.eq(run("HTTP_PROXY=" .. proxy), "proxied")
+  t.eq(run("http_proxy=" .. proxy .. " NO_PROXY=127.0.0.1"), "direct")
+  t.eq(run("http_proxy=" .. proxy .. " no_proxy=*"), "direct")
+  t.eq(run(""), "direct")
+  -- an authenticating proxy
+  local aport = t.server("proxy.py", dir, "user:pw")
+  t.eq(t.ok(http.get(base .. "/get", { proxy = "http://127.0.0.1:" .. aport })).status, 407)
+  res = t.ok(http.get(base .. "/get", { proxy = "http://user:pw@127.0.0.1:" .. aport }))
+  t.eq(res.status, 200)
+  res = t.ok(http.get("https://localhost:" .. P.https .. "/get", { proxy = "http://user:pw@127.0.0.1:" .. aport,
+    tls = { cafile = ca } }))
+  t.eq(res.status, 200)
+end
+
 -- Bad arguments raise.
 t.raises("bad url", http.get, "ftp://x/")
 t.raises("bad url", http.get, "http:///nohost")
