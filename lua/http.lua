@@ -537,7 +537,7 @@ local function exchange(pool, method, u, headers, body, opts)
     if attempt == 2 and type(body) == "table" then body.rewind() end
     local sock, key, reused = pool:checkout(u, opts)
     if not sock then return nil, key end
-    local connect_time = now() - t0
+    local ct = reused and { dns = 0, connect = 0, tls = 0 } or sock.timings
     if opts.read_timeout then sock:settimeout(opts.read_timeout) end
     local blen = type(body) == "string" and #body or (body and body.length)
     local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
@@ -558,7 +558,7 @@ local function exchange(pool, method, u, headers, body, opts)
     if ok then
       return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
         ok = r.status < 400, url = url_string(u), tls = sock.tls,
-        timings = { connect = connect_time, ttfb = r.ttfb },
+        timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
         _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
     end
     pool:checkin(key, sock, false)

@@ -636,7 +636,8 @@ static int sock_starttls(lua_State *L)
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 
-/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, fallback } or nil */
+/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, fallback } or nil
+ * sock.timings -> { dns, connect, tls } in seconds */
 static void push_tls_info(lua_State *L, struct sock *k)
 {
     struct lurk_tls_info i;
@@ -677,6 +678,23 @@ static int sock_index(lua_State *L)
 
     if (key && strcmp(key, "tls") == 0) {
         push_tls_info(L, k);
+        return 1;
+    }
+    if (key && strcmp(key, "timings") == 0) {
+        double dns, conn;
+        struct lurk_tls_info i;
+
+        lurk_tcp_timings(k->s, &dns, &conn);
+        lua_createtable(L, 0, 3);
+        lua_pushnumber(L, dns);
+        lua_setfield(L, -2, "dns");
+        lua_pushnumber(L, conn);
+        lua_setfield(L, -2, "connect");
+        if (k->tls) {
+            lurk_tls_get_info(k->tls, &i);
+            lua_pushnumber(L, i.handshake);
+            lua_setfield(L, -2, "tls");
+        }
         return 1;
     }
     lua_pushvalue(L, 2);

@@ -47,6 +47,7 @@ struct lurk_tcp {
     struct lurk_addrs *addrs;
     int next_addr, last_err;
     int64_t cdeadline;
+    int64_t t_start, t_resolved, t_connected;   /* lurk_now_ns() stamps */
     char name[300];
     char addr[256];                   /* addresses tried, in order */
 
@@ -139,6 +140,7 @@ static void connect_done(struct lurk_op *op, int res)
 
     s->cop = NULL;
     if (res == 0 && !s->closing) {
+        s->t_connected = lurk_now_ns();
         connect_finish(s, 0);
     } else {
         if (s->closing)
@@ -217,6 +219,7 @@ static void resolved(void *arg, int rc, struct lurk_addrs *addrs)
     struct lurk_tcp *s = arg;
 
     s->query = NULL;
+    s->t_resolved = lurk_now_ns();
     if (s->ctimer)
         lurk_op_cancel(s->loop, s->ctimer);
     if (rc < 0) {
@@ -245,6 +248,7 @@ int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t dea
     s->cdeadline = deadline_ns;
     s->last_err = 0;
     s->addr[0] = '\0';
+    s->t_start = s->t_resolved = lurk_now_ns();
     rc = lurk_addr_literal(host, port, &addrs);
     if (rc < 0) {
         s->ccb = NULL;
@@ -499,4 +503,10 @@ struct lurk_stream *lurk_tcp_stream(struct lurk_tcp *s)
 struct lurk_loop *lurk_tcp_loop(struct lurk_tcp *s)
 {
     return s->loop;
+}
+
+void lurk_tcp_timings(const struct lurk_tcp *s, double *dns, double *connect)
+{
+    *dns = s->t_resolved > s->t_start ? (s->t_resolved - s->t_start) / 1e9 : 0;
+    *connect = s->t_connected > s->t_resolved ? (s->t_connected - s->t_resolved) / 1e9 : 0;
 }

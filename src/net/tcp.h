@@ -87,4 +87,7 @@ const char *lurk_tcp_addr(const struct lurk_tcp *s);
 int lurk_tcp_fd(const struct lurk_tcp *s);
 struct lurk_loop *lurk_tcp_loop(struct lurk_tcp *s);
 
+/* Seconds spent resolving and connecting (0 for literals / not yet). */
+void lurk_tcp_timings(const struct lurk_tcp *s, double *dns, double *connect);
+
 #endif

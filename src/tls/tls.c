@@ -145,6 +145,7 @@ struct lurk_tls {
         char buf[CMSG_SPACE(sizeof(unsigned char))];
     } cn_cbuf;
 
+    int64_t t_start, t_done;          /* handshake stamps */
     char fallback[200];
     char errmsg[300];
 };
@@ -700,6 +701,7 @@ static void hs_finish(struct lurk_tls *t, int rc)
     lurk_done_cb *cb = t->hs_cb;
 
     t->hs_cb = NULL;
+    t->t_done = lurk_now_ns();
     if (t->closing && rc == 0) {
         lurk_tcp_close(t->tcp);
         rc = -LURK_ECLOSED;
@@ -772,6 +774,7 @@ int lurk_tls_handshake(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb
     if (!lurk_tcp_is_open(t->tcp))
         return -LURK_ECLOSED;
     t->state = S_HANDSHAKE;
+    t->t_start = lurk_now_ns();
     t->hs_deadline = deadline_ns;
     t->send_deadline = deadline_ns;
     t->hs_cb = cb;
@@ -804,6 +807,7 @@ void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info)
     info->ktls_tx = t->ktls_tx;
     info->ktls_rx = t->ktls_rx;
     info->fallback = t->fallback;
+    info->handshake = t->t_done > t->t_start ? (t->t_done - t->t_start) / 1e9 : 0;
 }
 
 /* ---- reading ---- */

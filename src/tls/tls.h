@@ -76,6 +76,7 @@ struct lurk_tls_info {
     const char *alpn;                 /* negotiated protocol or NULL */
     bool ktls_tx, ktls_rx;            /* which directions the kernel carries */
     const char *fallback;             /* why not kTLS ("" when both are) */
+    double handshake;                 /* seconds the handshake took */
 };
 
 void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info);

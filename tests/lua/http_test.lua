@@ -209,6 +209,7 @@ do
   t.eq(res:json().headers.Host, "localhost:" .. P.https)
   t.eq(type(res.tls.version), "string")
   t.eq(res.tls.alpn, "http/1.1")
+  t.ok(res.timings.tls > 0 and res.timings.connect >= 0 and res.timings.dns >= 0, "timings split")
   t.fails("tls", http.get("https://localhost:" .. P.https .. "/get"))  -- system store does not know the test CA
 end
 
