@@ -677,11 +677,15 @@ function Response:events()
   end
 end
 
--- res:save(path) -> bytes written | nil, err
-function Response:save(path)
-  local f, ferr = io.open(path, "wb")
-  if not f then return nil, mkerror { kind = "limit", phase = "read", message = ferr } end
+-- res:save(path [, progress]) -> bytes written | nil, err. Writes go
+-- through the ring (lurk._open_write), so other tasks run meanwhile.
+-- progress(done, total_or_nil) is called after each write.
+function Response:save(path, progress)
+  local f, ferr = lurk._open_write(path)
+  if not f then return nil, ferr end
   local n = 0
+  local total = tonumber(self.headers["content-length"])
+  if self.headers["content-encoding"] and self._reader and self._reader.decoder then total = nil end
   while true do
     local data, err = self:read()
     if not data then
@@ -689,8 +693,40 @@ function Response:save(path)
       if err then return nil, err end
       return n
     end
-    f:write(data)
+    local ok, werr = f:write(data)
+    if not ok then
+      f:close()
+      self:close()
+      return nil, werr
+    end
     n = n + #data
+    if progress then progress(n, total) end
+  end
+end
+
+-- A progress line on a terminal: bytes, rate, ETA; at most 10 updates/s.
+local function progress_bar(out)
+  local t0, last = now(), 0
+  local function size(b)
+    if b >= 2^30 then return ("%.1f GiB"):format(b / 2^30) end
+    if b >= 2^20 then return ("%.1f MiB"):format(b / 2^20) end
+    return ("%.0f KiB"):format(b / 1024)
+  end
+  return function(done, total, final)
+    local t = now()
+    if not final and t - last < 0.1 then return end
+    last = t
+    local rate = done / math.max(t - t0, 1e-3)
+    local line = size(done)
+    if total then
+      local eta = rate > 0 and (total - done) / rate or 0
+      line = ("%s / %s (%3d%%)  %s/s  ETA %ds"):format(size(done), size(total), math.floor(done * 100 / total),
+        size(rate), math.ceil(eta))
+    else
+      line = ("%s  %s/s"):format(line, size(rate))
+    end
+    out:write("\r\27[K", line, final and "\n" or "")
+    out:flush()
   end
 end
 
@@ -1047,6 +1083,33 @@ local function do_request(session, o)
     return res, err
   end
   return run()
+end
+
+-- http.download(url, path [, opts]) -> res | nil, err: streams the body to
+-- path through the ring; a progress line on stderr when it is a terminal
+-- (opts.progress = false to silence, true to force).
+function M.download(url, path, opts)
+  if type(path) ~= "string" then error("http.download: path must be a string", 2) end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url, o.stream = url, true
+  o.method = o.method or "GET"
+  local show = o.progress
+  o.progress = nil
+  if show == nil then show = lurk._isatty(2) end
+  local res, err = M.request(o)
+  if not res then return nil, err end
+  if not res.ok then
+    res:close()
+    return nil, mkerror { kind = "status", phase = "read", url = res.url, status = res.status,
+      message = ("download of %s failed: HTTP %d %s"):format(res.url, res.status, res.reason) }
+  end
+  local bar = show and progress_bar(io.stderr)
+  local n, serr = res:save(path, bar)
+  if not n then return nil, serr end
+  if bar then bar(n, n, true) end
+  res.bytes = n
+  return res
 end
 
 -- ---- the module and sessions ----

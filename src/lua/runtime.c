@@ -32,6 +32,7 @@
 #include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
 
 void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
+void lurk_lua_open_file(lua_State *L);
 void lurk_rt_release_tasks(struct lurk_rt *rt);
 void lurk_rt_free_tasks(struct lurk_rt *rt);
 
@@ -58,6 +59,7 @@ static int open_modules(lua_State *L)
     lua_newtable(L);                  /* the lurk module */
     lurk_lua_open_task(L);
     lurk_lua_open_error(L);
+    lurk_lua_open_file(L);
     lua_pushstring(L, "0.1.0");
     lua_setfield(L, -2, "version");
     if (luaL_loadbuffer(L, (const char *)luaJIT_BC_lurk, luaJIT_BC_lurk_SIZE, "=lurk.lua"))

@@ -137,6 +137,22 @@ do
   c:close()
 end
 
+-- Downloads go to a file through the ring; no progress line when not a TTY.
+do
+  local path = dir .. "/download.bin"
+  local res = t.ok(http.download(base .. "/static/1m", path))
+  t.eq(res.bytes, 1024 * 1024)
+  local f = io.open(path, "rb"); local data = f:read("*a"); f:close()
+  t.eq(#data, 1024 * 1024)
+  t.eq(data:sub(1, 3), "\0\1\2")
+  local err = t.fails("status", http.download(base .. "/status/404", path))
+  t.eq(err.status, 404)
+  t.fails("limit", http.download(base .. "/static/1k", "/nonexistent-dir/x"))
+  local out = io.popen(("%s -e 'assert(http.download(%q, %q, { progress = true }))' 2>&1"):format(
+    t.lurk, base .. "/static/1m", path)):read("*a")
+  t.ok(out:find("1.0 MiB / 1.0 MiB (100%)", 1, true), "forced progress line: " .. out)
+end
+
 -- Redirects of each kind.
 do
   local res = t.ok(http.get(base .. "/redirect/3"))

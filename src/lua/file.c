@@ -1,0 +1,211 @@
+/*
+ * file.c - files written through the ring, for downloads: the loop never
+ * blocks on the disk.
+ *
+ *   f = lurk._open_write(path)   -> file | nil, err   (created or truncated, 0644)
+ *   f:write(data)                -> true | nil, err   (all of it; yields)
+ *   f:close()                    -> true
+ *
+ * The open and close are plain syscalls (cheap, once per file); each write
+ * is an IORING_OP_WRITE at the file's offset, continued on short writes.
+ * The string being written is pinned in the registry until it is done.
+ */
+#include "lua/error.h"
+#include "lua/task.h"
+#include "core/error.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FILE_MT "lurk.file"
+
+struct file {
+    struct lurk_rt *rt;
+    int fd;
+    int64_t off;
+    struct lurk_task *writer;
+    struct lurk_op *op;
+    const char *p;
+    size_t len, done;
+    int data_ref, self_ref;
+};
+
+static struct file *check_file(lua_State *L)
+{
+    return luaL_checkudata(L, 1, FILE_MT);
+}
+
+static void write_done(struct lurk_op *op, int res)
+{
+    struct file *f = op->arg;
+
+    f->op = NULL;
+    lurk_task_wake(f->writer, res);
+}
+
+static int submit(struct file *f)
+{
+    struct io_uring_sqe *sqe = lurk_loop_sqe(f->rt->loop, 1);
+    size_t n = f->len - f->done;
+
+    if (n > 1u << 30)
+        n = 1u << 30;
+    io_uring_prep_write(sqe, f->fd, f->p + f->done, (unsigned)n, (uint64_t)f->off);
+    f->op = lurk_op_new(f->rt->loop, write_done, f);
+    lurk_op_arm(f->rt->loop, f->op, sqe, 0);
+    return 0;
+}
+
+static int write_results(lua_State *L, void *ud, int res)
+{
+    struct file *f = ud;
+
+    if (res < 0)
+        return lurk_lua_error(L, res, "send", "file");
+    if (res == 0)
+        return lurk_lua_error(L, -EIO, "send", "file");
+    f->done += (size_t)res;
+    f->off += res;
+    if (f->done < f->len) {
+        submit(f);                    /* a short write: the rest next */
+        return LURK_AGAIN;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void write_cancel(void *ud)
+{
+    struct file *f = ud;
+
+    if (f->op)
+        lurk_op_cancel(f->rt->loop, f->op);
+}
+
+static void write_release(void *ud)
+{
+    struct file *f = ud;
+    lua_State *L = f->rt->L;
+
+    f->writer = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, f->data_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->self_ref);
+    f->data_ref = f->self_ref = LUA_NOREF;
+}
+
+static const struct lurk_waiter write_waiter = { write_results, write_cancel, write_release };
+
+/* f:write(data) -> true | nil, err */
+static int file_write(lua_State *L)
+{
+    struct file *f = check_file(L);
+    size_t len;
+    const char *p = luaL_checklstring(L, 2, &len);
+    struct lurk_task *t = lurk_lua_task(L, "file:write");
+    int rc;
+
+    if (f->fd < 0)
+        return luaL_error(L, "attempt to write a closed file");
+    if (f->writer)
+        return luaL_error(L, "another task is already writing this file");
+    if (len == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    rc = lurk_task_check(t);
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "send", "file");
+    f->p = p;
+    f->len = len;
+    f->done = 0;
+    f->writer = t;
+    lua_pushvalue(L, 2);
+    f->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    f->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    submit(f);
+    return lurk_task_wait(L, t, &write_waiter, f);
+}
+
+/* f:close() -> true */
+static int file_close(lua_State *L)
+{
+    struct file *f = check_file(L);
+
+    if (f->writer)
+        return luaL_error(L, "file:close while a write is in flight");
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int file_gc(lua_State *L)
+{
+    struct file *f = check_file(L);
+
+    /* A write in flight anchors the object, so none is pending here. */
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    return 0;
+}
+
+/* lurk._open_write(path) -> file | nil, err */
+static int l_open_write(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct file *f;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    if (fd < 0) {
+        int rc = -errno;
+
+        lurk_lua_error(L, rc, NULL, path);
+        lua_pushstring(L, "limit");   /* not a network failure: a local one */
+        lua_setfield(L, -2, "kind");
+        return 2;
+    }
+    f = lua_newuserdata(L, sizeof *f);
+    memset(f, 0, sizeof *f);
+    f->rt = lurk_rt_get(L);
+    f->fd = fd;
+    f->data_ref = f->self_ref = LUA_NOREF;
+    luaL_getmetatable(L, FILE_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* lurk._isatty(fd) -> boolean */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+void lurk_lua_open_file(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "write", file_write },
+        { "close", file_close },
+        { NULL, NULL },
+    };
+
+    luaL_newmetatable(L, FILE_MT);
+    lua_newtable(L);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, file_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_open_write);
+    lua_setfield(L, -2, "_open_write");
+    lua_pushcfunction(L, l_isatty);
+    lua_setfield(L, -2, "_isatty");
+}
