@@ -66,6 +66,17 @@ if command -v openssl >/dev/null; then
 fi
 
 # ---- HTTP keep-alive GETs vs wrk (plain HTTP: the runtime's own cost) ----
+wrk_cpu() { # URL: wrk -t1 -c64 for 5 s; requests/s and client CPU per request, from one run
+  command -v wrk >/dev/null || { echo "wrk not installed: no peer figure"; return; }
+  python3 - "$1" <<'PY'
+import re, resource, subprocess, sys
+out = subprocess.run(["wrk", "-t1", "-c64", "-d5s", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+total = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+print("wrk   -t1 -c64, 5 s: %d GETs: %.0f req/s, %.2f us client CPU per request" % (total, rps, (r.ru_utime + r.ru_stime) / total * 1e6))
+PY
+}
 python3 "$here/../tests/support/api.py" "$out/api" >"$out/apiport" &
 for _ in $(seq 200); do [ -s "$out/apiport" ] && break; sleep 0.05; done
 aport=$(awk '{print $2}' "$out/apiport")
@@ -73,16 +84,7 @@ url="http://127.0.0.1:$aport/static/1k"
 echo "== HTTP: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
 for round in 1 2; do
   "$lurk" "$here/http_get.lua" "$url" 100000 64
-  if command -v wrk >/dev/null; then
-    python3 - "$url" <<'PY'
-import re, resource, subprocess, sys
-out = subprocess.run(["wrk", "-t1", "-c64", "-d5s", sys.argv[1]], capture_output=True, text=True, check=True).stdout
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-total = int(re.search(r"(\d+) requests in", out).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-print("wrk   -t1 -c64, 5 s: %d GETs: %.0f req/s, %.2f us client CPU per request" % (total, rps, (r.ru_utime + r.ru_stime) / total * 1e6))
-PY
-  fi
+  wrk_cpu "$url"
 done
 
 echo "== HTTPS: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
@@ -90,16 +92,7 @@ ca_api="$out/api/ca.pem"
 surl="https://localhost:$(grep -o 'https = [0-9]*' "$out/api/ports.lua" | awk '{print $3}')/static/1k"
 for round in 1 2; do
   SSL_CERT_FILE="$ca_api" "$lurk" "$here/http_get.lua" "$surl" 50000 64
-  if command -v wrk >/dev/null; then
-    python3 - "$surl" <<'PY'
-import re, resource, subprocess, sys
-out = subprocess.run(["wrk", "-t1", "-c64", "-d5s", sys.argv[1]], capture_output=True, text=True, check=True).stdout
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-total = int(re.search(r"(\d+) requests in", out).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-print("wrk   -t1 -c64, 5 s: %d GETs: %.0f req/s, %.2f us client CPU per request" % (total, rps, (r.ru_utime + r.ru_stime) / total * 1e6))
-PY
-  fi
+  wrk_cpu "$surl"
 done
 
 echo "== One HTTPS request per process, 20 runs each (wall time, median)"

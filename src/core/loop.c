@@ -249,10 +249,24 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
     put_op(l, op);
 }
 
-int lurk_loop_turn(struct lurk_loop *l, bool wait)
+/* Runs the callbacks of every completion in the CQ ring, in one batch. */
+static unsigned reap(struct lurk_loop *l)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
+
+    io_uring_for_each_cqe(&l->ring, head, cqe) {
+        dispatch(l, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&l->ring, n);
+    l->stats.cqes += n;
+    return n;
+}
+
+int lurk_loop_turn(struct lurk_loop *l, bool wait)
+{
+    unsigned n;
     int rc = 0;
 
     if (wait) {
@@ -266,13 +280,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
     }
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
         return rc;
-
-    io_uring_for_each_cqe(&l->ring, head, cqe) {
-        dispatch(l, cqe);
-        n++;
-    }
-    io_uring_cq_advance(&l->ring, n);
-    l->stats.cqes += n;
+    n = reap(l);
     if (n == 0 && rc == -EINTR)
         return -EINTR;
     return (int)n;
@@ -286,7 +294,6 @@ int lurk_loop_drain(struct lurk_loop *l)
         struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
         struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000 };
         struct io_uring_cqe *cqe;
-        unsigned head, n = 0;
         int rc;
 
         if (lurk_now_ns() > give_up)
@@ -300,12 +307,7 @@ int lurk_loop_drain(struct lurk_loop *l)
         rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             return rc;
-        io_uring_for_each_cqe(&l->ring, head, cqe) {
-            dispatch(l, cqe);
-            n++;
-        }
-        io_uring_cq_advance(&l->ring, n);
-        l->stats.cqes += n;
+        reap(l);
     }
     return 0;
 }

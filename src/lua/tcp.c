@@ -440,6 +440,25 @@ static void receive_release(void *ud)
 
 static const struct lurk_waiter receive_waiter = { receive_results, receive_cancel, receive_release };
 
+/* Starts reading for the receive set up in k (rmode, rwant): answers from
+ * the buffer at once, or waits. The tail of sock:receive and friends. */
+static int start_receive(lua_State *L, struct sock *k, struct lurk_task *t)
+{
+    int n = try_receive(L, k);
+
+    if (n > 0)
+        return n;
+    k->reader = t;
+    k->rdeadline = lurk_task_deadline(t, k->timeout);
+    n = receive_more(L, k);
+    if (n != LURK_AGAIN) {
+        k->reader = NULL;
+        return n;
+    }
+    anchor(L, k, 1);
+    return lurk_task_wait(L, t, &receive_waiter, k);
+}
+
 /* Raises for a socket the script closed; other closures are nil, err. */
 static struct sock *check_open(lua_State *L)
 {
@@ -455,7 +474,6 @@ static int sock_receive(lua_State *L)
 {
     struct sock *k = check_open(L);
     struct lurk_task *t = lurk_lua_task(L, "sock:receive");
-    int n;
 
     if (lua_isnumber(L, 2)) {
         lua_Number want = lua_tonumber(L, 2);
@@ -480,18 +498,7 @@ static int sock_receive(lua_State *L)
         return luaL_error(L, "another task is already receiving on this socket");
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
-    n = try_receive(L, k);
-    if (n > 0)
-        return n;
-    k->reader = t;
-    k->rdeadline = lurk_task_deadline(t, k->timeout);
-    n = receive_more(L, k);
-    if (n != LURK_AGAIN) {
-        k->reader = NULL;
-        return n;
-    }
-    anchor(L, k, 1);
-    return lurk_task_wait(L, t, &receive_waiter, k);
+    return start_receive(L, k, t);
 }
 
 /* sock:receive_some([max]) -> data | "" at the end of the stream | nil, err
@@ -501,27 +508,15 @@ static int sock_receive_some(lua_State *L)
     struct sock *k = check_open(L);
     lua_Number max = luaL_optnumber(L, 2, 1 << 20);
     struct lurk_task *t = lurk_lua_task(L, "sock:receive_some");
-    int n;
 
     luaL_argcheck(L, max >= 1, 2, "max must be at least 1");
     if (k->reader)
         return luaL_error(L, "another task is already receiving on this socket");
     k->rmode = R_SOME;
     k->rwant = (size_t)max;
-    n = try_receive(L, k);
-    if (n > 0)
-        return n;
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
-    k->reader = t;
-    k->rdeadline = lurk_task_deadline(t, k->timeout);
-    n = receive_more(L, k);
-    if (n != LURK_AGAIN) {
-        k->reader = NULL;
-        return n;
-    }
-    anchor(L, k, 1);
-    return lurk_task_wait(L, t, &receive_waiter, k);
+    return start_receive(L, k, t);
 }
 
 /* ---- send ---- */

@@ -47,23 +47,7 @@ def main():
     }
 """ % {"d": d, "bin": ports["httpbin"]}
     conf = os.path.join(d, "api-nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-daemon off;
-master_process off;
-worker_processes 1;
-pid %(d)s/api-nginx.pid;
-error_log %(d)s/api-nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type application/octet-stream;
-  client_body_temp_path %(d)s/tmp-body;
-  proxy_temp_path %(d)s/tmp-proxy;
-  fastcgi_temp_path %(d)s/tmp-fcgi;
-  uwsgi_temp_path %(d)s/tmp-uwsgi;
-  scgi_temp_path %(d)s/tmp-scgi;
-  keepalive_requests 1000;
+    tlsserver.write_nginx_conf(conf, d, "api-nginx", """
   server { listen 127.0.0.1:%(http)d; %(common)s }
   server {
     listen 127.0.0.1:%(https)d ssl;
@@ -72,7 +56,6 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     %(common)s
   }
-}
 """ % {"d": d, "http": ports["http"], "https": ports["https"], "common": common})
     nginx = subprocess.Popen(["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "api-nginx-error.log")])
     tlsserver.CHILDREN.append(nginx)

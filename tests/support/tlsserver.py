@@ -118,26 +118,7 @@ def run_nginx(d):
         ]
         servers.append("\n".join(lines))
     conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-daemon off;
-master_process off;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type application/octet-stream;
-  client_body_temp_path %(d)s/tmp-body;
-  proxy_temp_path %(d)s/tmp-proxy;
-  fastcgi_temp_path %(d)s/tmp-fcgi;
-  uwsgi_temp_path %(d)s/tmp-uwsgi;
-  scgi_temp_path %(d)s/tmp-scgi;
-  sendfile on;
-%(servers)s
-}
-""" % {"d": d, "servers": "\n".join(servers)})
+    write_nginx_conf(conf, d, "nginx", "\n".join(servers))
     with open(os.path.join(d, "ports.lua"), "w") as f:
         f.write("return {\n")
         for name, port in ports.items():
@@ -149,6 +130,32 @@ http {
         wait_listen(port)
     print("PORT %d PID %d DIR %s" % (ports["good"], os.getpid(), d), flush=True)
     watch_parent()
+
+
+def write_nginx_conf(path, d, name, servers):
+    """An nginx.conf for a foreground, single-process nginx whose files all
+    live in d, serving the given server blocks."""
+    with open(path, "w") as f:
+        f.write("""
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(d)s/%(name)s.pid;
+error_log %(d)s/%(name)s-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path %(d)s/tmp-body;
+  proxy_temp_path %(d)s/tmp-proxy;
+  fastcgi_temp_path %(d)s/tmp-fcgi;
+  uwsgi_temp_path %(d)s/tmp-uwsgi;
+  scgi_temp_path %(d)s/tmp-scgi;
+  sendfile on;
+  keepalive_requests 1000;
+%(servers)s
+}
+""" % {"d": d, "name": name, "servers": servers})
 
 
 def context(d):
