@@ -30,9 +30,11 @@
 
 #include "lua_lurk.h"                 /* luaJIT_BC_lurk: lua/lurk.lua, compiled */
 #include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
+#include "lua_ws.h"                   /* luaJIT_BC_ws: lua/ws.lua */
 
 void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
 void lurk_lua_open_file(lua_State *L);
+int lurk_lua_open_ws(lua_State *L);
 void lurk_rt_release_tasks(struct lurk_rt *rt);
 void lurk_rt_free_tasks(struct lurk_rt *rt);
 
@@ -88,6 +90,20 @@ static int open_modules(lua_State *L)
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);
     publish(L, "lurk.https", globals ? "https" : NULL);
+
+    /* lua/ws.lua: its C half, tcp, lurk and http. */
+    if (luaL_loadbuffer(L, (const char *)luaJIT_BC_ws, luaJIT_BC_ws_SIZE, "=ws.lua"))
+        return lua_error(L);
+    lurk_lua_open_ws(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "lurk.tcp");
+    lua_getfield(L, -2, "lurk");
+    lua_getfield(L, -3, "lurk.http");
+    lua_remove(L, -4);                /* chunk, C half, tcp, lurk, http */
+    lua_call(L, 4, 1);
+    publish(L, "lurk.ws", globals ? "ws" : NULL);
     return 0;
 }
 

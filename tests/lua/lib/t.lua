@@ -74,7 +74,8 @@ local servers = {}
 t.support = os.getenv("LURK_SUPPORT") or (arg[0]:match("^(.*)/lua/[^/]*$") or ".") .. "/support"
 
 function t.server(script, ...)
-  local cmd = ("exec python3 %s/%s %s"):format(t.support, script, table.concat({ ... }, " "))
+  local runner = script:match("%.js$") and "node" or "python3"
+  local cmd = ("exec %s %s/%s %s"):format(runner, t.support, script, table.concat({ ... }, " "))
   local f = assert(io.popen(cmd, "r"))
   local line = f:read("*l") or ""
   local port, pid = line:match("PORT (%d+) PID (%d+)")

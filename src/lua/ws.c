@@ -1,0 +1,209 @@
+/*
+ * ws.c - the C half of the ws module: frame codec and handshake crypto for
+ * lua/ws.lua, which runs connections (handshake, reader task, close).
+ *
+ *   d = ws._decoder(max_message)
+ *   d:feed(data, i) -> "more", j
+ *                    | "data", j, "text"|"binary", slice, message_end
+ *                    | "control", j, "close"|"ping"|"pong", payload, close_code
+ *                    | nil, err   (kind "protocol", err.code: the close code to send)
+ *   ws._frame(opcode, payload [, fin]) -> a masked client frame (fresh mask)
+ *   ws._key()        -> a fresh Sec-WebSocket-Key
+ *   ws._accept(key)  -> the Sec-WebSocket-Accept the server must answer
+ *
+ * Masks and keys come from getrandom(), drawn 4 KiB at a time.
+ */
+#include "lua/error.h"
+#include "core/error.h"
+#include "ws/frame.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/sha1.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define DECODER_MT "lurk.ws.decoder"
+
+static _Thread_local unsigned char pool[4096];
+static _Thread_local size_t pool_left;
+
+/* Cryptographically random bytes (RFC 6455 requires unpredictable masks). */
+static int random_bytes(unsigned char *out, size_t n)
+{
+    while (n > 0) {
+        size_t take;
+
+        if (pool_left == 0) {
+            ssize_t got = getrandom(pool, sizeof pool, 0);
+
+            if (got != (ssize_t)sizeof pool)
+                return -EIO;
+            pool_left = sizeof pool;
+        }
+        take = n < pool_left ? n : pool_left;
+        memcpy(out, pool + sizeof pool - pool_left, take);
+        /* Never hand out the same bytes twice. */
+        memset(pool + sizeof pool - pool_left, 0, take);
+        pool_left -= take;
+        out += take;
+        n -= take;
+    }
+    return 0;
+}
+
+static const char *const opnames[16] = {
+    [LURK_WS_TEXT] = "text", [LURK_WS_BINARY] = "binary",
+    [LURK_WS_CLOSE] = "close", [LURK_WS_PING] = "ping", [LURK_WS_PONG] = "pong",
+};
+
+static int decoder_feed(lua_State *L)
+{
+    struct lurk_ws_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    size_t len, used;
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    struct lurk_ws_event ev;
+    int rc;
+
+    luaL_argcheck(L, i >= 1 && (size_t)i <= len + 1, 3, "position out of range");
+    rc = lurk_ws_decode(d, (const unsigned char *)data + i - 1, len - (size_t)(i - 1), &used, &ev);
+    if (rc < 0) {
+        lurk_lua_error(L, rc, "read", NULL);
+        lua_pushfstring(L, "WebSocket protocol error: %s", d->error ? d->error : "?");
+        lua_setfield(L, -2, "message");
+        lua_pushinteger(L, d->close_code);
+        lua_setfield(L, -2, "code");
+        return 2;
+    }
+    switch (ev.kind) {
+    case LURK_WS_DATA:
+        lua_pushliteral(L, "data");
+        lua_pushinteger(L, i + (lua_Integer)used);
+        lua_pushstring(L, opnames[ev.opcode]);
+        lua_pushlstring(L, (const char *)ev.data, ev.len);
+        lua_pushboolean(L, ev.message_end);
+        return 5;
+    case LURK_WS_CONTROL:
+        lua_pushliteral(L, "control");
+        lua_pushinteger(L, i + (lua_Integer)used);
+        lua_pushstring(L, opnames[ev.opcode]);
+        lua_pushlstring(L, (const char *)ev.data, ev.len);
+        lua_pushinteger(L, ev.close_code);
+        return 5;
+    default:
+        lua_pushliteral(L, "more");
+        lua_pushinteger(L, i + (lua_Integer)used);
+        return 2;
+    }
+}
+
+/* ws._decoder(max_message) -> decoder */
+static int l_decoder(lua_State *L)
+{
+    lua_Number max = luaL_checknumber(L, 1);
+    struct lurk_ws_decoder *d;
+
+    luaL_argcheck(L, max >= 1, 1, "max_message must be at least 1");
+    d = lua_newuserdata(L, sizeof *d);
+    /* math.huge and beyond: no limit (a double that large does not convert). */
+    lurk_ws_decoder_init(d, max >= 1.8e19 ? UINT64_MAX : (uint64_t)max);
+    luaL_getmetatable(L, DECODER_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* ws._frame(opcode, payload [, fin = true]) -> bytes */
+static int l_frame(lua_State *L)
+{
+    static const char *const ops[] = { "text", "binary", "close", "ping", "pong", "cont", NULL };
+    static const enum lurk_ws_opcode codes[] = { LURK_WS_TEXT, LURK_WS_BINARY, LURK_WS_CLOSE,
+                                                 LURK_WS_PING, LURK_WS_PONG, LURK_WS_CONT };
+    enum lurk_ws_opcode op = codes[luaL_checkoption(L, 1, NULL, ops)];
+    size_t len;
+    const char *payload = luaL_optlstring(L, 2, "", &len);
+    bool fin = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+    unsigned char mask[4], hdr[14], *out;
+    size_t hlen;
+
+    if (op >= LURK_WS_CLOSE && len > 125)
+        return luaL_argerror(L, 2, "control frame payloads are limited to 125 bytes");
+    if (random_bytes(mask, sizeof mask) < 0)
+        return luaL_error(L, "getrandom failed");
+    hlen = lurk_ws_header(hdr, op, fin, len, mask);
+    /* Assemble in a scratch userdata (collected even if pushing raises). */
+    out = lua_newuserdata(L, hlen + len);
+    memcpy(out, hdr, hlen);
+    memcpy(out + hlen, payload, len);
+    lurk_ws_mask(out + hlen, len, mask, 0);
+    lua_pushlstring(L, (const char *)out, hlen + len);
+    return 1;
+}
+
+/* ws._key() -> base64 of 16 random bytes */
+static int l_key(lua_State *L)
+{
+    unsigned char raw[16], enc[32];
+    size_t olen;
+
+    if (random_bytes(raw, sizeof raw) < 0)
+        return luaL_error(L, "getrandom failed");
+    mbedtls_base64_encode(enc, sizeof enc, &olen, raw, sizeof raw);
+    lua_pushlstring(L, (const char *)enc, olen);
+    return 1;
+}
+
+/* ws._accept(key) -> base64(SHA-1(key .. GUID)) */
+static int l_accept(lua_State *L)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    size_t klen;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    unsigned char sum[20], enc[40];
+    mbedtls_sha1_context c;
+    size_t olen;
+
+    mbedtls_sha1_init(&c);
+    mbedtls_sha1_starts(&c);
+    mbedtls_sha1_update(&c, (const unsigned char *)key, klen);
+    mbedtls_sha1_update(&c, (const unsigned char *)guid, sizeof guid - 1);
+    mbedtls_sha1_finish(&c, sum);
+    mbedtls_sha1_free(&c);
+    mbedtls_base64_encode(enc, sizeof enc, &olen, sum, sizeof sum);
+    lua_pushlstring(L, (const char *)enc, olen);
+    return 1;
+}
+
+/* ws._utf8(s) -> true if s is valid UTF-8 */
+static int l_utf8(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    uint32_t st = 0;
+
+    lua_pushboolean(L, lurk_utf8_feed(&st, (const unsigned char *)s, len) && st == 0);
+    return 1;
+}
+
+int lurk_lua_open_ws(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "_decoder", l_decoder },
+        { "_frame", l_frame },
+        { "_key", l_key },
+        { "_accept", l_accept },
+        { "_utf8", l_utf8 },
+        { NULL, NULL },
+    };
+
+    luaL_newmetatable(L, DECODER_MT);
+    lua_newtable(L);
+    lua_pushcfunction(L, decoder_feed);
+    lua_setfield(L, -2, "feed");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_newtable(L);
+    luaL_register(L, NULL, funcs);
+    return 1;
+}
