@@ -13,6 +13,13 @@ local port, pid, server = start("tcpserver.py echo")
 local dir = os.tmpname() .. ".d"
 local _, api_pid, api = start("api.py " .. dir)
 local P = dofile(dir .. "/ports.lua")
+local _, ws_pid, wsf = (function()
+  local f = assert(io.popen("exec node " .. support .. "/wsserver.js " .. dir))
+  local port, p = (f:read("*l") or ""):match("PORT (%d+) PID (%d+)")
+  assert(port, "could not start the WebSocket server (node and the npm ws package are needed)")
+  return tonumber(port), p, f
+end)()
+local WS = dofile(dir .. "/ws-ports.lua")
 
 print(("lurk %s on %s"):format(lurk.version, _VERSION))
 
@@ -73,9 +80,25 @@ local t1 = lurk.now()
 assert(lurk.map(many, function(u) return assert(http.get(u, { tls = tls })):expect(200) end, { concurrency = 10 }))
 print(("50 HTTPS GETs, 10 at a time over pooled connections: %.2f s"):format(lurk.now() - t1))
 
+-- A WebSocket echo over wss://, with a reader task and a writer task.
+local conn = assert(ws.connect("wss://localhost:" .. WS.wss .. "/echo", { tls = tls }))
+local echoed = {}
+local rx = lurk.spawn(function()
+  for msg in conn:messages() do
+    echoed[#echoed + 1] = msg
+    if #echoed == 3 then return end
+  end
+end)
+for _, word in ipairs { "hello", "over", "wss" } do assert(conn:send(word)) end
+assert(rx:join())
+conn:close()
+print(("WebSocket echo over %s: %s (kTLS: %s)"):format(conn.tls.version, table.concat(echoed, " "),
+  conn.tls.ktls and "yes" or "no"))
+
 local st = lurk.stats()
 print(("io_uring: %d operations, %d io_uring_enter calls"):format(st.ops, st.enters))
-os.execute("kill " .. pid .. " " .. api_pid)
+os.execute("kill " .. pid .. " " .. api_pid .. " " .. ws_pid)
 server:close()
 api:close()
+wsf:close()
 os.execute("rm -rf " .. dir)

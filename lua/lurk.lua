@@ -255,6 +255,32 @@ function lurk.map(list, fn, opts)
   return results
 end
 
+-- for line in lurk.lines() do ... end: standard input, line by line, read
+-- through the ring so other tasks keep running while it waits.
+function lurk.lines(fd)
+  fd = fd or 0
+  local buf, ended = "", false
+  return function()
+    while true do
+      local nl = buf:find("\n", 1, true)
+      if nl then
+        local line = buf:sub(1, nl - 1)
+        buf = buf:sub(nl + 1)
+        return line
+      end
+      if ended then
+        if buf == "" then return nil end
+        local last = buf
+        buf = ""
+        return last
+      end
+      local data, err = lurk._read_fd(fd)
+      if not data then error(err, 0) end
+      if data == "" then ended = true else buf = buf .. data end
+    end
+  end
+end
+
 -- A script's own coroutines may call lurk's waiting functions: such a call
 -- yields lurk._yield through the script's coroutine, and these wrappers pass
 -- it on to the scheduler and hand the results back down.

@@ -182,6 +182,78 @@ static int l_open_write(lua_State *L)
     return 1;
 }
 
+/* ---- reading a pipe or terminal (stdin) through the ring ---- */
+
+struct fdread {
+    struct lurk_rt *rt;
+    struct lurk_op *op;
+    int self_ref;
+    size_t cap;
+    char buf[];
+};
+
+static void read_done(struct lurk_op *op, int res)
+{
+    struct lurk_task *t = op->arg;
+
+    lurk_task_wake(t, res);
+}
+
+static int read_results(lua_State *L, void *ud, int res)
+{
+    struct fdread *r = ud;
+
+    r->op = NULL;
+    if (res < 0)
+        return lurk_lua_error(L, res, "read", "stdin");
+    lua_pushlstring(L, r->buf, (size_t)res);   /* "" at end of input */
+    return 1;
+}
+
+static void read_cancel(void *ud)
+{
+    struct fdread *r = ud;
+
+    if (r->op)
+        lurk_op_cancel(r->rt->loop, r->op);
+}
+
+static void read_release(void *ud)
+{
+    struct fdread *r = ud;
+
+    luaL_unref(r->rt->L, LUA_REGISTRYINDEX, r->self_ref);
+}
+
+static const struct lurk_waiter read_waiter = { read_results, read_cancel, read_release };
+
+/* lurk._read_fd(fd [, max]) -> data | "" at end | nil, err: one read(2)
+ * through the ring, for pipes and terminals (never blocks the loop). */
+static int l_read_fd(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, 65536);
+    struct lurk_task *t = lurk_lua_task(L, "lurk._read_fd");
+    struct io_uring_sqe *sqe;
+    struct fdread *r;
+    int rc;
+
+    luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "max out of range");
+    rc = lurk_task_check(t);
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "read", "stdin");
+    r = lua_newuserdata(L, sizeof *r + (size_t)max);
+    r->rt = lurk_rt_get(L);
+    r->cap = (size_t)max;
+    r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* the buffer outlives this call */
+    sqe = lurk_loop_sqe(r->rt->loop, 1);
+    /* offset -1: read at the file position, as read(2) does on pipes/ttys */
+    io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->cap, (uint64_t)-1);
+    r->op = lurk_op_new(r->rt->loop, read_done, t);
+    lurk_op_arm(r->rt->loop, r->op, sqe, lurk_task_deadline(t, 0));
+    return lurk_task_wait(L, t, &read_waiter, r);
+}
+
 /* lurk._isatty(fd) -> boolean */
 static int l_isatty(lua_State *L)
 {
@@ -208,4 +280,6 @@ void lurk_lua_open_file(lua_State *L)
     lua_setfield(L, -2, "_open_write");
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "_isatty");
+    lua_pushcfunction(L, l_read_fd);
+    lua_setfield(L, -2, "_read_fd");
 }

@@ -219,6 +219,12 @@ do
   t.eq(ran, true)
 end
 
+-- lurk.lines() reads a pipe through the ring while other tasks run.
+do
+  local out = io.popen(("printf 'one\\ntwo\\nthree' | %s -e 'local ticks = 0; lurk.spawn(function() for _ = 1, 3 do lurk.sleep(0.001); ticks = ticks + 1 end end); local got = {}; for l in lurk.lines() do got[#got + 1] = l end; lurk.sleep(0.01); io.write(table.concat(got, \",\"), \" \", ticks)'"):format(t.lurk)):read("*a")
+  t.eq(out, "one,two,three 3")
+end
+
 -- Waiting functions outside a task raise; bad arguments raise.
 t.raises("number expected", lurk.sleep, "soon")
 t.raises("function expected", lurk.spawn, 42)
