@@ -26,12 +26,18 @@ local function werror(kind, message, fields)
   return mkerror(e)
 end
 
--- Writes one frame under the connection's write lock.
+-- Writes one frame under the connection's write lock. Data messages are
+-- compressed there too: with context takeover, the compressor's state must
+-- follow the order of the frames on the wire.
 local function send_frame(c, op, payload, fin)
   local ok, err = c.wlock:acquire()
   if not ok then return nil, err end
+  local rsv1 = false
+  if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
+    payload, rsv1 = c.pmd:deflate(payload), true
+  end
   local sent
-  sent, err = c.sock:send(C._frame(op, payload, fin))
+  sent, err = c.sock:send(C._frame(op, payload, fin, rsv1))
   c.wlock:release()
   if not sent then return nil, err end
   return true
@@ -56,7 +62,15 @@ end
 local function reader(c, buf)
   local d, i, parts, size, kind = c.decoder, 1, {}, 0, nil
   while true do
-    local ev, j, a, b, e = d:feed(buf, i)
+    local ev, j, a, b, e, compressed = d:feed(buf, i)
+    if ev == "data" and compressed then
+      local out, zerr = c.pmd:inflate(b, e)
+      if not out then
+        ev, j = nil, zerr
+      else
+        b = out
+      end
+    end
     if not ev then
       -- A protocol violation: tell the server why (1002/1007/1009), then go.
       local err = j
@@ -80,6 +94,12 @@ local function reader(c, buf)
       if e then
         local msg = #parts == 1 and parts[1] or concat(parts)
         parts, size = {}, 0
+        if compressed and kind == "text" and not C._utf8(msg) then
+          local err = werror("protocol", "WebSocket protocol error: invalid UTF-8 in text message", { code = 1007 })
+          send_frame(c, "close", close_payload(1007, "invalid UTF-8"))
+          finish(c, err)
+          return
+        end
         if not c.inbox:send({ msg, kind }) then return end   -- closed meanwhile
       end
     elseif a == "ping" then
@@ -121,8 +141,8 @@ local function has_token(value, token)
 end
 
 -- ws.connect(url [, opts]) -> conn | nil, err
--- opts: headers, protocols, origin, timeout, max_message, tls, ping_interval,
--- ping_timeout.
+-- opts: headers, protocols, origin, timeout, max_message, compress (default
+-- true: offer permessage-deflate), tls, ping_interval, ping_timeout.
 function M.connect(url, opts)
   opts = opts or {}
   local u, perr = parse_ws_url(url)
@@ -153,6 +173,9 @@ function M.connect(url, opts)
     }
     if opts.origin then lines[#lines + 1] = "Origin: " .. opts.origin end
     if protocols then lines[#lines + 1] = "Sec-WebSocket-Protocol: " .. concat(protocols, ", ") end
+    if opts.compress ~= false then
+      lines[#lines + 1] = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+    end
     for k, v in pairs(opts.headers or {}) do
       if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
         sock:close()
@@ -202,8 +225,27 @@ function M.connect(url, opts)
     if not has_token(h.upgrade, "websocket") then return refuse("no Upgrade: websocket") end
     if not has_token(h.connection, "upgrade") then return refuse("no Connection: Upgrade") end
     if h["sec-websocket-accept"] ~= C._accept(key) then return refuse("wrong Sec-WebSocket-Accept") end
-    if h["sec-websocket-extensions"] then
-      return refuse("extension not requested: " .. h["sec-websocket-extensions"])
+    local ext, pmd = h["sec-websocket-extensions"], nil
+    if ext then
+      if opts.compress == false then return refuse("extension not requested: " .. ext) end
+      -- One permessage-deflate with known parameters, each at most once.
+      local name, params = ext:match("^%s*([%w%-]+)%s*(.*)$")
+      if name ~= "permessage-deflate" or params:find(",", 1, true) then
+        return refuse("extension not requested: " .. ext)
+      end
+      pmd = { sb = 15, cb = 15 }
+      local seen = {}
+      for param in params:gmatch(";%s*([^;]+)") do
+        local k, v = param:match("^([%w_]+)%s*=?%s*\"?([^\"]*)\"?%s*$")
+        if not k or seen[k] then return refuse("bad permessage-deflate parameters: " .. ext) end
+        seen[k] = true
+        local bits = tonumber(v)
+        if k == "server_no_context_takeover" and v == "" then pmd.snc = true
+        elseif k == "client_no_context_takeover" and v == "" then pmd.cnc = true
+        elseif k == "server_max_window_bits" and bits and bits >= 8 and bits <= 15 then pmd.sb = bits
+        elseif k == "client_max_window_bits" and bits and bits >= 8 and bits <= 15 then pmd.cb = bits
+        else return refuse("bad permessage-deflate parameters: " .. ext) end
+      end
     end
     local protocol = h["sec-websocket-protocol"]
     if protocol then
@@ -211,14 +253,14 @@ function M.connect(url, opts)
       for _, p in ipairs(protocols or {}) do if p == protocol then offered = true end end
       if not offered then return refuse("subprotocol not requested: " .. protocol) end
     end
-    return sock, buf:sub(i), protocol
+    return sock, buf:sub(i), protocol, pmd, ext
   end
 
-  local sock, rest, protocol
+  local sock, rest, protocol, pmd, ext
   if timeout then
-    sock, rest, protocol = lurk.timeout(timeout, handshake)
+    sock, rest, protocol, pmd, ext = lurk.timeout(timeout, handshake)
   else
-    sock, rest, protocol = handshake()
+    sock, rest, protocol, pmd, ext = handshake()
   end
   if not sock then
     if rest and rest.kind == "timeout" then rest.message = ("WebSocket handshake with %s timed out"):format(url) end
@@ -227,9 +269,13 @@ function M.connect(url, opts)
 
   local c = setmetatable({
     sock = sock, decoder = C._decoder(max_message), inbox = lurk.channel(16),
-    wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = nil,
+    wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = ext,
     tls = sock.tls, url = url,
   }, Conn)
+  if pmd then
+    c.pmd = C._pmd(pmd.sb, pmd.snc, pmd.cb, pmd.cnc, max_message)
+    c.decoder:allow_compressed()
+  end
   c.reader = lurk.spawn(reader, c, rest)
   if opts.ping_interval then
     local interval, limit = opts.ping_interval, opts.ping_timeout or opts.ping_interval

@@ -16,6 +16,7 @@
 #include "lua/error.h"
 #include "core/error.h"
 #include "ws/frame.h"
+#include "ws/pmd.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -84,7 +85,8 @@ static int decoder_feed(lua_State *L)
         lua_pushstring(L, opnames[ev.opcode]);
         lua_pushlstring(L, (const char *)ev.data, ev.len);
         lua_pushboolean(L, ev.message_end);
-        return 5;
+        lua_pushboolean(L, ev.compressed);
+        return 6;
     case LURK_WS_CONTROL:
         lua_pushliteral(L, "control");
         lua_pushinteger(L, i + (lua_Integer)used);
@@ -97,6 +99,15 @@ static int decoder_feed(lua_State *L)
         lua_pushinteger(L, i + (lua_Integer)used);
         return 2;
     }
+}
+
+/* d:allow_compressed(): permessage-deflate was negotiated (RSV1 allowed) */
+static int decoder_allow(lua_State *L)
+{
+    struct lurk_ws_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+
+    d->allow_rsv1 = true;
+    return 0;
 }
 
 /* ws._decoder(max_message) -> decoder */
@@ -114,7 +125,81 @@ static int l_decoder(lua_State *L)
     return 1;
 }
 
-/* ws._frame(opcode, payload [, fin = true]) -> bytes */
+/* ---- permessage-deflate ---- */
+
+#define PMD_MT "lurk.ws.pmd"
+
+struct pmd {
+    struct lurk_pmd p;
+    struct lurk_buf out;
+};
+
+/* pmd:inflate(piece, message_end) -> text so far | nil, err (err.code) */
+static int pmd_inflate(lua_State *L)
+{
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
+    size_t len;
+    const char *in = luaL_checklstring(L, 2, &len);
+    int rc = lurk_pmd_inflate(&z->p, in, len, lua_toboolean(L, 3), &z->out);
+
+    if (rc < 0) {
+        lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
+        lurk_lua_error(L, rc == -LURK_ELIMIT ? -LURK_EWS : rc, "read", NULL);
+        lua_pushstring(L, rc == -LURK_ELIMIT ? "WebSocket protocol error: message too large once inflated"
+                                             : "WebSocket protocol error: invalid compressed data");
+        lua_setfield(L, -2, "message");
+        lua_pushinteger(L, rc == -LURK_ELIMIT ? 1009 : 1007);
+        lua_setfield(L, -2, "code");
+        return 2;
+    }
+    lua_pushlstring(L, lurk_buf_len(&z->out) ? lurk_buf_head(&z->out) : "", lurk_buf_len(&z->out));
+    lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
+    return 1;
+}
+
+/* pmd:deflate(message) -> compressed payload */
+static int pmd_deflate(lua_State *L)
+{
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
+    size_t len;
+    const char *in = luaL_checklstring(L, 2, &len);
+
+    if (lurk_pmd_deflate(&z->p, in, len, &z->out) < 0)
+        return luaL_error(L, "deflate failed");
+    lua_pushlstring(L, lurk_buf_len(&z->out) ? lurk_buf_head(&z->out) : "", lurk_buf_len(&z->out));
+    lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
+    return 1;
+}
+
+static int pmd_gc(lua_State *L)
+{
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
+
+    lurk_pmd_fini(&z->p);
+    lurk_buf_fini(&z->out);
+    return 0;
+}
+
+/* ws._pmd(server_bits, server_no_context, client_bits, client_no_context, max) -> pmd */
+static int l_pmd(lua_State *L)
+{
+    int sb = (int)luaL_checkinteger(L, 1), cb = (int)luaL_checkinteger(L, 3);
+    lua_Number max = luaL_checknumber(L, 5);
+    struct pmd *z;
+
+    luaL_argcheck(L, sb >= 8 && sb <= 15, 1, "window bits must be 8-15");
+    luaL_argcheck(L, cb >= 8 && cb <= 15, 3, "window bits must be 8-15");
+    z = lua_newuserdata(L, sizeof *z);
+    memset(z, 0, sizeof *z);
+    if (lurk_pmd_init(&z->p, sb, lua_toboolean(L, 2), cb, lua_toboolean(L, 4),
+                      max >= 1.8e19 ? SIZE_MAX : (size_t)max) < 0)
+        return luaL_error(L, "out of memory");
+    luaL_getmetatable(L, PMD_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* ws._frame(opcode, payload [, fin = true [, rsv1]]) -> bytes */
 static int l_frame(lua_State *L)
 {
     static const char *const ops[] = { "text", "binary", "close", "ping", "pong", "cont", NULL };
@@ -132,6 +217,8 @@ static int l_frame(lua_State *L)
     if (random_bytes(mask, sizeof mask) < 0)
         return luaL_error(L, "getrandom failed");
     hlen = lurk_ws_header(hdr, op, fin, len, mask);
+    if (lua_toboolean(L, 4))
+        hdr[0] |= 0x40;               /* RSV1: a permessage-deflate message */
     /* Assemble in a scratch userdata (collected even if pushing raises). */
     out = lua_newuserdata(L, hlen + len);
     memcpy(out, hdr, hlen);
@@ -194,6 +281,7 @@ int lurk_lua_open_ws(lua_State *L)
         { "_key", l_key },
         { "_accept", l_accept },
         { "_utf8", l_utf8 },
+        { "_pmd", l_pmd },
         { NULL, NULL },
     };
 
@@ -201,7 +289,19 @@ int lurk_lua_open_ws(lua_State *L)
     lua_newtable(L);
     lua_pushcfunction(L, decoder_feed);
     lua_setfield(L, -2, "feed");
+    lua_pushcfunction(L, decoder_allow);
+    lua_setfield(L, -2, "allow_compressed");
     lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, PMD_MT);
+    lua_newtable(L);
+    lua_pushcfunction(L, pmd_inflate);
+    lua_setfield(L, -2, "inflate");
+    lua_pushcfunction(L, pmd_deflate);
+    lua_setfield(L, -2, "deflate");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, pmd_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);

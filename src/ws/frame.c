@@ -24,7 +24,7 @@
  * NEED_MORE result means *used == len. After an error the decoder is dead
  * and every later call fails the same way.
  *
- * Deliberately not done: extensions (no RSV bit is ever accepted), the close
+ * Deliberately not done: extensions other than permessage-deflate's RSV1, the close
  * handshake itself, and rejecting non-minimal length encodings (RFC 6455
  * asks senders for the minimal form but the length is unambiguous either
  * way, so it is accepted, as most clients do).
@@ -191,7 +191,12 @@ static int check_start(struct lurk_ws_decoder *d)
 {
     unsigned b0 = d->hdr[0], b1 = d->hdr[1], op = b0 & 0x0F, len7 = b1 & 0x7F;
 
-    if (b0 & 0x70)
+    if (b0 & 0x30)
+        return fail(d, 1002, "reserved bits set");
+    /* RSV1 marks a compressed message (RFC 7692): only when negotiated, and
+     * only on the first frame of a data message. */
+    d->rsv1 = (b0 & 0x40) != 0;
+    if (d->rsv1 && (!d->allow_rsv1 || op == LURK_WS_CONT || op >= LURK_WS_CLOSE))
         return fail(d, 1002, "reserved bits set");
     if (b1 & 0x80)
         return fail(d, 1002, "masked frame from server");
@@ -251,6 +256,7 @@ static int start_payload(struct lurk_ws_decoder *d)
         d->msg_op = d->op;
         d->msg_size = 0;
         d->utf8 = 0;
+        d->msg_compressed = d->rsv1;
     }
     if (n > d->max_message - d->msg_size)   /* msg_size <= max_message always */
         return fail(d, 1009, "message too large");
@@ -265,7 +271,7 @@ static int emit_data(struct lurk_ws_decoder *d, const unsigned char *p, size_t n
 {
     bool end = d->remaining == 0 && d->fin;
 
-    if (d->msg_op == LURK_WS_TEXT) {
+    if (d->msg_op == LURK_WS_TEXT && !d->msg_compressed) {
         if (!lurk_utf8_feed(&d->utf8, p, n))
             return fail(d, 1007, "invalid UTF-8 in text message");
         if (end && d->utf8 != 0)
@@ -280,6 +286,7 @@ static int emit_data(struct lurk_ws_decoder *d, const unsigned char *p, size_t n
     ev->data = p;
     ev->len = n;
     ev->message_end = end;
+    ev->compressed = d->msg_compressed;
     return 0;
 }
 

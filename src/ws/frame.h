@@ -10,7 +10,8 @@
  * requires of a client: no masked frames, no reserved bits or opcodes (no
  * extension is negotiated), control frames of at most 125 bytes and never
  * fragmented, continuation only inside a message, text that is valid UTF-8
- * (checked as it arrives, across fragments), messages no larger than the
+ * (checked as it arrives, across fragments; for a compressed message the
+ * caller checks the inflated text), messages no larger than the
  * limit, valid close codes. A violation returns -LURK_EWS with the close
  * code to send (1002, 1007 or 1009) and a reason.
  */
@@ -56,6 +57,7 @@ struct lurk_ws_event {
     const unsigned char *data;        /* DATA: into the input; CONTROL: into the decoder */
     size_t len;
     bool message_end;                 /* DATA: this slice ends the message */
+    bool compressed;                  /* DATA: the message is permessage-deflate compressed */
     int close_code;                   /* CONTROL close: the code, 1005 if none was sent */
 };
 
@@ -72,6 +74,8 @@ struct lurk_ws_decoder {
     enum lurk_ws_opcode msg_op;
     uint64_t msg_size, max_message;
     uint32_t utf8;
+    bool allow_rsv1;                  /* permessage-deflate was negotiated (set by the caller) */
+    bool rsv1, msg_compressed;
     /* a control frame being collected */
     unsigned char ctl[125];
     size_t ctl_len;

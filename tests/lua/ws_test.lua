@@ -113,6 +113,37 @@ do
   t.eq(n, 500)
 end
 
+-- permessage-deflate with the ws server: negotiated by default, data intact
+-- both ways, the inflated size limited by max_message.
+do
+  t.server("wsserver.js", dir, "deflate")
+  local PD = dofile(dir .. "/ws-ports-deflate.lua")
+  for _, base in ipairs { "ws://127.0.0.1:" .. PD.ws, "wss://localhost:" .. PD.wss } do
+    local c = t.ok(ws.connect(base .. "/echo", { tls = tls }))
+    t.ok(c.extensions and c.extensions:find("permessage-deflate", 1, true), "negotiated: " .. tostring(c.extensions))
+    local rnd = {}
+    for i = 1, 4096 do rnd[i] = string.char((i * 7919 + i * i) % 256) end
+    local noise = table.concat(rnd):rep(64)           -- 256 KiB, not very compressible
+    for _, msg in ipairs { "", "short", ("compressible "):rep(100000), ("ünïcødé "):rep(5000) } do
+      t.ok(c:send(msg))
+      local back = c:receive(20)
+      t.ok(back == msg, base .. ": " .. #msg .. " bytes through permessage-deflate")
+    end
+    t.ok(c:send_binary(noise))
+    t.ok(c:receive(20) == noise)
+    c:close()
+  end
+  local c = t.ok(ws.connect("ws://127.0.0.1:" .. PD.ws .. "/echo", { max_message = 1024 * 1024 }))
+  t.ok(c:send(("\0"):rep(2 * 1024 * 1024)))          -- compresses to a few KB; inflates past the limit
+  local d, err = c:receive(10)
+  t.fails("protocol", d, err)
+  t.eq(err.code, 1009)
+  local plain = t.ok(ws.connect("ws://127.0.0.1:" .. PD.ws .. "/echo", { compress = false }))
+  t.eq(plain.extensions, nil)
+  t.ok(plain:send("uncompressed")); t.eq(plain:receive(5), "uncompressed")
+  plain:close()
+end
+
 -- A raw server sending exact frames: each violation is answered with the
 -- right close code (the server checks our close frame and that our frames
 -- were masked with fresh keys) and surfaces as kind protocol.
@@ -121,6 +152,7 @@ do
   for _, case in ipairs {
     { "rsv", 1002 }, { "opcode", 1002 }, { "masked", 1002 }, { "bigping", 1002 }, { "fragping", 1002 },
     { "badcont", 1002 }, { "badutf8", 1007 }, { "splitutf8", 1007 }, { "toolarge", 1009 }, { "huge", 1009 },
+    { "rsv1", 1002 },
   } do
     local c = t.ok(ws.connect(raw .. "/" .. case[1], { max_message = 1024 * 1024 }))
     t.ok(c:send("first"))                        -- the server answers with the violation
@@ -137,10 +169,13 @@ do
     t.eq(verdict, "close " .. case[2] .. ", masked, fresh keys", case[1] .. " as the server saw it")
   end
   -- handshake answers that must be refused
-  for _, case in ipairs { "noaccept", "badaccept", "noupgrade", "status200", "redirect", "extension", "badproto" } do
+  for _, case in ipairs { "noaccept", "badaccept", "noupgrade", "status200", "redirect", "badext", "badparam", "badproto" } do
     local err = t.fails("protocol", ws.connect(raw .. "/hs/" .. case, { protocols = { "p1" } }))
     t.ok(err.message:find("refused", 1, true), case .. ": " .. err.message)
   end
+  -- an extension we did not offer (compress = false) is refused
+  local xerr = t.fails("protocol", ws.connect(raw .. "/hs/extension", { compress = false }))
+  t.ok(xerr.message:find("extension not requested", 1, true), xerr.message)
   -- fragments with a ping inside, and frames split across reads
   local c = t.ok(ws.connect(raw .. "/fragments"))
   local d, kind = c:receive(5)

@@ -49,6 +49,7 @@ CASES = {
     "splitutf8": frame(0x01, "€".encode()[:1]) + frame(0x80, b"\x28"),
     "toolarge": bytes([0x82, 127]) + struct.pack("!Q", 2 << 20),
     "huge": bytes([0x82, 127]) + struct.pack("!Q", (1 << 63) - 1),
+    "rsv1": frame(0xC1, b"hi"),           # compressed bit without the extension
 }
 FRAGMENTS = (frame(0x01, b"Hello, ") + frame(0x89, b"p") + frame(0x00, b"fragmented ")
              + frame(0x80, b"world"))
@@ -68,6 +69,10 @@ HANDSHAKES = {
     "redirect": "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
     "extension": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    "badext": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: x-unknown\r\n\r\n",
+    "badparam": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: permessage-deflate; x=1\r\n\r\n",
     "badproto": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Protocol: other\r\n\r\n",
 }

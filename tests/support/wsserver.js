@@ -1,8 +1,9 @@
 // WebSocket peers for lurk's tests: the npm "ws" package (the most used
 // WebSocket server for Node) on 127.0.0.1, over ws:// and wss://.
 //
-// usage: node wsserver.js DIR   (certificates from certs.sh in DIR; prints
-//        "PORT <ws> PID <pid>" and writes DIR/ws-ports.lua with ws and wss)
+// usage: node wsserver.js DIR [deflate]   (certificates from certs.sh in DIR;
+//        prints "PORT <ws> PID <pid>" and writes DIR/ws-ports.lua (or, with
+//        deflate, which enables permessage-deflate, DIR/ws-ports-deflate.lua))
 //
 // The path picks the behaviour:
 //   /echo             echoes every message with its type (text or binary)
@@ -20,7 +21,7 @@ const https = require("https");
 const { WebSocketServer } = require(path.join(process.env.LURK_NODE_MODULES || path.join(__dirname, "../../.deps/node/node_modules"), "ws"));
 
 const dir = path.resolve(process.argv[2]);
-const deflate = process.env.WS_DEFLATE === "1";
+const deflate = process.argv[3] === "deflate";   // permessage-deflate on (ws negotiates it)
 
 function attach(server) {
   const wss = new WebSocketServer({
@@ -62,7 +63,7 @@ attach(plain);
 attach(secure);
 plain.listen(0, "127.0.0.1", () => {
   secure.listen(0, "127.0.0.1", () => {
-    fs.writeFileSync(path.join(dir, "ws-ports.lua"),
+    fs.writeFileSync(path.join(dir, deflate ? "ws-ports-deflate.lua" : "ws-ports.lua"),
       `return { ws = ${plain.address().port}, wss = ${secure.address().port} }\n`);
     console.log(`PORT ${plain.address().port} PID ${process.pid}`);
   });

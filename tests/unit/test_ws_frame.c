@@ -820,6 +820,43 @@ static void test_leftover_untouched(void **state)
     assert_int_equal(ev.kind, LURK_WS_NEED_MORE);
 }
 
+/* RSV1 (permessage-deflate): refused unless allowed; then only on the first
+ * frame of a data message, which is then reported compressed and exempt
+ * from the UTF-8 check (the caller checks the inflated text). */
+static void test_rsv1_rules(void **state)
+{
+    static const unsigned char compressed_text[] = { 0xC1, 0x02, 0xff, 0xfe };   /* RSV1|FIN|text */
+    static const unsigned char rsv1_cont[] = { 0x41, 0x01, 0x61, 0xC0, 0x01, 0x62 }; /* RSV1 on CONT */
+    static const unsigned char rsv1_ping[] = { 0xC9, 0x00 };
+    struct lurk_ws_decoder d;
+    struct lurk_ws_event ev;
+    size_t used;
+
+    (void)state;
+    lurk_ws_decoder_init(&d, 1024);
+    assert_int_equal(lurk_ws_decode(&d, compressed_text, sizeof compressed_text, &used, &ev), -LURK_EWS);
+    assert_int_equal(d.close_code, 1002);
+
+    lurk_ws_decoder_init(&d, 1024);
+    d.allow_rsv1 = true;
+    assert_int_equal(lurk_ws_decode(&d, compressed_text, sizeof compressed_text, &used, &ev), 0);
+    assert_int_equal(ev.kind, LURK_WS_DATA);
+    assert_true(ev.compressed);
+    assert_true(ev.message_end);
+
+    lurk_ws_decoder_init(&d, 1024);
+    d.allow_rsv1 = true;
+    assert_int_equal(lurk_ws_decode(&d, rsv1_cont, sizeof rsv1_cont, &used, &ev), 0);
+    assert_true(ev.compressed);
+    assert_false(ev.message_end);
+    assert_int_equal(lurk_ws_decode(&d, rsv1_cont + used, sizeof rsv1_cont - used, &used, &ev), -LURK_EWS);
+    assert_int_equal(d.close_code, 1002);
+
+    lurk_ws_decoder_init(&d, 1024);
+    d.allow_rsv1 = true;
+    assert_int_equal(lurk_ws_decode(&d, rsv1_ping, sizeof rsv1_ping, &used, &ev), -LURK_EWS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -835,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_oversize_before_payload),
         cmocka_unit_test(test_utf8_checked_as_it_arrives),
         cmocka_unit_test(test_leftover_untouched),
+        cmocka_unit_test(test_rsv1_rules),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
