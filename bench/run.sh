@@ -114,3 +114,15 @@ sysca = run([lurk, "-e", "https.get(%r)" % url], env)
 print("lurk -e 'https.get(URL)': %.1f ms   curl -s URL: %.1f ms   (same CA file)" % (lu, cu))
 print("lurk with the whole system CA bundle parsed (then refused: the test CA is not in it): %.1f ms" % sysca)
 PY
+
+# ---- WebSocket echo vs Node's ws client, against the npm ws server ----
+mkdir -p "$out/ws"
+"$here/../tests/support/certs.sh" "$out/ws"
+node "$here/../tests/support/wsserver.js" "$out/ws" >"$out/wsport" &
+for _ in $(seq 200); do [ -s "$out/wsport" ] && break; sleep 0.05; done
+wurl="ws://127.0.0.1:$(awk '{print $2}' "$out/wsport")/echo"
+echo "== WebSocket echo, 100,000 round trips of 64 bytes over 64 connections (server: npm ws on Node)"
+for round in 1 2; do
+  "$lurk" "$here/ws_echo.lua" "$wurl" 100000 64 64
+  node "$here/ws_echo_node.js" "$wurl" 100000 64 64
+done
