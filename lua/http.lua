@@ -269,9 +269,26 @@ local function tunnel(sock, u, pu, tls)
   if i <= #buf then
     return nil, proxy_error("the proxy sent data after its CONNECT answer")
   end
+  if not tls then return sock end     -- a plain tunnel (ws:// through a proxy)
   tls.servername = tls.servername or u.host
   local s, terr = sock:starttls(tls)
   if not s then return nil, terr end
+  return sock
+end
+
+-- For ws.lua: the proxy for a URL, and a CONNECT tunnel (TLS inside it when
+-- tls is a table).
+M._proxy_for = proxy_for
+function M._tunnel(u, pu, tls, timeout)
+  local sock, err = tcp.connect(pu.host, pu.port, { timeout = timeout })
+  if not sock then
+    return nil, proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, err.message), err)
+  end
+  local ok, terr = tunnel(sock, u, pu, tls)
+  if not ok then
+    sock:close()
+    return nil, terr
+  end
   return sock
 end
 

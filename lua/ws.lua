@@ -142,7 +142,7 @@ end
 
 -- ws.connect(url [, opts]) -> conn | nil, err
 -- opts: headers, protocols, origin, timeout, max_message, compress (default
--- true: offer permessage-deflate), tls, ping_interval, ping_timeout.
+-- true: offer permessage-deflate), tls, proxy, ping_interval, ping_timeout.
 function M.connect(url, opts)
   opts = opts or {}
   local u, perr = parse_ws_url(url)
@@ -158,7 +158,16 @@ function M.connect(url, opts)
       tls = {}
       for k, v in pairs(opts.tls or {}) do tls[k] = v end
     end
-    local sock, err = tcp.connect(u.host, u.port, { timeout = timeout or false, tls = tls })
+    -- Through a proxy (opts.proxy, or HTTPS_PROXY/HTTP_PROXY for wss/ws):
+    -- a CONNECT tunnel for both, with TLS end to end for wss.
+    local pu = http._proxy_for({ scheme = u.ws_scheme == "wss" and "https" or "http", host = u.host },
+                               opts.proxy)
+    local sock, err
+    if pu then
+      sock, err = http._tunnel(u, pu, tls, timeout or false)
+    else
+      sock, err = tcp.connect(u.host, u.port, { timeout = timeout or false, tls = tls })
+    end
     if not sock then return nil, err end
     sock:settimeout(false)                       -- messages may be far apart
     local key = C._key()

@@ -138,10 +138,35 @@ do
   local d, err = c:receive(10)
   t.fails("protocol", d, err)
   t.eq(err.code, 1009)
+  -- no context takeover and 10-bit windows, as the server asks
+  t.server("wsserver.js", dir, "deflate-nct")
+  local PN = dofile(dir .. "/ws-ports-deflate-nct.lua")
+  local nc = t.ok(ws.connect("ws://127.0.0.1:" .. PN.ws .. "/echo"))
+  t.ok(nc.extensions:find("server_no_context_takeover", 1, true), nc.extensions)
+  t.ok(nc.extensions:find("client_max_window_bits=10", 1, true), nc.extensions)
+  for i = 1, 5 do
+    local m = ("repeated text %d "):format(i):rep(2000)
+    t.ok(nc:send(m))
+    t.ok(nc:receive(10) == m, "message " .. i .. " without context takeover")
+  end
+  nc:close()
   local plain = t.ok(ws.connect("ws://127.0.0.1:" .. PD.ws .. "/echo", { compress = false }))
   t.eq(plain.extensions, nil)
   t.ok(plain:send("uncompressed")); t.eq(plain:receive(5), "uncompressed")
   plain:close()
+end
+
+-- Through a proxy: CONNECT for ws:// and wss:// (TLS end to end).
+do
+  local pport = t.server("proxy.py", dir)
+  local proxy = "http://127.0.0.1:" .. pport
+  for _, base in ipairs { ws_url, wss_url } do
+    local c = t.ok(ws.connect(base .. "/echo", { proxy = proxy, tls = tls }))
+    t.ok(c:send("via proxy"))
+    t.eq(c:receive(5), "via proxy", base .. " through tinyproxy")
+    c:close()
+  end
+  t.fails("proxy", ws.connect(ws_url .. "/echo", { proxy = "http://127.0.0.1:1" }))
 end
 
 -- A raw server sending exact frames: each violation is answered with the

@@ -21,7 +21,13 @@ const https = require("https");
 const { WebSocketServer } = require(path.join(process.env.LURK_NODE_MODULES || path.join(__dirname, "../../.deps/node/node_modules"), "ws"));
 
 const dir = path.resolve(process.argv[2]);
-const deflate = process.argv[3] === "deflate";   // permessage-deflate on (ws negotiates it)
+// "deflate": permessage-deflate with ws's defaults; "deflate-nct": no context
+// takeover both ways and 10-bit windows, to exercise those parameters.
+const mode = process.argv[3] || "";
+const deflate = mode === "deflate" ? true
+  : mode === "deflate-nct" ? { serverNoContextTakeover: true, clientNoContextTakeover: true,
+                               serverMaxWindowBits: 10, clientMaxWindowBits: 10 }
+  : false;
 
 function attach(server) {
   const wss = new WebSocketServer({
@@ -63,7 +69,7 @@ attach(plain);
 attach(secure);
 plain.listen(0, "127.0.0.1", () => {
   secure.listen(0, "127.0.0.1", () => {
-    fs.writeFileSync(path.join(dir, deflate ? "ws-ports-deflate.lua" : "ws-ports.lua"),
+    fs.writeFileSync(path.join(dir, mode ? `ws-ports-${mode}.lua` : "ws-ports.lua"),
       `return { ws = ${plain.address().port}, wss = ${secure.address().port} }\n`);
     console.log(`PORT ${plain.address().port} PID ${process.pid}`);
   });
