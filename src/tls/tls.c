@@ -39,6 +39,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <psa/crypto.h>
 #include <pthread.h>
@@ -146,11 +147,14 @@ struct lurk_tls {
     } cn_cbuf;
 
     int64_t t_start, t_done;          /* handshake stamps */
+    unsigned char ip[16];             /* the server's IP, when connecting to a literal */
+    size_t ip_len;
     char fallback[200];
     char errmsg[300];
 };
 
 static const struct lurk_stream_ops tls_stream_ops;
+static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags);
 
 /* ---- per-runtime context ---- */
 
@@ -562,7 +566,17 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
     /* SNI and the name checked against the certificate. An IP literal is
      * verified against the certificate's IP addresses; mbedTLS sends no SNI
      * for it. */
-    if (o->host && *o->host) {
+    if (o->host && *o->host && inet_pton(AF_INET, o->host, t->ip) == 1) {
+        t->ip_len = 4;
+    } else if (o->host && *o->host && inet_pton(AF_INET6, o->host, t->ip) == 1) {
+        t->ip_len = 16;
+    }
+    if (t->ip_len) {
+        /* NULL: no SNI and no name check by mbedTLS; verify_ip checks the IP. */
+        mbedtls_ssl_set_hostname(&t->ssl, NULL);
+        if (!o->insecure)
+            mbedtls_ssl_set_verify(&t->ssl, verify_ip, t);
+    } else if (o->host && *o->host) {
         rc = mbedtls_ssl_set_hostname(&t->ssl, o->host);
         if (rc)
             return tls_error(t, rc, "server name");
@@ -571,6 +585,31 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
     }
     mbedtls_ssl_set_export_keys_cb(&t->ssl, export_keys, t);
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+    return 0;
+}
+
+/* Connecting to an IP literal: no SNI may carry it (RFC 6066), so mbedTLS is
+ * given no host name, and the leaf certificate's iPAddress SANs are checked
+ * here instead. */
+static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    struct lurk_tls *t = arg;
+    bool match = false;
+
+    if (depth != 0)
+        return 0;
+    for (const mbedtls_x509_sequence *seq = &crt->subject_alt_names; seq && !match; seq = seq->next) {
+        mbedtls_x509_subject_alternative_name san;
+
+        if (seq->buf.p == NULL || mbedtls_x509_parse_subject_alt_name(&seq->buf, &san) != 0)
+            continue;
+        if (san.type == MBEDTLS_X509_SAN_IP_ADDRESS && san.san.unstructured_name.len == t->ip_len &&
+            memcmp(san.san.unstructured_name.p, t->ip, t->ip_len) == 0)
+            match = true;
+        mbedtls_x509_free_subject_alt_name(&san);
+    }
+    if (!match)
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
     return 0;
 }
 

@@ -73,6 +73,22 @@ do -- an IP literal is checked against the certificate's IP addresses
   local err = t.fails("tls", get(P.ipmismatch, "/", { cafile = ca }, "127.0.0.1"))
   t.ok(err.message:find("certificate verification failed", 1, true), err.message)
 end
+-- SNI: sent for names, never for IP literals (RFC 6066). This server fails
+-- any handshake that carries a name other than nomatch.example.
+do
+  local port = t.server("tlsserver.py", "sni", dir)
+  local s = t.ok(tcp.connect("127.0.0.1", port, { tls = { cafile = ca } }), "no SNI for an IP literal")
+  s:close()
+  t.fails("tls", tcp.connect("localhost", port, { tls = { cafile = ca } }))   -- SNI "localhost": refused
+end
+-- A server that asks for a client certificate.
+do
+  local body = t.ok(get(P.clientcert, "/whoami", { cafile = ca, cert = dir .. "/client.pem", key = dir .. "/client.key" }))
+  t.ok(body:find("CN=client", 1, true), "the server saw our certificate: " .. body)
+  local without = get(P.clientcert, "/whoami")
+  t.ok(without == nil or without:find("400 ", 1, true), "without a certificate the server refuses")
+  t.fails("tls", tcp.connect("localhost", P.clientcert, { tls = { cafile = ca, cert = dir .. "/client.pem" } }))
+end
 -- Without cafile the system store is used, which does not know the test CA.
 t.fails("tls", get(P.good, "/", true))
 -- insecure = true skips verification, explicitly.

@@ -7,12 +7,13 @@
 #   ipmismatch              for IP 127.0.0.2 only
 #   selfsigned              not issued by the CA
 #   unknownca               issued by a CA the tests do not trust
+#   client                  a client certificate from the test CA
 # All keys are EC P-256, so the servers offer ECDHE-ECDSA suites.
 set -eu
 d=$1
 mkdir -p "$d"
 cd "$d"
-[ -f .done ] && exit 0
+[ -f .done-2 ] && exit 0
 
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
 
@@ -62,4 +63,5 @@ issue otherca unknownca "DNS:localhost,IP:127.0.0.1" "$now" "$soon"
 key selfsigned
 openssl req -x509 -new -key selfsigned.key -out selfsigned.pem -days 30 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-touch .done
+issue ca client "DNS:lurk-client" "$now" "$soon"         # a client certificate
+touch .done-2

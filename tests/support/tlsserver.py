@@ -44,6 +44,7 @@ CASES = {
     "selfsigned": ("selfsigned", BOTH, None, None),
     "unknownca": ("unknownca", BOTH, None, None),
     "tls10": ("good", "TLSv1 TLSv1.1", "DEFAULT:@SECLEVEL=0", None),
+    "clientcert": ("good", BOTH, None, None),
 }
 
 
@@ -111,6 +112,10 @@ def run_nginx(d):
             lines.append("  ssl_ciphers %s;" % ciphers)
         if suites:
             lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
+        if name == "clientcert":
+            lines.append("  ssl_client_certificate %s/ca.pem;" % d)
+            lines.append("  ssl_verify_client on;")
+            lines.append("  location = /whoami { return 200 '$ssl_client_s_dn\\n'; }")
         lines += [
             "  location = / { return 200 'hello from nginx\\n'; }",
             "  location = /big.bin { root %s; }" % d,
@@ -301,6 +306,22 @@ def run_keyupdate(d):
     stop()
 
 
+def run_sni(d):
+    """openssl s_server that fails any handshake whose SNI is not
+    "localhost": it tells whether a client sent SNI, and which."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-www",
+         "-cert", os.path.join(d, "good.pem"), "-key", os.path.join(d, "good.key"),
+         "-cert2", os.path.join(d, "good.pem"), "-key2", os.path.join(d, "good.key"),
+         "-servername", "nomatch.example", "-servername_fatal"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    CHILDREN.append(proc)
+    wait_listen_state(port)
+    print("PORT %d PID %d DIR %s" % (port, os.getpid(), d), flush=True)
+    watch_parent()
+
+
 def wait_listen_state(port):
     # Connecting would use up s_server's one accept: look for LISTEN instead.
     want = ":%04X" % port
@@ -320,6 +341,8 @@ def main():
         run_nginx(d)
     elif mode == "keyupdate":
         run_keyupdate(d)
+    elif mode == "sni":
+        run_sni(d)
     else:
         run_python(mode, d)
 
