@@ -179,6 +179,11 @@ do
   t.eq(res:json().headers.Authorization, nil)
   res = t.ok(http.get(base .. "/redirect-to", { query = { url = "/headers" }, bearer = "secret" }))
   t.eq(res:json().headers.Authorization, "Bearer secret")
+  -- nor does a Cookie header the caller set
+  res = t.ok(http.get(base .. "/redirect-to", { query = { url = other .. "/headers" }, headers = { Cookie = "a=1" } }))
+  t.eq(res:json().headers.Cookie, nil)
+  res = t.ok(http.get(base .. "/redirect-to", { query = { url = "/headers" }, headers = { Cookie = "a=1" } }))
+  t.eq(res:json().headers.Cookie, "a=1")
 end
 
 -- Cookies across httpbin's set-and-redirect.
@@ -278,6 +283,21 @@ do
   -- A final answer to Expect: 100-continue: the body is never sent.
   local er = t.ok(http.put(raw .. "/expectfail", { body = ("b"):rep(100000), headers = { Expect = "100-continue" } }))
   t.eq(er.status, 417)
+  -- IPv6 literals.
+  local r6 = t.ok(http.get("http://[::1]:" .. t.server("rawhttp.py", "6") .. "/ok"))
+  t.eq(r6.body, "hello"); t.eq(r6.url:match("^http://%[::1%]:%d+/ok$") ~= nil, true)
+  -- The per-host limit: 4 at most at once, so 8 slow requests take two rounds.
+  local lc = http.client { base_url = raw, max_per_host = 4 }
+  local list = {}
+  for k = 1, 8 do list[k] = k end
+  local before = tonumber(t.ok(http.get(raw .. "/count")).body)   -- accepted so far
+  local t0 = lurk.now()
+  t.ok(lurk.map(list, function() return assert(lc:get("/slow")).body end, { concurrency = 8 }))
+  local took = lurk.now() - t0
+  t.ok(took >= 0.38 and took < 1.5, ("8 requests of 0.2 s, 4 at a time: %.2f s"):format(took))
+  local after = tonumber(t.ok(http.get(raw .. "/count")).body)    -- same pooled connection as before
+  t.eq(after - before, 4, "the client opened exactly 4 connections for 8 requests")
+  lc:close()
   -- Cookies: a client keeps them (RFC 6265 domain, path, expiry, Secure);
   -- plain calls keep none.
   local jc = http.client { base_url = raw }

@@ -138,6 +138,9 @@ def handle(conn):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             elif case == "expectfail":
                 conn.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+            elif case == "slow":
+                time.sleep(0.2)
+                conn.sendall(OK)
             elif case == "count":
                 body = str(accepted).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -153,9 +156,10 @@ def handle(conn):
 
 def main():
     global accepted
-    srv = socket.socket()
+    v6 = len(sys.argv) > 1 and sys.argv[1] == "6"     # rawhttp.py 6: listen on [::1]
+    srv = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
+    srv.bind(("::1" if v6 else "127.0.0.1", 0))
     srv.listen(128)
     print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
 
