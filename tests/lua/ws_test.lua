@@ -193,6 +193,19 @@ do
     end
     t.eq(verdict, "close " .. case[2] .. ", masked, fresh keys", case[1] .. " as the server saw it")
   end
+  -- our own close code and reason reach the server
+  do
+    local c = t.ok(ws.connect(raw .. "/closecode"))
+    t.ok(c:send("first"))
+    t.ok(c:close(4321, "see you"))
+    local verdict
+    for _ = 1, 40 do
+      verdict = t.ok(http.get("http://127.0.0.1:" .. raw:match(":(%d+)$") .. "/verdict/closecode")).body
+      if verdict ~= "no verdict" then break end
+      lurk.sleep(0.05)
+    end
+    t.eq(verdict, "close 4321, masked, fresh keys")
+  end
   -- handshake answers that must be refused
   for _, case in ipairs { "noaccept", "badaccept", "noupgrade", "status200", "redirect", "badext", "badparam", "badproto" } do
     local err = t.fails("protocol", ws.connect(raw .. "/hs/" .. case, { protocols = { "p1" } }))

@@ -142,7 +142,7 @@ def handle(conn):
         op, m, key, _ = read_frame(conn)          # the client's first message
         keys.append(key)
         masked = masked and m
-        conn.sendall(CASES[case])
+        conn.sendall(CASES.get(case, b""))        # "closecode": nothing, await the client's close
         while True:
             op, m, key, payload = read_frame(conn)
             keys.append(key)
