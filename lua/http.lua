@@ -418,8 +418,19 @@ end
 local Reader = {}
 Reader.__index = Reader
 
+-- One parser per connection, reset for each response (kept in a weak table
+-- keyed by the socket), so a request allocates no parser.
+local parsers = setmetatable({}, { __mode = "k" })
+
 local function new_reader(sock, method, opts, t0)
-  return setmetatable({ sock = sock, parser = C._parser(method == "HEAD"), buf = "", i = 1,
+  local parser = parsers[sock]
+  if parser then
+    parser:reset(method == "HEAD")
+  else
+    parser = C._parser(method == "HEAD")
+    parsers[sock] = parser
+  end
+  return setmetatable({ sock = sock, parser = parser, buf = "", i = 1,
     got_any = false, size = 0, max_body = opts.max_body, decompress = opts.decompress,
     t0 = t0 }, Reader)
 end
@@ -1092,7 +1103,15 @@ local function do_request(session, o)
     end
   end
   if total then
-    local res, err = lurk.timeout(total, run)
+    -- The total deadline over everything run() waits on (lurk.timeout's
+    -- logic, without its per-call closures and tables).
+    local prev = lurk._deadline()
+    local mine = now() + total
+    if prev and prev < mine then mine = prev end
+    lurk._deadline(mine)
+    local ok, res, err = pcall(run)
+    lurk._deadline(prev or false)
+    if not ok then error(res, 0) end
     if not res and err and err.kind == "timeout" then
       err.message = ("HTTP request to %s timed out after %g s"):format(url_string(u), total)
       err.url = url_string(u)

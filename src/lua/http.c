@@ -98,6 +98,25 @@ static int parser_finish(lua_State *L)
     return 1;
 }
 
+/* p:reset(is_head): ready for the next response on the same connection */
+static int parser_reset(lua_State *L)
+{
+    struct lurk_h1 *h = check_parser(L);
+    struct lurk_buf head = h->head;
+    struct lurk_h1_header *hdr = h->hdr;
+    int cap = h->cap;
+    size_t max_head = h->max_head;
+    int max_headers = h->max_headers;
+
+    /* Keep the head buffer and header array: no allocation per request. */
+    lurk_buf_consume(&head, lurk_buf_len(&head));
+    lurk_h1_init(h, lua_toboolean(L, 2), max_head, max_headers);
+    h->head = head;
+    h->hdr = hdr;
+    h->cap = cap;
+    return 0;
+}
+
 static int parser_gc(lua_State *L)
 {
     lurk_h1_fini(check_parser(L));
@@ -203,6 +222,7 @@ int lurk_lua_open_http(lua_State *L)
     static const luaL_Reg methods[] = {
         { "feed", parser_feed },
         { "finish", parser_finish },
+        { "reset", parser_reset },
         { NULL, NULL },
     };
 
