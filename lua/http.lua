@@ -86,7 +86,9 @@ local function parse_url(s)
     if url_cache_n >= 256 then url_cache, url_cache_n = {}, 0 end
     url_cache[s], url_cache_n = c, url_cache_n + 1
   end
-  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo }
+  if not c.origin then c.origin = c.scheme .. "://" .. c.host .. ":" .. c.port end
+  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo,
+           origin = c.origin }
 end
 
 function parse_url_uncached(s)
@@ -114,7 +116,14 @@ function parse_url_uncached(s)
 end
 M.parse_url = parse_url
 
-local function origin(u) return u.scheme .. "://" .. u.host .. ":" .. u.port end
+local function origin(u)
+  local o = u.origin
+  if not o then
+    o = u.scheme .. "://" .. u.host .. ":" .. u.port
+    u.origin = o
+  end
+  return o
+end
 
 local function url_string(u)
   local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
@@ -302,6 +311,7 @@ local function new_pool(max_per_host)
 end
 
 local function tls_key(tls)
+  if tls == nil then return "" end
   if type(tls) ~= "table" then return tostring(tls) end
   local keys = {}
   for k, v in pairs(tls) do keys[#keys + 1] = tostring(k) .. "=" .. tostring(v) end
@@ -311,7 +321,9 @@ end
 
 function Pool:checkout(u, opts)
   local pu = opts.proxy_url
-  local key = origin(u) .. "|" .. tls_key(opts.tls) .. (pu and ("|via " .. origin(pu)) or "")
+  local key = origin(u)
+  if opts.tls ~= nil then key = key .. "|" .. tls_key(opts.tls) end
+  if pu then key = key .. "|via " .. origin(pu) end
   local sem = self.sems[key]
   if not sem then
     sem = lurk.semaphore(self.max)
@@ -530,6 +542,8 @@ function Reader:wait_continue()
   return "send"                       -- 100 Continue, or silence: send it
 end
 
+local NO_SETUP = { dns = 0, connect = 0, tls = 0 }   -- a pooled connection's setup times
+
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 
 -- Sends a request body: a string, or a streamed source (a function returning
@@ -565,7 +579,7 @@ local function exchange(pool, method, u, headers, body, opts)
     if attempt == 2 and type(body) == "table" then body.rewind() end
     local sock, key, reused = pool:checkout(u, opts)
     if not sock then return nil, key end
-    local ct = reused and { dns = 0, connect = 0, tls = 0 } or sock.timings
+    local ct = reused and NO_SETUP or sock.timings
     if opts.read_timeout then sock:settimeout(opts.read_timeout) end
     local blen = type(body) == "string" and #body or (body and body.length)
     local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
