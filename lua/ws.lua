@@ -142,7 +142,8 @@ end
 
 -- ws.connect(url [, opts]) -> conn | nil, err
 -- opts: headers, protocols, origin, timeout, max_message, compress (default
--- true: offer permessage-deflate), tls, proxy, ping_interval, ping_timeout.
+-- true: offer permessage-deflate), tls, proxy, ping_interval, ping_timeout,
+-- redirects (default 0: a redirect answer refuses the connection).
 function M.connect(url, opts)
   opts = opts or {}
   local u, perr = parse_ws_url(url)
@@ -228,6 +229,10 @@ function M.connect(url, opts)
         { status = status, url = url })
     end
     if status ~= 101 then
+      if h.location and status >= 300 and status < 400 and opts.redirects and opts.redirects > 0 then
+        sock:close()
+        return nil, { redirect = h.location }
+      end
       return refuse(("HTTP %d %s instead of 101%s"):format(status, reason,
         h.location and (" (redirect to " .. h.location .. ", not followed)") or ""))
     end
@@ -272,6 +277,17 @@ function M.connect(url, opts)
     sock, rest, protocol, pmd, ext = handshake()
   end
   if not sock then
+    if rest and rest.redirect then
+      -- Asked to follow (opts.redirects = n): the Location, made absolute,
+      -- with http(s) mapped to ws(s).
+      local loc = rest.redirect
+      if loc:sub(1, 1) == "/" then loc = u.ws_scheme .. "://" .. url:match("^%a+://([^/?#]+)") .. loc end
+      loc = loc:gsub("^http(s?)://", "ws%1://")
+      local o2 = {}
+      for k, v in pairs(opts) do o2[k] = v end
+      o2.redirects = opts.redirects - 1
+      return M.connect(loc, o2)
+    end
     if rest and rest.kind == "timeout" then rest.message = ("WebSocket handshake with %s timed out"):format(url) end
     return nil, rest
   end

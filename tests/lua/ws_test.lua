@@ -211,6 +211,10 @@ do
     local err = t.fails("protocol", ws.connect(raw .. "/hs/" .. case, { protocols = { "p1" } }))
     t.ok(err.message:find("refused", 1, true), case .. ": " .. err.message)
   end
+  -- a redirect is followed only when asked
+  local rc = t.ok(ws.connect(raw .. "/hs/redirect", { redirects = 2 }))
+  t.eq(rc:receive(5), "Hello, fragmented world", "followed the redirect to /fragments")
+  rc:close()
   -- an extension we did not offer (compress = false) is refused
   local xerr = t.fails("protocol", ws.connect(raw .. "/hs/extension", { compress = false }))
   t.ok(xerr.message:find("extension not requested", 1, true), xerr.message)
