@@ -662,25 +662,7 @@ end
 
 -- for line in res:lines() do ... end: lines without "\n" or "\r\n"
 function Response:lines()
-  local buf, ended = "", false
-  return function()
-    while true do
-      local nl = buf:find("\n", 1, true)
-      if nl then
-        local line = buf:sub(1, nl - 1)
-        buf = buf:sub(nl + 1)
-        return (line:gsub("\r$", ""))
-      end
-      if ended then
-        if buf == "" then return nil end
-        local last = buf
-        buf = ""
-        return last
-      end
-      local data = raising(self, self:read())
-      if data then buf = buf .. data else ended = true end
-    end
-  end
+  return lurk._line_iter(function() return self:read() end)
 end
 
 -- for ev in res:events() do print(ev.event, ev.data, ev.id) end

@@ -255,10 +255,10 @@ function lurk.map(list, fn, opts)
   return results
 end
 
--- for line in lurk.lines() do ... end: standard input, line by line, read
--- through the ring so other tasks keep running while it waits.
-function lurk.lines(fd)
-  fd = fd or 0
+-- lurk._line_iter(read) -> an iterator of the lines in what read() returns
+-- piece by piece (nil or "" at the end; a failure raises): lines lose their
+-- "\n" or "\r\n"; a last line without one is still returned.
+function lurk._line_iter(read)
   local buf, ended = "", false
   return function()
     while true do
@@ -266,7 +266,7 @@ function lurk.lines(fd)
       if nl then
         local line = buf:sub(1, nl - 1)
         buf = buf:sub(nl + 1)
-        return line
+        return (line:gsub("\r$", ""))
       end
       if ended then
         if buf == "" then return nil end
@@ -274,11 +274,18 @@ function lurk.lines(fd)
         buf = ""
         return last
       end
-      local data, err = lurk._read_fd(fd)
-      if not data then error(err, 0) end
-      if data == "" then ended = true else buf = buf .. data end
+      local data, err = read()
+      if err ~= nil and data == nil then error(err, 0) end
+      if data == nil or data == "" then ended = true else buf = buf .. data end
     end
   end
+end
+
+-- for line in lurk.lines() do ... end: standard input, line by line, read
+-- through the ring so other tasks keep running while it waits.
+function lurk.lines(fd)
+  fd = fd or 0
+  return lurk._line_iter(function() return lurk._read_fd(fd) end)
 end
 
 -- A script's own coroutines may call lurk's waiting functions: such a call

@@ -52,6 +52,24 @@ static void publish(lua_State *L, const char *name, const char *global)
         lua_pop(L, 1);
 }
 
+/* Runs an embedded lua/ module chunk with (its C half, lurk.tcp, lurk, and
+ * package.loaded[extra]) as arguments, leaving the module on the stack. */
+static void load_lua_module(lua_State *L, const unsigned char *bc, size_t size, const char *name,
+                            lua_CFunction open_c, const char *extra)
+{
+    if (luaL_loadbuffer(L, (const char *)bc, size, name))
+        lua_error(L);
+    open_c(L);                        /* chunk, C half */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "lurk.tcp");
+    lua_getfield(L, -2, "lurk");
+    lua_getfield(L, -3, extra);
+    lua_remove(L, -4);                /* chunk, C half, tcp, lurk, extra */
+    lua_call(L, 4, 1);
+}
+
 static int open_modules(lua_State *L)
 {
     bool globals = lua_toboolean(L, 1);
@@ -75,34 +93,13 @@ static int open_modules(lua_State *L)
     lurk_lua_open_json(L);
     publish(L, "lurk.json", globals ? "json" : NULL);
 
-    /* lua/http.lua gets its C half and the modules it builds on. */
-    if (luaL_loadbuffer(L, (const char *)luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua"))
-        return lua_error(L);
-    lurk_lua_open_http(L);
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_remove(L, -2);
-    lua_getfield(L, -1, "lurk.tcp");
-    lua_getfield(L, -2, "lurk");
-    lua_getfield(L, -3, "lurk.json");
-    lua_remove(L, -4);                /* chunk, C half, tcp, lurk, json */
-    lua_call(L, 4, 1);
+    /* lua/http.lua and lua/ws.lua get their C half and the modules they
+     * build on. */
+    load_lua_module(L, luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua", lurk_lua_open_http, "lurk.json");
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);
     publish(L, "lurk.https", globals ? "https" : NULL);
-
-    /* lua/ws.lua: its C half, tcp, lurk and http. */
-    if (luaL_loadbuffer(L, (const char *)luaJIT_BC_ws, luaJIT_BC_ws_SIZE, "=ws.lua"))
-        return lua_error(L);
-    lurk_lua_open_ws(L);
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_remove(L, -2);
-    lua_getfield(L, -1, "lurk.tcp");
-    lua_getfield(L, -2, "lurk");
-    lua_getfield(L, -3, "lurk.http");
-    lua_remove(L, -4);                /* chunk, C half, tcp, lurk, http */
-    lua_call(L, 4, 1);
+    load_lua_module(L, luaJIT_BC_ws, luaJIT_BC_ws_SIZE, "=ws.lua", lurk_lua_open_ws, "lurk.http");
     publish(L, "lurk.ws", globals ? "ws" : NULL);
     return 0;
 }
