@@ -106,7 +106,6 @@ local function reader(c, buf)
       send_frame(c, "pong", b)
     elseif a == "pong" then
       c.last_pong = now()
-      if c.pong_waiter then c.pong_waiter:send(b) end
     else -- close
       c.close_code, c.close_reason = e, b
       if c.state == "open" then

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
-
 struct lurk {
     struct lurk_rt *rt;
     char *errmsg;

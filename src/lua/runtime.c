@@ -104,7 +104,6 @@ static int open_modules(lua_State *L)
     return 0;
 }
 
-int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
 int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg)
 {
     struct lurk_rt *rt = calloc(1, sizeof *rt);
@@ -143,14 +142,6 @@ fail:
     return rc;
 }
 
-int lurk_rt_new(struct lurk_rt **out)
-{
-    char *msg;
-    int rc = lurk_rt_new_opts(out, false, &msg);
-
-    free(msg);
-    return rc;
-}
 
 void lurk_rt_free(struct lurk_rt *rt)
 {

@@ -50,13 +50,15 @@ struct lurk_rt {
     volatile int interrupted;         /* set by a signal handler */
 };
 
-/* Creates a runtime: ring, resolver, Lua state with lurk's modules. */
-int lurk_rt_new(struct lurk_rt **out);
+/* Creates a runtime: ring, resolver, Lua state with lurk's modules (also as
+ * globals if asked). On a script error during set-up, *errmsg (to free())
+ * says what failed. */
+int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
 
 /* Cancels every operation, closes the Lua state and frees everything. */
 void lurk_rt_free(struct lurk_rt *rt);
 
-/* The runtime of a Lua state created by lurk_rt_new. */
+/* The runtime of a Lua state created by lurk_rt_new_opts. */
 struct lurk_rt *lurk_rt_get(lua_State *L);
 
 /* The running task; raises a Lua error naming fn when called outside one. */

@@ -36,7 +36,7 @@ struct lurk_tcp {
     int refs;
     int ops;                          /* ops in flight on fd */
     int fd;
-    bool connected, closing, eof;
+    bool connected, closing;         /* end of stream: stream.eof */
 
     /* connect */
     lurk_done_cb *ccb;
@@ -285,10 +285,8 @@ static void read_done(struct lurk_op *op, int res)
     s->rcb = NULL;
     if (res > 0)
         lurk_buf_commit(&s->rbuf, (size_t)res);
-    else if (res == 0) {
-        s->eof = true;
+    else if (res == 0)
         s->stream.eof = 1;
-    }
     else if (s->closing)
         res = -LURK_ECLOSED;
     cb(s->rarg, res);
@@ -308,7 +306,7 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
         return -ENOTCONN;
     if (s->rop)
         return -EBUSY;
-    if (s->eof) {
+    if (s->stream.eof) {
         cb(arg, 0);
         return 0;
     }
@@ -452,7 +450,7 @@ int lurk_tcp_is_open(const struct lurk_tcp *s)
 
 int lurk_tcp_at_eof(const struct lurk_tcp *s)
 {
-    return s->eof;
+    return s->stream.eof;
 }
 
 const char *lurk_tcp_name(const struct lurk_tcp *s)
