@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan bench clean
+.PHONY: all deps build demo test test-asan bench soak clean fuzz
 
 all: build
 
@@ -30,6 +30,17 @@ test-asan: deps
 
 bench: build
 	cmake --build $(BUILD) --target bench
+
+# 100,000 HTTPS requests and 10,000 WebSocket cycles on loopback; fails if
+# RSS, heap in use or open descriptors grow (bench/soak.lua). Minutes, so
+# not part of `make test`.
+soak: build
+	LURK=$(BUILD)/lurk bench/soak.sh
+
+# libFuzzer targets (tests/fuzz), FUZZ_SECONDS each, in build-fuzz/ (clang).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

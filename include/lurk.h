@@ -30,11 +30,22 @@ struct lua_State;
 /* Options for lurk_new(); a zeroed struct (or NULL) gives the defaults. */
 struct lurk_options {
     unsigned flags;                   /* LURK_OPT_* */
+    int ktls;                         /* LURK_KTLS_*: kTLS policy for TLS connections */
+    const char *ca_file;              /* PEM trust store; NULL: SSL_CERT_FILE, SSL_CERT_DIR
+                                         or the system bundle */
+    const char *trace;                /* e.g. "http": trace requests to stderr; NULL: the
+                                         LURK_TRACE environment variable */
 };
 
-/* Also expose the modules as globals (lurk, tcp, json), as the lurk program
- * does. Without it scripts use require "lurk", require "lurk.tcp", ... */
+/* Also expose the modules as globals (lurk, tcp, http, https, ws, json), as
+ * the lurk program does. Without it scripts use require "lurk",
+ * require "lurk.http", ... (always available). */
 #define LURK_OPT_GLOBALS 1u
+
+#define LURK_KTLS_ENV 0               /* from LURK_KTLS (auto when unset) */
+#define LURK_KTLS_AUTO 1              /* kTLS when the kernel can, else userspace */
+#define LURK_KTLS_OFF 2               /* always userspace TLS */
+#define LURK_KTLS_REQUIRE 3           /* fail connections kTLS cannot carry */
 
 /* Creates a runtime. On failure *out is NULL and the code says why; see
  * lurk_strerror_setup() for a sentence to show users. */
@@ -72,9 +83,21 @@ LURK_API int lurk_run(struct lurk *l, int mode);
 /* The runtime's Lua state, to register host functions and modules. */
 LURK_API struct lua_State *lurk_lua(struct lurk *l);
 
-/* A descriptor that becomes readable when lurk has completions to process,
- * for hosts that drive lurk from their own poll loop with LURK_RUN_NOWAIT. */
+/*
+ * For hosts that drive lurk from their own poll loop: lurk_fd() becomes
+ * readable when lurk has completions to process (I/O, timers, DNS), and
+ * lurk_timeout() is how long, in milliseconds, the host may wait on it before
+ * calling lurk_run(l, LURK_RUN_NOWAIT): 0 when tasks are ready to run or
+ * work started from Lua outside lurk_run is not yet submitted, -1 when only
+ * the descriptor matters. The host never reads the descriptor.
+ *
+ *     struct epoll_event ev = { .events = EPOLLIN };
+ *     epoll_ctl(ep, EPOLL_CTL_ADD, lurk_fd(l), &ev);
+ *     while (lurk_run(l, LURK_RUN_NOWAIT) > 0)
+ *         epoll_wait(ep, &ev, 1, lurk_timeout(l));
+ */
 LURK_API int lurk_fd(struct lurk *l);
+LURK_API int lurk_timeout(struct lurk *l);
 
 /* How the io_uring ring was set up, e.g. "single-issuer+defer-taskrun". */
 LURK_API const char *lurk_features(struct lurk *l);
@@ -84,6 +107,15 @@ LURK_API const char *lurk_errmsg(struct lurk *l);
 
 /* A readable message for any negative code returned by lurk. */
 LURK_API const char *lurk_strerror(int rc);
+
+/*
+ * The C module entry point: a stock luajit that finds lurk.so on its
+ * package.cpath can `require "lurk"` (and "lurk.http", "lurk.ws", ...). The
+ * runtime then lives in that Lua state, created with the default options,
+ * and Lua code drives it with lurk.run(fn, ...), which runs fn as a task
+ * until every task has finished. It is freed when the state is closed.
+ */
+LURK_API int luaopen_lurk(struct lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -110,6 +110,8 @@ function parse_url_uncached(s)
     host, port = hostport:match("^([^:]*):?(%d*)$")
   end
   if not host or host == "" then return nil, "URL has no host" end
+  -- The host goes into the Host header and to the resolver as it is.
+  if host:find("[%s%c]") then return nil, "URL contains spaces or control characters" end
   port = port ~= "" and tonumber(port) or (scheme == "https" and 443 or 80)
   if port < 1 or port > 65535 then return nil, "port out of range" end
   return { scheme = scheme, host = host:lower(), port = port, target = target, userinfo = userinfo }
@@ -143,6 +145,7 @@ local function resolve(location, base)
     u.target = dir .. location
   end
   u.target = u.target:gsub("#.*$", "")
+  if u.target:find("[%s%c]") then return nil end
   return u
 end
 
@@ -314,7 +317,10 @@ local function tls_key(tls)
   if tls == nil then return "" end
   if type(tls) ~= "table" then return tostring(tls) end
   local keys = {}
-  for k, v in pairs(tls) do keys[#keys + 1] = tostring(k) .. "=" .. tostring(v) end
+  for k, v in pairs(tls) do
+    if type(v) == "table" then v = "{" .. concat(v, ",") .. "}" end
+    keys[#keys + 1] = tostring(k) .. "=" .. tostring(v)
+  end
   sort(keys)
   return concat(keys, ",")
 end
@@ -587,6 +593,7 @@ local function exchange(pool, method, u, headers, body, opts)
     local small = type(body) == "string" and #body < 65536 and not opts.expect
     local ok, err = sock:send(small and (head .. body) or head)
     local r = new_reader(sock, method, opts, t0)
+    r.no_reuse = opts.close
     local final_early = false
     if ok and body and not small then
       if opts.expect and r:wait_continue() == "final" then
@@ -893,11 +900,17 @@ local function backoff(attempt)
   return math.min(10, 0.1 * 2 ^ attempt) * (0.5 + math.random())
 end
 
-local trace_env = os.getenv("LURK_TRACE") or ""
+local trace_env = lurk._options.trace or os.getenv("LURK_TRACE") or ""
+local SECRET = { authorization = "scheme", ["proxy-authorization"] = "scheme", cookie = "names",
+  ["set-cookie"] = "names" }
+-- Credentials keep only their scheme, cookies only their names.
 local function masked(name, value)
-  if name:lower() == "authorization" or name:lower() == "proxy-authorization" or name:lower() == "cookie" then
+  local how = SECRET[name:lower()]
+  if how == "scheme" then
     local scheme = tostring(value):match("^(%S+)%s")
     return (scheme and (scheme .. " ") or "") .. "***"
+  elseif how == "names" then
+    return (tostring(value):gsub("=[^;,]*", "=***"))
   end
   return value
 end
@@ -914,6 +927,16 @@ local function trace_response(res)
   local tm = res.timings
   out[#out + 1] = ("< connect %.1f ms, first byte %.1f ms"):format((tm.connect or 0) * 1e3, (tm.ttfb or 0) * 1e3)
   io.stderr:write(concat(out, "\n"), "\n")
+end
+
+-- Whether a Connection header value (a string, or a list of them) has the
+-- "close" option.
+local function has_close(v)
+  if type(v) == "table" then v = concat(v, ",") end
+  for token in tostring(v):gmatch("[^,%s]+") do
+    if token:lower() == "close" then return true end
+  end
+  return false
 end
 
 local function timeouts(t)
@@ -942,12 +965,28 @@ local function do_request(session, o)
   if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
   if o.query then
     local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
+    -- A string query goes into the request line: spaces and control
+    -- characters (CR, LF) are percent-encoded, never sent raw.
+    q = q:gsub("[%s%c]", function(c) return ("%%%02X"):format(c:byte()) end)
     if q ~= "" then u.target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q end
   end
 
-  local headers = {}
-  for k, v in pairs(session.headers or {}) do headers[k] = v end
-  for k, v in pairs(o.headers or {}) do headers[k] = v end
+  -- The caller's headers, with the fields lurk itself manages (credentials,
+  -- cookies, content type) recognised in any spelling.
+  local headers, user_auth, user_cookie = {}, nil, nil
+  for _, src in ipairs { session.headers or {}, o.headers or {} } do
+    for k, v in pairs(src) do
+      local lk = type(k) == "string" and k:lower()
+      if lk == "authorization" then
+        user_auth = v
+      elseif lk == "cookie" then
+        user_cookie = v
+      else
+        if lk == "content-type" then headers["Content-Type"], headers["content-type"] = nil, nil; k = "Content-Type" end
+        headers[k] = v
+      end
+    end
+  end
   local body = o.body
   if o.json ~= nil then
     local err
@@ -959,7 +998,7 @@ local function do_request(session, o)
     headers["Content-Type"] = headers["Content-Type"] or "application/x-www-form-urlencoded"
   end
   if o.files then
-    local boundary = ("lurk-%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+    local boundary = "lurk-" .. C._random_hex(16)
     local parts = {}
     local names = {}
     for k in pairs(o.files) do names[#names + 1] = k end
@@ -999,7 +1038,7 @@ local function do_request(session, o)
       error("body must be a string, a function returning chunks, or a file", 3)
     end
   end
-  local auth
+  local auth = user_auth and tostring(user_auth)
   if o.bearer then
     auth = "Bearer " .. o.bearer
   elseif o.auth then
@@ -1016,12 +1055,15 @@ local function do_request(session, o)
     for k in pairs(headers) do if k:lower() == "accept-encoding" then has = true end end
     if not has then headers["Accept-Encoding"] = "gzip, deflate" end
   end
-  local expect = false
+  local expect, close = false, false
   for k, v in pairs(headers) do
     if k:lower() == "expect" and tostring(v):lower() == "100-continue" then expect = true end
+    -- "Connection: close" from the caller: the server will close after its
+    -- answer, so the connection never goes back to the pool.
+    if k:lower() == "connection" and has_close(v) then close = true end
   end
   local opts = {
-    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress, expect = expect,
+    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress, expect = expect, close = close,
     connect_timeout = connect_t or total, read_timeout = read_t or total,
   }
   local max_redirects = o.redirects
@@ -1036,8 +1078,8 @@ local function do_request(session, o)
   local trace = o.trace or trace_env:find("http", 1, true)
 
   -- One exchange, repeated on failures worth repeating (idempotent only).
-  local user_cookie = headers.Cookie or headers.cookie
-  headers.cookie = nil
+  -- A body that cannot be sent twice (a function's chunks) is not retried.
+  local replayable = type(body) ~= "table" or body.rewind ~= nil
   local jar = session.jar
   local function attempt(m, url_t)
     local n = 0
@@ -1052,9 +1094,10 @@ local function do_request(session, o)
       local res, err = exchange(session.pool, m, url_t, headers, body, opts)
       if res and trace then trace_response(res) end
       if res and jar then jar:store(url_t, res.headers:all("set-cookie")) end
-      local again = IDEMPOTENT[m] and n < retries and
+      local again = IDEMPOTENT[m] and n < retries and replayable and
         ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
       if not again then return res, err end
+      if type(body) == "table" then body.rewind() end
       local delay = backoff(n)
       if res then
         delay = retry_after(res.headers["retry-after"]) or delay
@@ -1073,7 +1116,8 @@ local function do_request(session, o)
       if not res then return nil, err end
       local location = res.headers.location
       local follow = REDIRECT[res.status] and location and max_redirects > 0
-      if follow and (res.status == 307 or res.status == 308) and type(body) == "table" then
+      local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
+      if follow and resend and type(body) == "table" then
         if body.rewind then body.rewind() else follow = false end   -- a consumed stream cannot be sent again
       end
       if not follow and o.stream then return res end
@@ -1090,10 +1134,10 @@ local function do_request(session, o)
         return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
           message = "redirect to an unusable location: " .. location }
       end
-      if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
+      if not resend then
         if method ~= "HEAD" then method = "GET" end
         body = nil
-        headers["Content-Type"], headers["content-type"] = nil, nil
+        headers["Content-Type"] = nil
       end
       u = nu
     end

@@ -60,6 +60,7 @@ function lurk.timeout(s, fn, ...)
   local r = pack(pcall(fn, ...))
   deadline(prev or false)
   if not r[1] then error(r[2], 0) end
+  -- Past the deadline, whatever fn returned came too late: a strict bound.
   if now() >= mine then
     return nil, mkerror { kind = "timeout", phase = "wait", retryable = true,
                           message = ("timed out after %g s"):format(s) }

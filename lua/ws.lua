@@ -82,8 +82,11 @@ local function reader(c, buf)
     if ev == "more" then
       local data, rerr = c.sock:receive_some(256 * 1024)
       if not data or data == "" then
-        finish(c, werror("closed", "the connection ended without a WebSocket close (1006)",
-          { code = 1006, cause = rerr }))
+        -- A failed read keeps its kind (timeout, limit, ...) and errno.
+        local why = rerr and (": " .. tostring(rerr)) or ""
+        finish(c, werror(rerr and rerr.kind or "closed",
+          "the connection ended without a WebSocket close (1006)" .. why,
+          { code = 1006, cause = rerr, errno = rerr and rerr.errno, name = rerr and rerr.name }))
         return
       end
       buf, i = data, 1
@@ -280,11 +283,27 @@ function M.connect(url, opts)
       -- Asked to follow (opts.redirects = n): the Location, made absolute,
       -- with http(s) mapped to ws(s).
       local loc = rest.redirect
-      if loc:sub(1, 1) == "/" then loc = u.ws_scheme .. "://" .. url:match("^%a+://([^/?#]+)") .. loc end
+      local here = url:match("^%a+://([^/?#]+)")
+      if loc:sub(1, 1) == "/" and loc:sub(2, 2) ~= "/" then loc = u.ws_scheme .. "://" .. here .. loc end
       loc = loc:gsub("^http(s?)://", "ws%1://")
+      local scheme, there = loc:match("^(wss?)://([^/?#]+)")
+      if not scheme or loc:find("[%s%c]") then
+        return nil, werror("protocol", "WebSocket redirect to an unusable location: " .. rest.redirect, { phase = "connect" })
+      end
+      if u.ws_scheme == "wss" and scheme == "ws" then
+        return nil, werror("protocol", "refusing a WebSocket redirect from wss:// to ws:// (" .. loc .. ")", { phase = "connect" })
+      end
       local o2 = {}
       for k, v in pairs(opts) do o2[k] = v end
       o2.redirects = opts.redirects - 1
+      if there:lower() ~= here:lower() and opts.headers then
+        -- Credentials and cookies stay with the host they were meant for.
+        o2.headers = {}
+        for k, v in pairs(opts.headers) do
+          local lk = k:lower()
+          if lk ~= "authorization" and lk ~= "cookie" then o2.headers[k] = v end
+        end
+      end
       return M.connect(loc, o2)
     end
     if rest and rest.kind == "timeout" then rest.message = ("WebSocket handshake with %s timed out"):format(url) end

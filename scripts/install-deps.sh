@@ -20,7 +20,8 @@ major=${VERSION_ID%%.*}
 pkgs=(build-essential cmake pkg-config git
       libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev
       nginx-light openssl ca-certificates dnsmasq-base python3 iproute2
-      wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy nodejs npm)
+      wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy nodejs npm
+      clang libclang-rt-dev valgrind)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
     pkgs+=(libmbedtls-dev liburing-dev libllhttp-dev)
 fi

@@ -8,6 +8,7 @@
 #include "lua/task.h"
 #include "core/error.h"
 #include "core/loop.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -25,16 +26,34 @@ static void set_err(struct lurk *l, const char *msg)
     l->errmsg = msg ? strdup(msg) : NULL;
 }
 
+static const int ktls_policy[] = {
+    [LURK_KTLS_AUTO] = LURK_TLS_KTLS_AUTO,
+    [LURK_KTLS_OFF] = LURK_TLS_KTLS_OFF,
+    [LURK_KTLS_REQUIRE] = LURK_TLS_KTLS_REQUIRE,
+};
+
 int lurk_new(struct lurk **out, const struct lurk_options *opts)
 {
     struct lurk *l = calloc(1, sizeof *l);
+    struct lurk_rt_opts ro = { .ktls = -1 };
     char *msg = NULL;
     int rc;
 
     *out = NULL;
     if (!l)
         return -ENOMEM;
-    rc = lurk_rt_new_opts(&l->rt, opts && (opts->flags & LURK_OPT_GLOBALS), &msg);
+    if (opts && (opts->ktls < LURK_KTLS_ENV || opts->ktls > LURK_KTLS_REQUIRE)) {
+        free(l);
+        return -EINVAL;
+    }
+    if (opts) {
+        ro.globals = opts->flags & LURK_OPT_GLOBALS;
+        ro.ca_file = opts->ca_file;
+        ro.trace = opts->trace;
+        if (opts->ktls != LURK_KTLS_ENV)
+            ro.ktls = ktls_policy[opts->ktls];
+    }
+    rc = lurk_rt_new(&l->rt, NULL, &ro, &msg);
     if (rc < 0) {
         free(msg);
         free(l);
@@ -65,6 +84,7 @@ static int start(struct lurk *l, int nargs)
     lua_pop(l->rt->L, 1);             /* the task object */
     if (l->rt->failed) {
         set_err(l, l->rt->errmsg);
+        l->rt->failed = false;
         return -LURK_ESCRIPT;
     }
     return 0;
@@ -101,12 +121,13 @@ int lurk_run(struct lurk *l, int mode)
 {
     int rc = lurk_rt_run(l->rt, mode);
 
-    if (rc == -1) {
+    if (rc == -LURK_ESCRIPT) {
         set_err(l, l->rt->errmsg);
+        l->rt->failed = false;        /* reported once; the runtime goes on */
         return -LURK_ESCRIPT;
     }
     if (rc < 0)
-        set_err(l, l->rt->errmsg ? l->rt->errmsg : lurk_strerror(rc));
+        set_err(l, rc == -LURK_EDEADLK && l->rt->errmsg ? l->rt->errmsg : lurk_strerror(rc));
     return rc;
 }
 
@@ -118,6 +139,11 @@ struct lua_State *lurk_lua(struct lurk *l)
 int lurk_fd(struct lurk *l)
 {
     return lurk_loop_fd(l->rt->loop);
+}
+
+int lurk_timeout(struct lurk *l)
+{
+    return lurk_rt_ready(l->rt) ? 0 : -1;
 }
 
 const char *lurk_errmsg(struct lurk *l)

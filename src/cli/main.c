@@ -4,6 +4,8 @@
  *   lurk script.lua [args]   arguments in `arg` (arg[0] the script) and `...`
  *   lurk -e CODE             run CODE (may be given several times)
  *   lurk -                   the script comes from standard input
+ *   lurk -i [script]         the interactive prompt (after the script, if any);
+ *                            also what plain `lurk` does on a terminal
  *   lurk --version           versions, ring setup and kTLS availability
  *
  * The program is an ordinary user of include/lurk.h. It raises its soft
@@ -11,6 +13,7 @@
  * Exit status: 0 when every script ran without an uncaught error, 1 otherwise.
  */
 #include "lurk.h"
+#include "repl.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,6 +21,7 @@
 #include <liburing.h>
 #include <ares.h>
 #include <mbedtls/build_info.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +32,14 @@ static void usage(FILE *f)
 {
     fputs("usage: lurk [options] [script [args...]]\n"
           "  -e CODE      run CODE (repeatable; runs before the script)\n"
+          "  -i           interactive prompt, after running -e code and the script\n"
           "  -            read the script from standard input\n"
           "  -v, --version  print versions and kernel support, then exit\n"
           "  -h, --help   show this help\n"
-          "With no script and no -e, lurk reads a script from standard input.\n"
-          "Environment: LURK_DNS_SERVERS=host:port,... overrides /etc/resolv.conf.\n", f);
+          "With no script and no -e: the prompt on a terminal, else a script from standard input.\n"
+          "Environment: LURK_KTLS=auto|off|require, LURK_TRACE=http, LURK_HISTORY=file (empty: none),\n"
+          "  LURK_DNS_SERVERS=host:port,... (instead of /etc/resolv.conf), SSL_CERT_FILE, SSL_CERT_DIR,\n"
+          "  HTTP_PROXY, HTTPS_PROXY, NO_PROXY. See lurk(1).\n", f);
 }
 
 static void raise_nofile(void)
@@ -100,6 +107,7 @@ int main(int argc, char **argv)
     struct lurk_options opts = { .flags = LURK_OPT_GLOBALS };
     struct lurk *l;
     int rc, i, script_at = -1, nexec = 0;
+    bool interactive = false;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0)
@@ -107,6 +115,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
+        }
+        if (strcmp(argv[i], "-i") == 0) {
+            interactive = true;
+            continue;
         }
         if (strcmp(argv[i], "-e") == 0) {
             if (++i >= argc) {
@@ -138,14 +150,29 @@ int main(int argc, char **argv)
     }
     set_arg_table(lurk_lua(l), argv, script_at >= 0 ? script_at : argc, argc);
 
+    if (!interactive && script_at < 0 && nexec == 0 && isatty(STDIN_FILENO))
+        interactive = true;           /* plain `lurk` on a terminal */
+
+    /* With -i, code given on the command line starts, then the prompt comes
+     * up while its tasks go on (a script may keep a WebSocket open). */
     for (i = 1; i < argc && (script_at < 0 || i < script_at); i++) {
         if (strcmp(argv[i], "-e") == 0) {
             rc = lurk_do_string(l, argv[++i], "=(command line)");
-            if (rc == 0)
+            if (rc == 0 && !interactive)
                 rc = lurk_run(l, LURK_RUN_DEFAULT);
             if (rc < 0)
                 goto fail;
         }
+    }
+    if (interactive) {
+        if (script_at >= 0) {
+            rc = lurk_do_file(l, argv[script_at], argc - script_at - 1, argv + script_at + 1);
+            if (rc < 0)
+                fprintf(stderr, "lurk: %s\n", lurk_errmsg(l));
+        }
+        rc = lurk_repl(l);
+        lurk_free(l);
+        return rc;
     }
     if (script_at >= 0 || nexec == 0) {
         const char *path = script_at >= 0 ? argv[script_at] : NULL;

@@ -30,6 +30,7 @@ struct lurk_op {
     void *arg;
     struct lurk_op *next_free;
     unsigned flags;                   /* LURK_OP_* */
+    int fault;                        /* LURK_FAULT: the -errno to report, or 0 */
     struct __kernel_timespec ts;      /* the timeout or linked timeout's time */
 };
 
@@ -44,6 +45,7 @@ int64_t lurk_now_ns(void);
 /*
  * Creates a loop with a ring of `entries` SQEs. Returns 0, or -errno when
  * io_uring cannot be set up (see lurk_loop_explain() for what to tell users).
+ * Reads the test-only LURK_FAULT switch (fault injection, see loop.c).
  */
 int lurk_loop_new(struct lurk_loop **out, unsigned entries);
 
@@ -67,17 +69,21 @@ const char *lurk_loop_explain(int rc);
 /* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun". */
 const char *lurk_loop_features(const struct lurk_loop *l);
 
-/* The ring's file descriptor, readable when completions are waiting. */
-int lurk_loop_fd(const struct lurk_loop *l);
+/* A descriptor for hosts to poll: readable when completions are waiting
+ * (an eventfd registered with the ring, set up at the first call). */
+int lurk_loop_fd(struct lurk_loop *l);
 
 /* Ops in flight (submitted or queued, callback not yet run). */
 unsigned lurk_loop_in_flight(const struct lurk_loop *l);
 
-/* Statistics: io_uring_enter calls and CQEs reaped since creation. */
+/* Statistics: io_uring_enter calls, CQEs reaped and ops armed since
+ * creation, and faults injected by LURK_FAULT (errors reported plus requests
+ * shortened; see loop.c). */
 struct lurk_loop_stats {
     uint64_t enters;
     uint64_t cqes;
     uint64_t ops;
+    uint64_t faults;
 };
 void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st);
 
@@ -117,5 +123,12 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op);
  * or a negative code.
  */
 int lurk_loop_turn(struct lurk_loop *l, bool wait);
+
+/* Submits queued operations without waiting or reaping: before a host polls
+ * the ring's descriptor, everything started must be in the kernel. */
+void lurk_loop_flush(struct lurk_loop *l);
+
+/* Operations queued but not yet submitted. */
+unsigned lurk_loop_unsubmitted(const struct lurk_loop *l);
 
 #endif

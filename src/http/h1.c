@@ -24,6 +24,8 @@ static struct lurk_h1 *of(llhttp_t *p)
 
 static int append(struct lurk_h1 *h, const char *at, size_t len)
 {
+    if (len == 0)
+        return 0;                     /* llhttp reports empty spans (an empty reason) */
     h->head_bytes += len;
     if (h->head_bytes > h->max_head) {
         h->error = "response head too large";
@@ -134,6 +136,10 @@ static int on_headers_complete(llhttp_t *p)
     if (status >= 100 && status < 200 && status != 101) {
         reset_head(h);                /* interim (100 Continue, 103 Early Hints) */
         h->interim = status;
+        /* An interim response ends with its head, whatever its headers say
+         * (RFC 9110 15.2); llhttp knows that only of 100, 102 and 103. The
+         * flag is the one a return of 1 sets for HEAD, and lasts one message. */
+        p->flags |= F_SKIPBODY;
         return HPE_PAUSED;            /* reported, for Expect: 100-continue */
     }
     h->status = status;
@@ -164,10 +170,28 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Chunk extensions are skipped but counted: without a bound, a chunk header
+ * that never ends would keep a streaming reader busy forever without one
+ * byte of body, each read finishing well within its deadline. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+    struct lurk_h1 *h = of(p);
+
+    (void)at;
+    h->ext_bytes += len;
+    if (h->ext_bytes > h->max_head) {
+        h->error = "chunk extensions too large";
+        h->limit = true;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_chunk_header(llhttp_t *p)
 {
     struct lurk_h1 *h = of(p);
 
+    h->ext_bytes = 0;                 /* the next chunk header has its own allowance */
     /* Stop before the next chunk's data if this step already has a slice. */
     return h->body ? HPE_PAUSED : 0;
 }
@@ -189,6 +213,8 @@ static const llhttp_settings_t settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };

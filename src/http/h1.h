@@ -38,6 +38,7 @@ struct lurk_h1 {
     int interim;                      /* status of the last interim response */
     size_t reason, reason_len;
     size_t head_bytes, max_head;
+    size_t ext_bytes;                 /* chunk extensions of the current chunk header */
     int max_headers;
     bool no_body;                     /* a HEAD request: no body whatever the headers say */
     bool in_value, headers_done, finished, limit;
@@ -47,15 +48,15 @@ struct lurk_h1 {
 };
 
 /* Prepares to parse one response to a request (head_request: it was HEAD).
- * max_head bounds the status line plus headers (and trailers), max_headers
- * their count. */
+ * max_head bounds the status line plus headers (and trailers), and also the
+ * extensions of each chunk header; max_headers bounds the headers' count. */
 void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers);
 void lurk_h1_fini(struct lurk_h1 *h);
 
 /*
  * Parses from data[0..len). Returns an event (>= 0) and sets *used to the
  * bytes consumed, or a negative code: -LURK_EHTTP (h->error says why) or
- * -LURK_ELIMIT (head too large, too many headers).
+ * -LURK_ELIMIT (head too large, too many headers, chunk extensions too long).
  */
 int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used);
 

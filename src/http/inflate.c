@@ -39,14 +39,22 @@ static int start(struct lurk_inflate *f, const unsigned char *hdr)
 
 static int run(struct lurk_inflate *f, const unsigned char *in, size_t len, struct lurk_buf *out)
 {
+    bool full = false;
+
     f->z.next_in = (unsigned char *)in;
     f->z.avail_in = (uInt)len;
-    while (f->z.avail_in > 0) {
+    /* Go on while input is left, and also after a call that filled the
+     * output: zlib may have read the last input bytes and still hold output
+     * (the rest of a match), which only another call writes out. */
+    while (f->z.avail_in > 0 || full) {
         size_t before;
         int rc;
 
-        if (f->ended)
-            return -LURK_EHTTP;       /* bytes after the end of the stream */
+        if (f->ended) {
+            if (f->z.avail_in > 0)
+                return -LURK_EHTTP;   /* bytes after the end of the stream */
+            break;
+        }
         if (lurk_buf_reserve(out, 64 * 1024) < 0)
             return -ENOMEM;
         f->z.next_out = (unsigned char *)lurk_buf_tail(out);
@@ -54,6 +62,7 @@ static int run(struct lurk_inflate *f, const unsigned char *in, size_t len, stru
         before = f->z.avail_out;
         rc = inflate(&f->z, Z_NO_FLUSH);
         lurk_buf_commit(out, before - f->z.avail_out);
+        full = f->z.avail_out == 0;
         f->total += before - f->z.avail_out;
         if (f->total > f->max)
             return -LURK_ELIMIT;

@@ -64,10 +64,15 @@ static int write_results(lua_State *L, void *ud, int res)
 {
     struct file *f = ud;
 
+    if (res <= 0 && res != -ECANCELED) {
+        /* The disk failed, not the network: the kind a failed open has. */
+        lurk_lua_error(L, res < 0 ? res : -EIO, "send", "file");
+        lua_pushstring(L, "limit");
+        lua_setfield(L, -2, "kind");
+        return 2;
+    }
     if (res < 0)
         return lurk_lua_error(L, res, "send", "file");
-    if (res == 0)
-        return lurk_lua_error(L, -EIO, "send", "file");
     f->done += (size_t)res;
     f->off += res;
     if (f->done < f->len) {

@@ -13,9 +13,12 @@
  *   p:finish()      -> "done" | nil, err     (the peer closed the connection)
  *
  * i and j are 1-based positions in data: j is where the next call starts.
+ *
+ *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
  */
 #include "lua/error.h"
 #include "core/error.h"
+#include "core/random.h"
 #include "http/h1.h"
 #include "http/inflate.h"
 
@@ -197,6 +200,24 @@ static int inflater_gc(lua_State *L)
 }
 
 /* http._inflater("gzip" | "deflate", max) -> z */
+static int l_random_hex(lua_State *L)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char raw[32];
+    char hex[64];
+    int n = (int)luaL_checkinteger(L, 1);
+
+    luaL_argcheck(L, n > 0 && n <= (int)sizeof raw, 1, "1 to 32 bytes");
+    if (lurk_random(raw, (size_t)n) < 0)
+        return luaL_error(L, "getrandom failed");
+    for (int i = 0; i < n; i++) {
+        hex[2 * i] = digits[raw[i] >> 4];
+        hex[2 * i + 1] = digits[raw[i] & 15];
+    }
+    lua_pushlstring(L, hex, (size_t)(2 * n));
+    return 1;
+}
+
 static int l_inflater(lua_State *L)
 {
     static const char *const names[] = { "gzip", "deflate", NULL };
@@ -245,5 +266,7 @@ int lurk_lua_open_http(lua_State *L)
     lua_setfield(L, -2, "_parser");
     lua_pushcfunction(L, l_inflater);
     lua_setfield(L, -2, "_inflater");
+    lua_pushcfunction(L, l_random_hex);
+    lua_setfield(L, -2, "_random_hex");
     return 1;
 }

@@ -70,13 +70,27 @@ static void load_lua_module(lua_State *L, const unsigned char *bc, size_t size, 
     lua_call(L, 4, 1);
 }
 
+/* The options as the Lua modules see them: lurk._options { trace }. */
+static void set_lua_options(lua_State *L, const struct lurk_rt_opts *o)
+{
+    lua_createtable(L, 0, 1);
+    if (o->trace) {
+        lua_pushstring(L, o->trace);
+        lua_setfield(L, -2, "trace");
+    }
+    lua_setfield(L, -2, "_options");
+}
+
 static int open_modules(lua_State *L)
 {
     bool globals = lua_toboolean(L, 1);
+    const struct lurk_rt_opts *o = lua_touserdata(L, 2);
 
-    luaL_openlibs(L);
+    if (lurk_rt_get(L)->owns_L)
+        luaL_openlibs(L);
 
     lua_newtable(L);                  /* the lurk module */
+    set_lua_options(L, o);
     lurk_lua_open_task(L);
     lurk_lua_open_error(L);
     lurk_lua_open_file(L);
@@ -104,7 +118,7 @@ static int open_modules(lua_State *L)
     return 0;
 }
 
-int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg)
+int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o, char **errmsg)
 {
     struct lurk_rt *rt = calloc(1, sizeof *rt);
     int rc;
@@ -113,25 +127,29 @@ int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg)
     *errmsg = NULL;
     if (!rt)
         return -ENOMEM;
+    rt->ktls = o->ktls >= 0 ? o->ktls : (int)lurk_ktls_policy_env();
     rc = lurk_loop_new(&rt->loop, 4096);
     if (rc < 0)
         goto fail;
     rc = lurk_resolver_new(&rt->resolver, rt->loop);
     if (rc < 0)
         goto fail;
-    rc = lurk_tls_ctx_new(&rt->tls);
+    rc = lurk_tls_ctx_new(&rt->tls, o->ca_file);
     if (rc < 0)
         goto fail;
-    rt->L = luaL_newstate();
+    rt->owns_L = L == NULL;
+    rt->L = L ? L : luaL_newstate();
     if (!rt->L) {
         rc = -ENOMEM;
         goto fail;
     }
     lurk_rt_set_key(rt->L, rt);
     lua_pushcfunction(rt->L, open_modules);
-    lua_pushboolean(rt->L, globals);
-    if (lua_pcall(rt->L, 1, 0, 0) != 0) {
+    lua_pushboolean(rt->L, o->globals);
+    lua_pushlightuserdata(rt->L, (void *)o);
+    if (lua_pcall(rt->L, 2, 0, 0) != 0) {
         *errmsg = strdup(lua_tostring(rt->L, -1));
+        lua_pop(rt->L, 1);
         rc = -LURK_ESCRIPT;
         goto fail;
     }
@@ -141,7 +159,6 @@ fail:
     lurk_rt_free(rt);
     return rc;
 }
-
 
 void lurk_rt_free(struct lurk_rt *rt)
 {
@@ -157,8 +174,11 @@ void lurk_rt_free(struct lurk_rt *rt)
                 lurk_loop_in_flight(rt->loop));
         return;
     }
-    if (rt->L)
+    if (rt->L && rt->owns_L) {
         lua_close(rt->L);
+    } else if (rt->L) {
+        lurk_rt_set_key(rt->L, NULL);  /* the host's state outlives us */
+    }
     lurk_resolver_close(rt->resolver);
     lurk_loop_free(rt->loop);
     lurk_tls_ctx_free(rt->tls);

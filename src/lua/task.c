@@ -28,6 +28,7 @@
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/loop.h"
+#include "lurk.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -403,7 +404,7 @@ int lurk_rt_run(struct lurk_rt *rt, int mode)
 
         run_ready(rt);
         if (rt->failed)
-            return -1;
+            return -LURK_ESCRIPT;
         if (mode == LURK_RT_DEFAULT && rt->live == 0)
             return 0;
         block = rt->runq == NULL && mode != LURK_RT_NOWAIT;
@@ -422,7 +423,8 @@ int lurk_rt_run(struct lurk_rt *rt, int mode)
             return rc;
         if (mode != LURK_RT_DEFAULT) {
             run_ready(rt);
-            return rt->failed ? -1 : rt->live;
+            lurk_loop_flush(rt->loop);   /* the host polls next: submit what ran */
+            return rt->failed ? -LURK_ESCRIPT : rt->live;
         }
     }
 }
@@ -555,6 +557,38 @@ static int l_spawn(lua_State *L)
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lurk_rt_spawn(lurk_rt_get(L), L, lua_gettop(L) - 1, false);
     return 1;
+}
+
+/*
+ * lurk.run([fn, ...]) -> fn's results: for code outside tasks (a stock
+ * luajit that did require "lurk", or a host's state). Starts fn as a task,
+ * runs the loop until every task has finished, and returns what fn returned;
+ * an error in fn is raised here with its traceback.
+ */
+static int l_run(lua_State *L)
+{
+    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_task *t = NULL;
+    int rc, n;
+
+    if (rt->current)
+        return luaL_error(L, "lurk.run drives the loop from outside tasks; "
+                          "inside a task, call the function directly (or lurk.spawn it)");
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        t = lurk_rt_spawn(rt, L, lua_gettop(L) - 1, true);
+    }
+    rc = lurk_rt_run(rt, LURK_RT_DEFAULT);
+    if (rc < 0) {
+        rt->failed = false;           /* the runtime stays usable */
+        lua_pushstring(L, rt->errmsg ? rt->errmsg : lurk_strerror(rc));
+        return lua_error(L);
+    }
+    if (!t)
+        return 0;
+    n = push_results(L, t);           /* true, fn's results */
+    lua_remove(L, -n);
+    return n - 1;
 }
 
 /* lurk.current() -> the running task, or nil outside tasks */
@@ -712,6 +746,7 @@ void lurk_lua_open_task(lua_State *L)
     };
     static const luaL_Reg funcs[] = {
         { "spawn", l_spawn },
+        { "run", l_run },
         { "sleep", l_sleep },
         { "now", l_now },
         { "current", l_current },
@@ -737,6 +772,11 @@ void lurk_lua_open_task(lua_State *L)
     luaL_register(L, NULL, funcs);
     lua_pushlightuserdata(L, &yield_key);
     lua_setfield(L, -2, "_yield");
+}
+
+bool lurk_rt_ready(const struct lurk_rt *rt)
+{
+    return rt->runq != NULL || lurk_loop_unsubmitted(rt->loop) > 0;
 }
 
 /* ---- runtime lifetime helpers used by runtime.c ---- */

@@ -47,18 +47,27 @@ struct lurk_rt {
     bool closing;
     bool failed;                      /* a task marked fatal raised an error */
     char *errmsg;                     /* its message and traceback */
-    volatile int interrupted;         /* set by a signal handler */
+    bool owns_L;                      /* false: a host's state (require "lurk") */
+    int ktls;                         /* default enum lurk_ktls_policy */
 };
 
-/* Creates a runtime: ring, resolver, Lua state with lurk's modules (also as
- * globals if asked). On a script error during set-up, *errmsg (to free())
- * says what failed. */
-int lurk_rt_new_opts(struct lurk_rt **out, bool globals, char **errmsg);
+struct lurk_rt_opts {
+    bool globals;                     /* modules also as globals (lurk, http, ...) */
+    int ktls;                         /* enum lurk_ktls_policy; < 0: from LURK_KTLS */
+    const char *ca_file;              /* trust store; NULL: SSL_CERT_FILE or the system's */
+    const char *trace;                /* LURK_TRACE-style flags; NULL: from LURK_TRACE */
+};
 
-/* Cancels every operation, closes the Lua state and frees everything. */
+/* Creates a runtime: ring, resolver, and lurk's modules in L (NULL: a new
+ * Lua state that the runtime owns). On a script error during set-up,
+ * *errmsg (to free()) says what failed. */
+int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o, char **errmsg);
+
+/* Cancels every operation, closes the Lua state if it owns it and frees
+ * everything. */
 void lurk_rt_free(struct lurk_rt *rt);
 
-/* The runtime of a Lua state created by lurk_rt_new_opts. */
+/* The runtime of a Lua state set up by lurk_rt_new, or NULL. */
 struct lurk_rt *lurk_rt_get(lua_State *L);
 
 /* The running task; raises a Lua error naming fn when called outside one. */
@@ -75,7 +84,7 @@ enum { LURK_RT_DEFAULT = 0, LURK_RT_ONCE = 1, LURK_RT_NOWAIT = 2 };
 
 /*
  * Runs the loop. DEFAULT: until every task has finished (or a fatal task
- * failed: returns -1 with rt->errmsg set). ONCE: one turn, blocking if
+ * failed: returns -LURK_ESCRIPT with rt->errmsg set). ONCE: one turn, blocking if
  * nothing is ready. NOWAIT: one turn without blocking. Returns the number of
  * tasks still alive, or a negative code.
  */
@@ -99,6 +108,10 @@ int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s);
 /* Requests cancellation: the pending wait ends with -ECANCELED, later waits
  * fail at once. */
 void lurk_task_cancel(struct lurk_task *t);
+
+/* Tasks ready to run, or operations not yet submitted: a host polling
+ * lurk_fd must not block before running the loop once more. */
+bool lurk_rt_ready(const struct lurk_rt *rt);
 
 /* Registers the lurk module's scheduling functions into the table on top. */
 void lurk_lua_open_task(lua_State *L);

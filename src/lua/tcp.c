@@ -204,7 +204,7 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
 {
     memset(o, 0, sizeof *o);
     o->host = host;
-    o->ktls = lurk_ktls_policy_env();
+    o->ktls = (enum lurk_ktls_policy)lurk_rt_get(L)->ktls;
     if (lua_isboolean(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -218,20 +218,22 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
     if (opt_string(L, idx, "servername"))
         o->host = opt_string(L, idx, "servername");
     lua_getfield(L, idx, "insecure");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_error(L, "tls.insecure must be true or false (it turns off certificate checks)");
     o->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, idx, "ktls");
     if (lua_isboolean(L, -1))
-        o->ktls = lua_toboolean(L, -1) ? LURK_KTLS_AUTO : LURK_KTLS_OFF;
+        o->ktls = lua_toboolean(L, -1) ? LURK_TLS_KTLS_AUTO : LURK_TLS_KTLS_OFF;
     else if (lua_isstring(L, -1)) {
         const char *v = lua_tostring(L, -1);
 
         if (strcmp(v, "require") == 0)
-            o->ktls = LURK_KTLS_REQUIRE;
+            o->ktls = LURK_TLS_KTLS_REQUIRE;
         else if (strcmp(v, "off") == 0)
-            o->ktls = LURK_KTLS_OFF;
+            o->ktls = LURK_TLS_KTLS_OFF;
         else if (strcmp(v, "auto") == 0)
-            o->ktls = LURK_KTLS_AUTO;
+            o->ktls = LURK_TLS_KTLS_AUTO;
         else
             luaL_error(L, "tls.ktls must be true, false, \"auto\", \"off\" or \"require\"");
     }
@@ -280,7 +282,8 @@ static int make_tls(lua_State *L, struct sock *k, int idx, const char *host)
 /* tcp.connect(host, port [, opts]) -> sock | nil, err */
 static int l_connect(lua_State *L)
 {
-    const char *host = luaL_checkstring(L, 1);
+    size_t hlen;
+    const char *host = luaL_checklstring(L, 1, &hlen);
     lua_Integer port = luaL_checkinteger(L, 2);
     struct lurk_rt *rt = lurk_rt_get(L);
     struct lurk_task *t = lurk_lua_task(L, "tcp.connect");
@@ -289,6 +292,11 @@ static int l_connect(lua_State *L)
 
     luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1-65535");
     luaL_argcheck(L, host[0] != '\0', 1, "empty host name");
+    if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        lua_pushlstring(L, host + 1, hlen - 2);   /* "[::1]" as URLs write it */
+        lua_replace(L, 1);
+        host = lua_tostring(L, 1);
+    }
     if (lua_isnoneornil(L, 3))
         lua_newtable(L);
     luaL_checktype(L, 3, LUA_TTABLE);

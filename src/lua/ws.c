@@ -11,10 +11,11 @@
  *   ws._key()        -> a fresh Sec-WebSocket-Key
  *   ws._accept(key)  -> the Sec-WebSocket-Accept the server must answer
  *
- * Masks and keys come from getrandom(), drawn 4 KiB at a time.
+ * Masks and keys come from getrandom() (src/core/random.c).
  */
 #include "lua/error.h"
 #include "core/error.h"
+#include "core/random.h"
 #include "ws/frame.h"
 #include "ws/pmd.h"
 
@@ -23,36 +24,8 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/sha1.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define DECODER_MT "lurk.ws.decoder"
-
-static _Thread_local unsigned char pool[4096];
-static _Thread_local size_t pool_left;
-
-/* Cryptographically random bytes (RFC 6455 requires unpredictable masks). */
-static int random_bytes(unsigned char *out, size_t n)
-{
-    while (n > 0) {
-        size_t take;
-
-        if (pool_left == 0) {
-            ssize_t got = getrandom(pool, sizeof pool, 0);
-
-            if (got != (ssize_t)sizeof pool)
-                return -EIO;
-            pool_left = sizeof pool;
-        }
-        take = n < pool_left ? n : pool_left;
-        memcpy(out, pool + sizeof pool - pool_left, take);
-        /* Never hand out the same bytes twice. */
-        memset(pool + sizeof pool - pool_left, 0, take);
-        pool_left -= take;
-        out += take;
-        n -= take;
-    }
-    return 0;
-}
 
 static const char *const opnames[16] = {
     [LURK_WS_TEXT] = "text", [LURK_WS_BINARY] = "binary",
@@ -214,7 +187,7 @@ static int l_frame(lua_State *L)
 
     if (op >= LURK_WS_CLOSE && len > 125)
         return luaL_argerror(L, 2, "control frame payloads are limited to 125 bytes");
-    if (random_bytes(mask, sizeof mask) < 0)
+    if (lurk_random(mask, sizeof mask) < 0)
         return luaL_error(L, "getrandom failed");
     hlen = lurk_ws_header(hdr, op, fin, len, mask);
     if (lua_toboolean(L, 4))
@@ -234,7 +207,7 @@ static int l_key(lua_State *L)
     unsigned char raw[16], enc[32];
     size_t olen;
 
-    if (random_bytes(raw, sizeof raw) < 0)
+    if (lurk_random(raw, sizeof raw) < 0)
         return luaL_error(L, "getrandom failed");
     mbedtls_base64_encode(enc, sizeof enc, &olen, raw, sizeof raw);
     lua_pushlstring(L, (const char *)enc, olen);

@@ -28,6 +28,7 @@
  */
 #include "tls/tls.h"
 #include "tls/keys.h"
+#include "tls/record.h"
 #include "core/error.h"
 #include "core/loop.h"
 #include "net/tcp.h"
@@ -68,6 +69,7 @@ struct lurk_tls_ctx {
     mbedtls_x509_crt ca;
     char ca_source[256];
     double ca_load_ms;
+    char *ca_file;                    /* the runtime's own trust store, or NULL */
 };
 
 enum state { S_NEW, S_HANDSHAKE, S_FLUSH, S_OPEN, S_FAILED, S_CLOSED };
@@ -158,13 +160,17 @@ static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flag
 
 /* ---- per-runtime context ---- */
 
-int lurk_tls_ctx_new(struct lurk_tls_ctx **out)
+int lurk_tls_ctx_new(struct lurk_tls_ctx **out, const char *ca_file)
 {
     struct lurk_tls_ctx *c = calloc(1, sizeof *c);
 
     *out = NULL;
     if (!c)
         return -ENOMEM;
+    if (ca_file && !(c->ca_file = strdup(ca_file))) {
+        free(c);
+        return -ENOMEM;
+    }
     mbedtls_x509_crt_init(&c->ca);
     *out = c;
     return 0;
@@ -179,6 +185,7 @@ void lurk_tls_ctx_free(struct lurk_tls_ctx *c)
         mbedtls_entropy_free(&c->entropy);
     }
     mbedtls_x509_crt_free(&c->ca);
+    free(c->ca_file);
     free(c);
 }
 
@@ -220,8 +227,9 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* The trust store: SSL_CERT_FILE, SSL_CERT_DIR, then where distributions
- * keep their bundle (the list curl uses). Parsed once per runtime. */
+/* The trust store: the runtime's ca_file, SSL_CERT_FILE, SSL_CERT_DIR, then
+ * where distributions keep their bundle (the list curl uses). Parsed once
+ * per runtime. */
 static int ctx_ca(struct lurk_tls_ctx *c)
 {
     static const char *const files[] = {
@@ -237,7 +245,10 @@ static int ctx_ca(struct lurk_tls_ctx *c)
 
     if (c->ca_state != 0)
         return c->ca_state > 0 ? 0 : -LURK_ETLS;
-    if (file && *file) {
+    if (c->ca_file) {
+        rc = mbedtls_x509_crt_parse_file(&c->ca, c->ca_file);
+        snprintf(c->ca_source, sizeof c->ca_source, "%s (runtime option)", c->ca_file);
+    } else if (file && *file) {
         rc = mbedtls_x509_crt_parse_file(&c->ca, file);
         snprintf(c->ca_source, sizeof c->ca_source, "%s (SSL_CERT_FILE)", file);
     } else if (dir && *dir) {
@@ -265,11 +276,14 @@ enum lurk_ktls_policy lurk_ktls_policy_env(void)
 {
     const char *v = getenv("LURK_KTLS");
 
-    if (v && strcmp(v, "off") == 0)
-        return LURK_KTLS_OFF;
-    if (v && strcmp(v, "require") == 0)
-        return LURK_KTLS_REQUIRE;
-    return LURK_KTLS_AUTO;
+    if (!v || !*v || strcmp(v, "auto") == 0)
+        return LURK_TLS_KTLS_AUTO;
+    if (strcmp(v, "off") == 0)
+        return LURK_TLS_KTLS_OFF;
+    if (strcmp(v, "require") == 0)
+        return LURK_TLS_KTLS_REQUIRE;
+    fprintf(stderr, "lurk: LURK_KTLS=%s is not auto, off or require; using auto\n", v);
+    return LURK_TLS_KTLS_AUTO;
 }
 
 /* ---- references and errors ---- */
@@ -465,6 +479,36 @@ static int parse_alpn(struct lurk_tls *t, const char *list)
     return n ? 0 : -EINVAL;
 }
 
+/*
+ * The suites offered unless the caller names its own: TLS 1.3's, and TLS
+ * 1.2's with forward secrecy (ECDHE, DHE-RSA), in mbedTLS's order; no static
+ * RSA or ECDH key exchange, no PSK, no NULL cipher, no truncated CCM-8 tags.
+ */
+static int default_suites[128];
+static pthread_once_t suites_once = PTHREAD_ONCE_INIT;
+
+static void init_default_suites(void)
+{
+    size_t n = 0;
+
+    for (const int *id = mbedtls_ssl_list_ciphersuites(); *id; id++) {
+        const char *name = mbedtls_ssl_get_ciphersuite_name(*id);
+        bool tls13 = strncmp(name, "TLS1-3-", 7) == 0;
+        bool pfs = strstr(name, "-ECDHE-") || strstr(name, "-DHE-RSA-");
+
+        if ((tls13 || pfs) && !strstr(name, "PSK") && !strstr(name, "NULL") &&
+            !strstr(name, "CCM-8") && n < sizeof default_suites / sizeof default_suites[0] - 1)
+            default_suites[n++] = *id;
+    }
+    default_suites[n] = 0;
+}
+
+const int *lurk_tls_default_suites(void)
+{
+    pthread_once(&suites_once, init_default_suites);
+    return default_suites;
+}
+
 static int parse_suites(struct lurk_tls *t, const char *list)
 {
     char tmp[512], *p;
@@ -559,7 +603,12 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
         if (rc < 0)
             return t->errmsg[0] ? rc : fail_msg(t, "bad cipher list %s", o->ciphers);
         mbedtls_ssl_conf_ciphersuites(&t->conf, t->suites);
+    } else {
+        mbedtls_ssl_conf_ciphersuites(&t->conf, lurk_tls_default_suites());
     }
+#if defined(MBEDTLS_DHM_C)
+    mbedtls_ssl_conf_dhm_min_bitlen(&t->conf, 2048);   /* no weak DHE groups */
+#endif
     rc = mbedtls_ssl_setup(&t->ssl, &t->conf);
     if (rc)
         return tls_error(t, rc, "TLS setup");
@@ -664,7 +713,7 @@ static int setup_ktls(struct lurk_tls *t)
     int fd = lurk_tcp_fd(t->tcp), rc, len;
     uint64_t seq = t->version == 0x0304 ? 0 : 1;   /* see keys.h: nothing sent since Finished */
 
-    if (t->policy == LURK_KTLS_OFF) {
+    if (t->policy == LURK_TLS_KTLS_OFF) {
         snprintf(t->fallback, sizeof t->fallback, "kTLS disabled (LURK_KTLS=off or ktls = false)");
         return 0;
     }
@@ -728,7 +777,7 @@ done:
     mbedtls_platform_zeroize(t->master, sizeof t->master);
     mbedtls_platform_zeroize(t->csecret, sizeof t->csecret);
     mbedtls_platform_zeroize(t->ssecret, sizeof t->ssecret);
-    if (t->policy == LURK_KTLS_REQUIRE && !(t->ktls_rx && t->ktls_tx))
+    if (t->policy == LURK_TLS_KTLS_REQUIRE && !(t->ktls_rx && t->ktls_tx))
         return fail_msg(t, "kTLS required (LURK_KTLS=require) but unavailable: %s", t->fallback);
     return 0;
 }
@@ -919,27 +968,6 @@ static void user_read_step(struct lurk_tls *t)
     }
 }
 
-static const char *alert_name(int desc)
-{
-    switch (desc) {
-    case 10: return "unexpected_message";
-    case 20: return "bad_record_mac";
-    case 22: return "record_overflow";
-    case 40: return "handshake_failure";
-    case 42: return "bad_certificate";
-    case 45: return "certificate_expired";
-    case 47: return "illegal_parameter";
-    case 50: return "decode_error";
-    case 51: return "decrypt_error";
-    case 70: return "protocol_version";
-    case 80: return "internal_error";
-    case 90: return "user_canceled";
-    case 109: return "missing_extension";
-    case 116: return "certificate_required";
-    default: return "alert";
-    }
-}
-
 static void rx_arm(struct lurk_tls *t);
 
 static void rx_done(struct lurk_op *op, int res)
@@ -948,6 +976,7 @@ static void rx_done(struct lurk_op *op, int res)
     struct cmsghdr *cm = &t->cbuf.align;
     unsigned char type = 23;
     const unsigned char *p;
+    const char *detail = "";
 
     t->rxop = NULL;
     if (!t->rcb) {
@@ -967,21 +996,24 @@ static void rx_done(struct lurk_op *op, int res)
     if (cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE)
         type = *CMSG_DATA(cm);
     p = (const unsigned char *)lurk_buf_tail(&t->rbuf);
-    if (res == 0 || type == 23) {
+    switch (lurk_tls_record_action(type, p, (size_t)res, &detail)) {
+    case LURK_TLS_RX_DATA:
         if (res > 0)
             lurk_buf_commit(&t->rbuf, (size_t)res);
         read_finish(t, res);          /* 0: TCP ended, with or without close_notify */
-    } else if (type == 21 && res >= 2 && p[1] == 0) {
+        break;
+    case LURK_TLS_RX_CLOSE:
         read_finish(t, 0);            /* close_notify: stop reading now */
-    } else if (type == 21) {
-        read_finish(t, fail_msg(t, "the server sent TLS alert %s", res >= 2 ? alert_name(p[1]) : "?"));
-    } else if (type == 22 && p[0] == 4) {
-        rx_arm(t);                    /* TLS 1.3 NewSessionTicket: not needed */
-    } else if (type == 22 && p[0] == 24) {
-        read_finish(t, fail_msg(t, "%s", "the server sent a TLS 1.3 KeyUpdate, which kernel TLS on "
-                                         "this kernel cannot follow (no rekey support)"));
-    } else {
-        read_finish(t, fail_msg(t, "%s", "unexpected TLS record on a kernel TLS socket"));
+        break;
+    case LURK_TLS_RX_SKIP:
+        rx_arm(t);                    /* read the next record instead */
+        break;
+    case LURK_TLS_RX_ALERT:
+        read_finish(t, fail_msg(t, "the server sent TLS alert %s", detail));
+        break;
+    case LURK_TLS_RX_FAIL:
+        read_finish(t, fail_msg(t, "%s", detail));
+        break;
     }
     unref(t);
 }

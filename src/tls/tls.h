@@ -19,7 +19,7 @@ struct lurk_tcp;
 struct lurk_tls;
 struct lurk_tls_ctx;
 
-enum lurk_ktls_policy { LURK_KTLS_AUTO, LURK_KTLS_OFF, LURK_KTLS_REQUIRE };
+enum lurk_ktls_policy { LURK_TLS_KTLS_AUTO, LURK_TLS_KTLS_OFF, LURK_TLS_KTLS_REQUIRE };
 
 struct lurk_tls_opts {
     const char *host;                 /* SNI and the name verified; NULL: an IP literal or none */
@@ -34,11 +34,15 @@ struct lurk_tls_opts {
 };
 
 /*
- * Per-runtime state: the random generator and the system CA bundle, which is
- * parsed once, at the first connection that needs it.
+ * Per-runtime state: the random generator and the CA bundle (ca_file, or
+ * SSL_CERT_FILE/SSL_CERT_DIR, or the system's), which is parsed once, at the
+ * first connection that needs it.
  */
-int lurk_tls_ctx_new(struct lurk_tls_ctx **out);
+int lurk_tls_ctx_new(struct lurk_tls_ctx **out, const char *ca_file);
 void lurk_tls_ctx_free(struct lurk_tls_ctx *c);
+
+/* The cipher suites offered by default (mbedTLS ids, 0-terminated). */
+const int *lurk_tls_default_suites(void);
 
 /* The kTLS policy from LURK_KTLS (auto, off, require); auto if unset. */
 enum lurk_ktls_policy lurk_ktls_policy_env(void);

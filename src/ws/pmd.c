@@ -79,6 +79,7 @@ int lurk_pmd_inflate(struct lurk_pmd *p, const void *in, size_t len, bool end, s
 
 int lurk_pmd_deflate(struct lurk_pmd *p, const void *in, size_t len, struct lurk_buf *out)
 {
+    size_t start = lurk_buf_len(out);
     int rc;
 
     p->out.next_in = (unsigned char *)in;
@@ -97,8 +98,17 @@ int lurk_pmd_deflate(struct lurk_pmd *p, const void *in, size_t len, struct lurk
             return -LURK_EWS;
     } while (p->out.avail_out == 0 || p->out.avail_in > 0);
     /* A sync flush ends with 00 00 ff ff: the wire format leaves it out. */
-    if (lurk_buf_len(out) >= 4 && memcmp(lurk_buf_tail(out) - 4, tail, 4) == 0)
+    if (lurk_buf_len(out) >= 4 && memcmp(lurk_buf_tail(out) - 4, tail, 4) == 0) {
         out->wpos -= 4;
+    } else if (lurk_buf_len(out) == start) {
+        /* An empty message right after another flush: zlib writes nothing
+         * (nothing is pending), but the receiver appends the tail to what it
+         * gets, so the empty stored block still needs its first byte. */
+        if (lurk_buf_reserve(out, 1) < 0)
+            return -ENOMEM;
+        *lurk_buf_tail(out) = 0x00;
+        lurk_buf_commit(out, 1);
+    }
     if (p->out_reset)
         deflateReset(&p->out);
     return 0;

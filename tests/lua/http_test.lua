@@ -298,6 +298,11 @@ do
   local after = tonumber(t.ok(http.get(raw .. "/count")).body)    -- same pooled connection as before
   t.eq(after - before, 4, "the client opened exactly 4 connections for 8 requests")
   lc:close()
+  -- A caller's "Connection: close" keeps that connection out of the pool.
+  local cc = http.client {}
+  local n0 = tonumber(t.ok(cc:get(raw .. "/count", { headers = { Connection = "close" } })).body)
+  t.eq(tonumber(t.ok(cc:get(raw .. "/count")).body), n0 + 1, "a new connection after Connection: close")
+  cc:close()
   -- Cookies: a client keeps them (RFC 6265 domain, path, expiry, Secure);
   -- plain calls keep none.
   local jc = http.client { base_url = raw }

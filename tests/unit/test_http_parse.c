@@ -242,6 +242,16 @@ static void test_limits(void **state)
     strcat(many, "\r\n");
     every_split(many, false, false, &r);
     assert_int_equal(r.rc, -LURK_ELIMIT);
+    /* Chunk extensions are skipped, but bounded by max_head per chunk header:
+     * three of 2,500 bytes pass (more than max_head in all), one of 5,000 does not. */
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "1;e=%02500d\r\na\r\n1;e=%02500d\r\nb\r\n1;e=%02500d\r\nc\r\n0\r\n\r\n", 0, 0, 0);
+    every_split(big, false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 3);
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;e=%05000d\r\na\r\n0\r\n\r\n", 0);
+    every_split(big, false, false, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
 }
 
 static void test_pipelined_leftover_untouched(void **state)

@@ -1,4 +1,4 @@
-/* test_loop: the ring, op callbacks, timers, linked deadlines, cancellation, drain. */
+/* test_loop: the ring, op callbacks, timers, linked deadlines, cancellation, drain, fault injection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +7,11 @@
 #include "core/error.h"
 #include "core/loop.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -188,6 +192,119 @@ static void test_errors(void **state)
     assert_non_null(strstr(lurk_loop_explain(-EPERM), "io_uring_disabled"));
 }
 
+/* Arms one recv, send or connect op and runs the loop until it completes. */
+static int run_op(struct lurk_loop *l, int opcode, int fd, void *p, size_t len)
+{
+    struct rec r = { 0 };
+    struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+
+    if (opcode == IORING_OP_RECV)
+        io_uring_prep_recv(sqe, fd, p, len, 0);
+    else if (opcode == IORING_OP_SEND)
+        io_uring_prep_send(sqe, fd, p, len, 0);
+    else
+        io_uring_prep_connect(sqe, fd, p, (socklen_t)len);
+    lurk_op_arm(l, lurk_op_new(l, record, &r), sqe, 0);
+    run_until_idle(l);
+    assert_int_equal(r.calls, 1);
+    return r.res;
+}
+
+static void test_fault_injection(void **state)
+{
+    struct lurk_loop *l;
+    struct lurk_loop_stats st;
+    struct rec cancelled = { 0 };
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t salen = sizeof sa;
+    char spec[200], buf[64], big[1000];
+    int sv[2], ls, fd, n, total = 0, seq1[20], seq2[20];
+    struct lurk_op *op;
+    struct io_uring_sqe *sqe;
+
+    (void)state;
+    memset(big, 'x', sizeof big);
+    ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &salen), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+
+    /* Malformed entries are reported and skipped; the rest applies. */
+    snprintf(spec, sizeof spec, "recv:ECONNRESET:2,send:short:every,connect:ECONNREFUSED:1:%d,"
+             "recv:ENOMEM:4,nonsense,send:EBOGUS:1,connect:short:1,recv:EIO:0,recv:EIO:1:99999",
+             ntohs(sa.sin_port));
+    setenv("LURK_FAULT", spec, 1);
+    assert_int_equal(lurk_loop_new(&l, 8), 0);
+
+    /* Every send is cut to 1..len-1 bytes; nothing is lost, the rest follows. */
+    while (total < (int)sizeof big) {
+        n = run_op(l, IORING_OP_SEND, sv[1], big + total, sizeof big - total);
+        assert_true(n >= 1 && (n < (int)sizeof big - total || sizeof big - total == 1));
+        total += n;
+    }
+    assert_int_equal(recv(sv[0], big, sizeof big, MSG_WAITALL), (int)sizeof big);
+
+    /* recv #1 works, #2 fails although data is there, #3 gets that data. */
+    assert_int_equal(write(sv[1], "abc", 3), 3);
+    assert_int_equal(run_op(l, IORING_OP_RECV, sv[0], buf, 1), 1);
+    assert_int_equal(run_op(l, IORING_OP_RECV, sv[0], buf, 1), -ECONNRESET);
+    assert_int_equal(run_op(l, IORING_OP_RECV, sv[0], buf, sizeof buf), 1);
+    assert_memory_equal(buf, "c", 1);
+
+    /* recv #4 is to fail with ENOMEM, but a cancelled op stays cancelled. */
+    sqe = lurk_loop_sqe(l, 1);
+    io_uring_prep_recv(sqe, sv[0], buf, sizeof buf, 0);
+    op = lurk_op_new(l, record, &cancelled);
+    lurk_op_arm(l, op, sqe, 0);
+    lurk_loop_turn(l, false);
+    lurk_op_cancel(l, op);
+    run_until_idle(l);
+    assert_int_equal(cancelled.res, -ECANCELED);
+
+    /* The port filter: a connect to that port fails though it would succeed. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(run_op(l, IORING_OP_CONNECT, fd, &sa, sizeof sa), -ECONNREFUSED);
+    close(fd);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(run_op(l, IORING_OP_CONNECT, fd, &sa, sizeof sa), 0);
+    close(fd);
+
+    lurk_loop_stats(l, &st);
+    assert_true(st.faults >= 2 + 2);    /* two errors, and at least two cut sends */
+    lurk_loop_free(l);
+
+    /* A probability with a seed: the same sends fail in the same order. */
+    setenv("LURK_FAULT", "send:EPIPE:p0.5", 1);
+    setenv("LURK_FAULT_SEED", "42", 1);
+    for (int round = 0; round < 2; round++) {
+        int *out = round ? seq2 : seq1, fails = 0;
+
+        assert_int_equal(lurk_loop_new(&l, 8), 0);
+        for (int i = 0; i < 20; i++) {
+            out[i] = run_op(l, IORING_OP_SEND, sv[1], "y", 1);
+            fails += out[i] == -EPIPE;
+            assert_true(out[i] == 1 || out[i] == -EPIPE);
+        }
+        assert_true(fails > 0 && fails < 20);
+        lurk_loop_free(l);
+    }
+    assert_memory_equal(seq1, seq2, sizeof seq1);
+    unsetenv("LURK_FAULT");
+    unsetenv("LURK_FAULT_SEED");
+
+    /* Without LURK_FAULT nothing is injected. */
+    assert_int_equal(lurk_loop_new(&l, 8), 0);
+    assert_int_equal(run_op(l, IORING_OP_SEND, sv[1], big, sizeof big), (int)sizeof big);
+    lurk_loop_stats(l, &st);
+    assert_int_equal(st.faults, 0);
+    lurk_loop_free(l);
+    close(sv[0]);
+    close(sv[1]);
+    close(ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_free_runs_pending_callbacks),
         cmocka_unit_test(test_batching),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_fault_injection),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

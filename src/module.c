@@ -1,0 +1,75 @@
+/*
+ * module.c - lurk as a C module for a stock luajit: require "lurk".
+ *
+ * The runtime lives in the requiring Lua state. A full userdata kept in the
+ * registry frees it when the state closes; being the first object with a
+ * finalizer, it is finalized last, after the sockets (Lua 5.1 and LuaJIT
+ * finalize userdata in reverse order of creation).
+ */
+#include "lurk.h"
+#include "lua/task.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+
+#define ANCHOR_MT "lurk.module"
+
+static int anchor_gc(lua_State *L)
+{
+    struct lurk_rt **box = luaL_checkudata(L, 1, ANCHOR_MT);
+
+    lurk_rt_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+int luaopen_lurk(lua_State *L)
+{
+    struct lurk_rt_opts o = { .ktls = -1 };
+    struct lurk_rt *rt, **box;
+    char *msg = NULL;
+    int rc;
+
+    if (!lurk_rt_get(L)) {
+        box = lua_newuserdata(L, sizeof *box);
+        *box = NULL;
+        luaL_newmetatable(L, ANCHOR_MT);
+        lua_pushcfunction(L, anchor_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        luaL_ref(L, LUA_REGISTRYINDEX);
+        rc = lurk_rt_new(&rt, L, &o, &msg);
+        if (rc < 0) {
+            lua_pushfstring(L, "lurk: cannot start: %s: %s", msg ? msg : lurk_strerror(rc),
+                            lurk_strerror_setup(rc));
+            free(msg);
+            return lua_error(L);
+        }
+        *box = rt;
+    }
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "lurk");
+    return 1;
+}
+
+/* require "lurk.http" and friends, found in lurk.so by the all-in-one
+ * loader, set up the runtime first. */
+static int submodule(lua_State *L, const char *name)
+{
+    luaopen_lurk(L);
+    lua_getfield(L, -2, name);
+    return 1;
+}
+
+LURK_API int luaopen_lurk_http(lua_State *L);
+LURK_API int luaopen_lurk_https(lua_State *L);
+LURK_API int luaopen_lurk_ws(lua_State *L);
+LURK_API int luaopen_lurk_tcp(lua_State *L);
+LURK_API int luaopen_lurk_json(lua_State *L);
+
+int luaopen_lurk_http(lua_State *L) { return submodule(L, "lurk.http"); }
+int luaopen_lurk_https(lua_State *L) { return submodule(L, "lurk.https"); }
+int luaopen_lurk_ws(lua_State *L) { return submodule(L, "lurk.ws"); }
+int luaopen_lurk_tcp(lua_State *L) { return submodule(L, "lurk.tcp"); }
+int luaopen_lurk_json(lua_State *L) { return submodule(L, "lurk.json"); }

@@ -1,0 +1,118 @@
+-- HTTP client safety: credentials and cookies in any spelling stay with their
+-- origin, request lines cannot be split, bodies are never sent twice when
+-- they cannot be replayed, traces mask secrets, options are checked.
+local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
+
+local dir = os.tmpname() .. ".d"
+t.server("api.py", dir)
+local P = dofile(dir .. "/ports.lua")
+local base = "http://127.0.0.1:" .. P.http
+local other = "http://localhost:" .. P.http      -- another origin: another host name
+local ca = dir .. "/ca.pem"
+
+local function sent_headers(res)
+  return res:json().headers
+end
+
+-- Authorization and Cookie given in any spelling reach the origin asked for,
+-- and are dropped when a redirect leaves it.
+for _, spelling in ipairs { "Authorization", "authorization", "AUTHORIZATION" } do
+  local res = t.ok(http.get(base .. "/headers", { headers = { [spelling] = "Bearer tok-" .. spelling } }))
+  t.eq(sent_headers(res).Authorization, "Bearer tok-" .. spelling, spelling .. " reaches the origin")
+  local hop = base .. "/redirect-to?url=" .. http.urlencode(other .. "/headers")
+  res = t.ok(http.get(hop, { headers = { [spelling] = "Bearer tok", cookie = "session=abc" } }))
+  t.eq(res.status, 200)
+  t.eq(res.url, other .. "/headers", "the redirect was followed")
+  t.eq(sent_headers(res).Authorization, nil, spelling .. " dropped on a cross-origin redirect")
+  t.eq(sent_headers(res).Cookie, nil, "cookie dropped on a cross-origin redirect")
+end
+do
+  local res = t.ok(http.get(base .. "/headers", { headers = { COOKIE = "a=1" } }))
+  t.eq(sent_headers(res).Cookie, "a=1", "a Cookie header in capitals reaches the origin")
+end
+
+-- One Content-Type, whatever its spelling, even with json = or form =.
+do
+  local res = t.ok(http.post(base .. "/post", { headers = { ["content-type"] = "application/vnd.lurk+json" },
+    json = { a = 1 } }))
+  t.eq(sent_headers(res)["Content-Type"], "application/vnd.lurk+json", "the caller's content type, once")
+  res = t.ok(http.post(base .. "/post", { form = { a = "1" } }))
+  t.eq(sent_headers(res)["Content-Type"], "application/x-www-form-urlencoded")
+end
+
+-- A string query with CR LF cannot add a header: it is percent-encoded.
+do
+  local res = t.ok(http.get(base .. "/get", { query = "a=b\r\nX-Injected: 1" }))
+  local j = res:json()
+  t.eq(j.args.a, "b\r\nX-Injected: 1", "the query arrives as data")
+  t.eq(j.headers["X-Injected"], nil, "no header was injected")
+  t.raises("control characters", http.get, base .. "/get\r\nX-Injected: 1")
+end
+
+-- Multipart boundaries are unpredictable: two requests, two boundaries.
+do
+  local b = {}
+  for i = 1, 2 do
+    local res = t.ok(http.post(base .. "/post", { files = { f = { content = "x", filename = "x.txt" } } }))
+    b[i] = sent_headers(res)["Content-Type"]:match("boundary=(%S+)")
+    t.ok(b[i] and #b[i] >= 32, "a long boundary: " .. tostring(b[i]))
+  end
+  t.ok(b[1] ~= b[2], "boundaries differ between requests")
+end
+
+-- Retries never send a body that cannot be replayed: a function's chunks go
+-- once, and the 503 comes back as the answer.
+do
+  local calls = 0
+  local t0 = lurk.now()
+  local res = t.ok(http.put(base .. "/status/503", { retries = 3, body = function()
+    calls = calls + 1
+    if calls == 1 then return "chunk" end
+  end }))
+  t.eq(res.status, 503, "the answer, not a retry with an empty body")
+  t.eq(calls, 2, "the body function ran to its end once")
+  t.ok(lurk.now() - t0 < 1, "no backoff waited")
+  -- A file body is rewound for each retry: every attempt sends it whole.
+  local path = dir .. "/upload.txt"
+  local f = assert(io.open(path, "w")); f:write(("y"):rep(1000)); f:close()
+  f = assert(io.open(path, "rb"))
+  res = t.ok(http.put(base .. "/anything", { retries = 1, body = f }))
+  f:close()
+  t.eq(#res:json().data, 1000, "a file body arrives whole")
+end
+
+-- Connections are pooled by the value of the TLS options, lists included.
+do
+  local https = "https://localhost:" .. P.https .. "/get"
+  local seen = {}
+  for i = 1, 3 do
+    local res = t.ok(http.get(https, { tls = { cafile = ca, alpn = { "http/1.1" } } }))
+    seen[i] = res.headers["x-connection"]
+  end
+  t.eq(seen[2], seen[1], "the second request reused the connection")
+  t.eq(seen[3], seen[1], "the third too")
+end
+
+-- TLS options are checked: a string is not a boolean.
+t.raises("insecure must be true or false", http.get, "https://localhost:" .. P.https .. "/get",
+  { tls = { insecure = "false" } })
+
+-- Traces mask credentials and cookie values, in requests and responses.
+do
+  local cmd = ("LURK_TRACE=http %s -e 'http.get(%q, { bearer = \"s3cr3t\", headers = { cookie = \"sid=hunter2\" } })' 2>&1")
+    :format(t.lurk, base .. "/cookies/set?token=t0ps3cret")
+  local out = io.popen(cmd):read("*a")
+  t.ok(out:find("Authorization: Bearer ***", 1, true), out)
+  t.ok(out:find("sid=***", 1, true), "request cookie masked: " .. out)
+  t.ok(out:find("token=***", 1, true), "set-cookie masked: " .. out)
+  t.ok(not out:find("s3cr3t", 1, true) and not out:find("hunter2", 1, true), "no secret in the trace: " .. out)
+  t.ok(not out:lower():find("set%-cookie:[^\n]*t0ps3cret"), "no cookie value in the trace: " .. out)
+end
+
+-- An unknown LURK_KTLS value is named, not silently ignored.
+do
+  local out = io.popen(("LURK_KTLS=yes %s -e 'local s = tcp.connect(\"127.0.0.1\", %d, { tls = { cafile = %q } })' 2>&1")
+    :format(t.lurk, P.https, ca)):read("*a")
+  t.ok(out:find("LURK_KTLS=yes is not auto, off or require", 1, true), out)
+end
+t.done()
