@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan bench soak clean fuzz
+.PHONY: all deps build demo test test-asan bench soak clean fuzz valgrind
 
 all: build
 
@@ -41,6 +41,10 @@ soak: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# The Lua integration tests under valgrind memcheck (slow; optional).
+valgrind: build
+	scripts/valgrind.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

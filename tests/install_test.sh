@@ -2,10 +2,11 @@
 # `cmake --install` into a scratch prefix: the header, both libraries, lurk.pc,
 # the C module and the man page land where users look for them, and a host
 # program builds against the installed copy with nothing but pkg-config.
-# usage: install_test.sh BUILD_DIR SOURCE_DIR
+# usage: install_test.sh BUILD_DIR SOURCE_DIR [SANITIZERS]
 set -e
 build=$1
 src=$2
+sanitize=${3:+-fsanitize=$3}             # an instrumented lurk needs an instrumented host
 prefix=$(mktemp -d /tmp/lurk-install.XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -25,7 +26,7 @@ export PKG_CONFIG_PATH="$pc:$src/.deps/usr/lib/x86_64-linux-gnu/pkgconfig:$src/.
     || fail "pkg-config --modversion lurk"
 libdir=$(pkg-config --variable=libdir lurk)
 # shellcheck disable=SC2046
-cc -o "$prefix/host" "$src/examples/embed/host.c" $(pkg-config --cflags --libs lurk) -lpthread \
+cc $sanitize -o "$prefix/host" "$src/examples/embed/host.c" $(pkg-config --cflags --libs lurk) -lpthread \
     -Wl,-rpath,"$libdir" $(pkg-config --libs-only-L liburing libllhttp mbedtls | sed 's/-L/-Wl,-rpath,/g') \
     || fail "the embedding example does not build against the installed lurk"
 cat >"$prefix/hello.lua" <<'LUA'
