@@ -75,9 +75,10 @@ M.base64 = base64
 -- parse_url(s) -> { scheme, host, port, target, userinfo } | nil, err
 local parse_url_uncached
 local url_cache, url_cache_n = {}, 0
+-- Scripts hit the same URLs again and again: recent parses are kept, and
+-- shared. Inside this module a parsed URL is never changed (a request with
+-- a query makes its own); only derived strings (origin, url) are cached on it.
 local function parse_url(s)
-  -- Scripts hit the same URLs again and again: keep recent parses (a copy
-  -- goes out, since callers change target).
   local c = url_cache[s]
   if not c then
     local err
@@ -86,9 +87,7 @@ local function parse_url(s)
     if url_cache_n >= 256 then url_cache, url_cache_n = {}, 0 end
     url_cache[s], url_cache_n = c, url_cache_n + 1
   end
-  if not c.origin then c.origin = c.scheme .. "://" .. c.host .. ":" .. c.port end
-  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo,
-           origin = c.origin }
+  return c
 end
 
 function parse_url_uncached(s)
@@ -116,7 +115,12 @@ function parse_url_uncached(s)
   if port < 1 or port > 65535 then return nil, "port out of range" end
   return { scheme = scheme, host = host:lower(), port = port, target = target, userinfo = userinfo }
 end
-M.parse_url = parse_url
+-- The public parser hands out a copy the caller may change.
+function M.parse_url(s)
+  local c, err = parse_url(s)
+  if not c then return nil, err end
+  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo }
+end
 
 local function origin(u)
   local o = u.origin
@@ -128,9 +132,13 @@ local function origin(u)
 end
 
 local function url_string(u)
+  local s = u.url
+  if s then return s end
   local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
   local default = (u.scheme == "https" and u.port == 443) or (u.scheme == "http" and u.port == 80)
-  return u.scheme .. "://" .. host .. (default and "" or (":" .. u.port)) .. u.target
+  s = u.scheme .. "://" .. host .. (default and "" or (":" .. u.port)) .. u.target
+  u.url = s
+  return s
 end
 
 -- The target of a redirect, relative to the URL that answered.
@@ -212,7 +220,16 @@ end
 
 -- ---- proxies ----
 
-local function env(name) return os.getenv(name:lower()) or os.getenv(name:upper()) end
+-- The environment is read once per name: it does not change under a script.
+local env_cache = {}
+local function env(name)
+  local v = env_cache[name]
+  if v == nil then
+    v = os.getenv(name:lower()) or os.getenv(name:upper()) or false
+    env_cache[name] = v
+  end
+  return v or nil
+end
 
 -- NO_PROXY: comma-separated names (a leading dot, or none, also covers
 -- subdomains), "*" for every host.
@@ -310,7 +327,10 @@ local Pool = {}
 Pool.__index = Pool
 
 local function new_pool(max_per_host)
-  return setmetatable({ idle = {}, sems = {}, max = max_per_host or 16 }, Pool)
+  -- idle[key]: connections ready for reuse; since[sock]: when each was
+  -- checked in (no table per request).
+  return setmetatable({ idle = {}, since = setmetatable({}, { __mode = "k" }), sems = {},
+    max = max_per_host or 16 }, Pool)
 end
 
 local function tls_key(tls)
@@ -338,10 +358,13 @@ function Pool:checkout(u, opts)
   local ok, err = sem:acquire()
   if not ok then return nil, err end
   local idle = self.idle[key]
-  while idle and #idle > 0 do
-    local c = table.remove(idle)
-    if now() - c.since < IDLE_TIMEOUT then return c.sock, key, true end
-    c.sock:close()
+  local n = idle and #idle or 0
+  while n > 0 do
+    local sock = idle[n]
+    idle[n] = nil
+    n = n - 1
+    if now() - self.since[sock] < IDLE_TIMEOUT then return sock, key, true end
+    sock:close()
   end
   local tls = nil
   if u.scheme == "https" then
@@ -373,7 +396,8 @@ function Pool:checkin(key, sock, reusable)
   if reusable then
     local idle = self.idle[key]
     if not idle then idle = {}; self.idle[key] = idle end
-    idle[#idle + 1] = { sock = sock, since = now() }
+    idle[#idle + 1] = sock
+    self.since[sock] = now()
   else
     sock:close()
   end
@@ -382,7 +406,7 @@ end
 
 function Pool:close()
   for _, idle in pairs(self.idle) do
-    for _, c in ipairs(idle) do c.sock:close() end
+    for _, sock in ipairs(idle) do sock:close() end
   end
   self.idle = {}
 end
@@ -550,6 +574,42 @@ end
 
 local NO_SETUP = { dns = 0, connect = 0, tls = 0 }   -- a pooled connection's setup times
 
+-- Sends a request and reads the whole response, parsed in C
+-- (sock:_http_exchange): res (body in res.body, res._keep: whether the
+-- connection may be reused), or nil, err, whether any response had come.
+local function exchange_whole(sock, request, method, opts, u, ct, t0)
+  local parser = parsers[sock]
+  if parser then
+    parser:reset(method == "HEAD")
+  else
+    parser = C._parser(method == "HEAD")
+    parsers[sock] = parser
+  end
+  local status, reason, hdrs, body, keep, first, repeated = sock:_http_exchange(request, parser, opts.max_body)
+  if not status then return nil, reason, reason.response_started end
+  setmetatable(hdrs, Headers)
+  if repeated then lists[hdrs] = repeated end
+  local coding = opts.decompress and rawget(hdrs, "content-encoding")
+  if coding then
+    coding = lower(coding):match("^%s*(%S-)%s*$")
+    if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
+      local z = C._inflater(coding == "deflate" and "deflate" or "gzip", opts.max_body)
+      local out, zerr = z:push(body)
+      if out then
+        local ok
+        ok, zerr = z:finish()
+        if not ok then out = nil end
+      end
+      if not out then return nil, zerr, true end
+      body = out
+    end
+  end
+  return setmetatable({ status = status, reason = reason, headers = hdrs, body = body,
+    ok = status < 400, url = url_string(u), tls = sock.tls,
+    timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = first - t0 },
+    _keep = keep }, Response)
+end
+
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 
 -- Sends a request body: a string, or a streamed source (a function returning
@@ -591,7 +651,27 @@ local function exchange(pool, method, u, headers, body, opts)
     local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
                             opts.proxy_url and u.scheme == "http" and opts.proxy_url)
     local small = type(body) == "string" and #body < 65536 and not opts.expect
-    local ok, err = sock:send(small and (head .. body) or head)
+    local ok, err
+    if not opts.stream and (body == nil or small) then
+      -- The common case, a buffered response: sent, read and parsed in C,
+      -- with one wait.
+      local res, started
+      res, err, started = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
+      if res then
+        res._pool, res._key, res._sock = pool, key, sock
+        pool:checkin(key, sock, res._keep and not opts.close)
+        res._keep = nil
+        res.timings.total = now() - t0
+        return res
+      end
+      pool:checkin(key, sock, false)
+      if not (reused and not started and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
+        err.url = err.url or url_string(u)
+        return nil, err
+      end
+      goto again
+    end
+    ok, err = sock:send(small and (head .. body) or head)
     local r = new_reader(sock, method, opts, t0)
     r.no_reuse = opts.close
     local final_early = false
@@ -617,6 +697,7 @@ local function exchange(pool, method, u, headers, body, opts)
       err.url = err.url or url_string(u)
       return nil, err
     end
+    ::again::
   end
 end
 
@@ -772,6 +853,7 @@ end
 
 -- Reads the whole body into res.body.
 local function buffer_body(res)
+  if res.body then return res end   -- read whole already
   local parts = {}
   while true do
     local data, err = res:read()
@@ -877,6 +959,7 @@ end
 
 -- The Cookie header for a request to u, or nil.
 function Jar:header(u)
+  if #self.list == 0 then return nil end
   local path, out, t = u.target:match("^[^?]*"), {}, os.time()
   local keep = {}
   for _, c in ipairs(self.list) do
@@ -901,6 +984,7 @@ local function backoff(attempt)
 end
 
 local trace_env = lurk._options.trace or os.getenv("LURK_TRACE") or ""
+local trace_http = trace_env:find("http", 1, true) ~= nil
 local SECRET = { authorization = "scheme", ["proxy-authorization"] = "scheme", cookie = "names",
   ["set-cookie"] = "names" }
 -- Credentials keep only their scheme, cookies only their names.
@@ -950,48 +1034,53 @@ local function timeouts(t)
   return t.total or DEFAULT_TIMEOUT, t.connect, t.read
 end
 
-local function do_request(session, o)
-  if type(o) ~= "table" then error("http.request expects a table of options", 3) end
-  local method = (o.method or "GET")
-  if type(method) ~= "string" or not method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-    error("invalid method " .. tostring(method), 3)
-  end
-  method = method:upper()
-  local url = o.url
-  if session.base_url and type(url) == "string" and not url:match("^%a[%w+.-]*://") then
-    url = session.base_url:gsub("/$", "") .. "/" .. url:gsub("^/", "")
-  end
-  local u, perr = parse_url(url)
-  if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
-  if o.query then
-    local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
-    -- A string query goes into the request line: spaces and control
-    -- characters (CR, LF) are percent-encoded, never sent raw.
-    q = q:gsub("[%s%c]", function(c) return ("%%%02X"):format(c:byte()) end)
-    if q ~= "" then u.target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q end
-  end
-
-  -- The caller's headers, with the fields lurk itself manages (credentials,
-  -- cookies, content type) recognised in any spelling.
-  local headers, user_auth, user_cookie = {}, nil, nil
-  for _, src in ipairs { session.headers or {}, o.headers or {} } do
-    for k, v in pairs(src) do
-      local lk = type(k) == "string" and k:lower()
-      if lk == "authorization" then
-        user_auth = v
-      elseif lk == "cookie" then
-        user_cookie = v
-      else
-        if lk == "content-type" then headers["Content-Type"], headers["content-type"] = nil, nil; k = "Content-Type" end
-        headers[k] = v
+-- Adds src's headers to headers. The fields lurk manages itself are
+-- recognised in any spelling: credentials and cookies go to st (they follow
+-- their origin), the content type gets one canonical name.
+local function merge_headers(st, headers, src)
+  for k, v in pairs(src) do
+    local lk = type(k) == "string" and lower(k)
+    if lk == "authorization" then
+      st.user_auth = v
+    elseif lk == "cookie" then
+      st.user_cookie = v
+    else
+      if lk == "content-type" then
+        headers["Content-Type"], headers["content-type"] = nil, nil
+        k = "Content-Type"
+      elseif lk == "accept-encoding" then
+        st.has_accept_encoding = true
+      elseif lk == "expect" and lower(tostring(v)) == "100-continue" then
+        st.expect = true
+      elseif lk == "connection" and has_close(v) then
+        -- The server will close after its answer: never back to the pool.
+        st.close = true
       end
+      headers[k] = v
     end
   end
+end
+
+local VALID_METHOD = {}             -- method as given -> upper case, once checked
+
+local function check_method(method)
+  local m = VALID_METHOD[method]
+  if m then return m end
+  if type(method) ~= "string" or not method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error("invalid method " .. tostring(method), 4)
+  end
+  m = method:upper()
+  VALID_METHOD[method] = m
+  return m
+end
+
+-- Builds a request body from o's body, json, form and files options.
+local function request_body(o, headers)
   local body = o.body
   if o.json ~= nil then
     local err
     body, err = json.encode(o.json)
-    if not body then return nil, err end
+    if not body then return false, err end
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
   elseif o.form then
     body = M.encode_query(o.form)
@@ -1012,7 +1101,7 @@ local function do_request(session, o)
       local data = f.content
       if not data then
         local fh, ferr = io.open(f.path, "rb")
-        if not fh then error("files." .. name .. ": " .. tostring(ferr), 3) end
+        if not fh then error("files." .. name .. ": " .. tostring(ferr), 4) end
         data = fh:read("*a")
         fh:close()
       end
@@ -1035,10 +1124,121 @@ local function do_request(session, o)
       body = { next = function() return f:read(65536) end, length = size and start and size - start, file = true,
                rewind = function() f:seek("set", start) end }
     else
-      error("body must be a string, a function returning chunks, or a file", 3)
+      error("body must be a string, a function returning chunks, or a file", 4)
     end
   end
-  local auth = user_auth and tostring(user_auth)
+  return body
+end
+
+-- One exchange, repeated on failures worth repeating (idempotent methods,
+-- and only with a body that can be sent again).
+local function attempt(st, m, url_t)
+  local headers, jar, retries = st.headers, st.jar, st.retries
+  local n = 0
+  while true do
+    -- The caller's Cookie header goes to the first origin only; the
+    -- session's jar decides per URL.
+    local jc = jar and jar:header(url_t)
+    local uc = st.user_cookie and origin(url_t) == st.auth_origin and st.user_cookie or nil
+    headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
+    st.proxy_url = proxy_for(url_t, st.proxy)
+    if st.trace then trace_request(m, url_t, headers) end
+    local res, err = exchange(st.pool, m, url_t, headers, st.body, st)
+    if res and st.trace then trace_response(res) end
+    if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
+    local again = n < retries and IDEMPOTENT[m] and st.replayable and
+      ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
+    if not again then return res, err end
+    if type(st.body) == "table" then st.body.rewind() end
+    local delay = backoff(n)
+    if res then
+      delay = retry_after(rawget(res.headers, "retry-after")) or delay
+      res:close()
+    end
+    local ok, serr = lurk.sleep(delay)
+    if not ok then return nil, serr end
+    n = n + 1
+  end
+end
+
+-- The request with its redirects.
+local function run(st)
+  local max_redirects, headers = st.max_redirects, st.headers
+  local u, method = st.u, st.method
+  for hop = 0, max_redirects do
+    if st.auth and origin(u) == st.auth_origin then headers.Authorization = st.auth else headers.Authorization = nil end
+    local res, err = attempt(st, method, u)
+    if not res then return nil, err end
+    local location = rawget(res.headers, "location")
+    local follow = location and REDIRECT[res.status] and max_redirects > 0
+    local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
+    if follow and resend and type(st.body) == "table" then
+      if st.body.rewind then st.body.rewind() else follow = false end   -- a consumed stream cannot be sent again
+    end
+    if not follow and st.stream then return res end
+    -- Read the body (a redirect's too, so its connection can be reused).
+    res, err = buffer_body(res)
+    if not res then return nil, err end
+    if not follow then return res end
+    if hop == max_redirects then
+      return nil, mkerror { kind = "limit", phase = "read", url = res.url,
+        message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }
+    end
+    local nu = resolve(location, u)
+    if not nu then
+      return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
+        message = "redirect to an unusable location: " .. location }
+    end
+    if not resend then
+      if method ~= "HEAD" then method = "GET" end
+      st.body = nil
+      headers["Content-Type"] = nil
+    end
+    u = nu
+    st.u = u
+  end
+end
+
+local EMPTY = setmetatable({}, { __newindex = function() error("internal: EMPTY is read-only", 2) end })
+
+-- do_request(session, o [, method, url]): method and url, when given, stand
+-- for o.method and o.url (the shortcuts pass them without copying o).
+local function do_request(session, o, method, url)
+  if type(o) ~= "table" then error("http.request expects a table of options", 3) end
+  method = check_method(method or o.method or "GET")
+  url = url or o.url
+  if session.base_url and type(url) == "string" and not url:match("^%a[%w+.-]*://") then
+    url = session.base_url:gsub("/$", "") .. "/" .. url:gsub("^/", "")
+  end
+  local u, perr = parse_url(url)
+  if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
+  if o.query then
+    local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
+    -- A string query goes into the request line: spaces and control
+    -- characters (CR, LF) are percent-encoded, never sent raw.
+    q = q:gsub("[%s%c]", function(c) return ("%%%02X"):format(c:byte()) end)
+    if q ~= "" then
+      local t = {}
+      for k, v in pairs(u) do t[k] = v end   -- u may be the parse cache's: not ours to change
+      t.target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q
+      t.url = nil
+      u = t
+    end
+  end
+
+  -- Per-request state, read by attempt(), run() and exchange().
+  local headers = {}
+  local st = { session = session, pool = session.pool, jar = session.jar, u = u, method = method,
+    headers = headers, stream = o.stream, max_body = o.max_body or DEFAULT_MAX_BODY,
+    decompress = o.decompress ~= false, tls = o.tls }
+  if session.headers then merge_headers(st, headers, session.headers) end
+  if o.headers then merge_headers(st, headers, o.headers) end
+  local body, berr = request_body(o, headers)
+  if body == false then return nil, berr end
+  st.body = body
+  st.replayable = type(body) ~= "table" or body.rewind ~= nil
+
+  local auth = st.user_auth and tostring(st.user_auth)
   if o.bearer then
     auth = "Bearer " .. o.bearer
   elseif o.auth then
@@ -1046,102 +1246,28 @@ local function do_request(session, o)
   elseif u.userinfo then
     auth = "Basic " .. base64(M.urldecode(u.userinfo))
   end
-  local auth_origin = origin(u)
+  st.auth, st.auth_origin = auth, origin(u)
 
   local total, connect_t, read_t = timeouts(o.timeout == nil and session.timeout or o.timeout)
-  local decompress = o.decompress ~= false
-  if decompress then
-    local has = false
-    for k in pairs(headers) do if k:lower() == "accept-encoding" then has = true end end
-    if not has then headers["Accept-Encoding"] = "gzip, deflate" end
-  end
-  local expect, close = false, false
-  for k, v in pairs(headers) do
-    if k:lower() == "expect" and tostring(v):lower() == "100-continue" then expect = true end
-    -- "Connection: close" from the caller: the server will close after its
-    -- answer, so the connection never goes back to the pool.
-    if k:lower() == "connection" and has_close(v) then close = true end
-  end
-  local opts = {
-    tls = o.tls, max_body = o.max_body or DEFAULT_MAX_BODY, decompress = decompress, expect = expect, close = close,
-    connect_timeout = connect_t or total, read_timeout = read_t or total,
-  }
+  if st.decompress and not st.has_accept_encoding then headers["Accept-Encoding"] = "gzip, deflate" end
+  st.connect_timeout, st.read_timeout = connect_t or total, read_t or total
   local max_redirects = o.redirects
   if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end
-  if o.proxy ~= nil then
-    local ok, perr = pcall(proxy_for, u, o.proxy)   -- a bad proxy option is the caller's error
-    if not ok then error(perr, 3) end
+  st.max_redirects = max_redirects
+  local proxy = o.proxy
+  if proxy ~= nil then
+    local ok, perr2 = pcall(proxy_for, u, proxy)   -- a bad proxy option is the caller's error
+    if not ok then error(perr2, 3) end
+  else
+    proxy = session.proxy
   end
+  st.proxy = proxy
   local retries = o.retries
   if retries == nil then retries = session.retries or 0 end
   if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end
-  local trace = o.trace or trace_env:find("http", 1, true)
+  st.retries = retries
+  st.trace = o.trace or trace_http
 
-  -- One exchange, repeated on failures worth repeating (idempotent only).
-  -- A body that cannot be sent twice (a function's chunks) is not retried.
-  local replayable = type(body) ~= "table" or body.rewind ~= nil
-  local jar = session.jar
-  local function attempt(m, url_t)
-    local n = 0
-    while true do
-      -- The caller's Cookie header goes to the first origin only; the
-      -- session's jar decides per URL.
-      local jc = jar and jar:header(url_t)
-      local uc = origin(url_t) == auth_origin and user_cookie or nil
-      headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
-      opts.proxy_url = proxy_for(url_t, o.proxy == nil and session.proxy or o.proxy)
-      if trace then trace_request(m, url_t, headers) end
-      local res, err = exchange(session.pool, m, url_t, headers, body, opts)
-      if res and trace then trace_response(res) end
-      if res and jar then jar:store(url_t, res.headers:all("set-cookie")) end
-      local again = IDEMPOTENT[m] and n < retries and replayable and
-        ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
-      if not again then return res, err end
-      if type(body) == "table" then body.rewind() end
-      local delay = backoff(n)
-      if res then
-        delay = retry_after(res.headers["retry-after"]) or delay
-        res:close()
-      end
-      local ok, serr = lurk.sleep(delay)
-      if not ok then return nil, serr end
-      n = n + 1
-    end
-  end
-
-  local function run()
-    for hop = 0, max_redirects do
-      if auth and origin(u) == auth_origin then headers.Authorization = auth else headers.Authorization = nil end
-      local res, err = attempt(method, u)
-      if not res then return nil, err end
-      local location = res.headers.location
-      local follow = REDIRECT[res.status] and location and max_redirects > 0
-      local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
-      if follow and resend and type(body) == "table" then
-        if body.rewind then body.rewind() else follow = false end   -- a consumed stream cannot be sent again
-      end
-      if not follow and o.stream then return res end
-      -- Read the body (a redirect's too, so its connection can be reused).
-      res, err = buffer_body(res)
-      if not res then return nil, err end
-      if not follow then return res end
-      if hop == max_redirects then
-        return nil, mkerror { kind = "limit", phase = "read", url = res.url,
-          message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }
-      end
-      local nu = resolve(location, u)
-      if not nu then
-        return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
-          message = "redirect to an unusable location: " .. location }
-      end
-      if not resend then
-        if method ~= "HEAD" then method = "GET" end
-        body = nil
-        headers["Content-Type"] = nil
-      end
-      u = nu
-    end
-  end
   if total then
     -- The total deadline over everything run() waits on (lurk.timeout's
     -- logic, without its per-call closures and tables).
@@ -1149,16 +1275,16 @@ local function do_request(session, o)
     local mine = now() + total
     if prev and prev < mine then mine = prev end
     lurk._deadline(mine)
-    local ok, res, err = pcall(run)
+    local ok, res, err = pcall(run, st)
     lurk._deadline(prev or false)
     if not ok then error(res, 0) end
     if not res and err and err.kind == "timeout" then
-      err.message = ("HTTP request to %s timed out after %g s"):format(url_string(u), total)
-      err.url = url_string(u)
+      err.message = ("HTTP request to %s timed out after %g s"):format(url_string(st.u), total)
+      err.url = url_string(st.u)
     end
     return res, err
   end
-  return run()
+  return run(st)
 end
 
 -- http.download(url, path [, opts]) -> res | nil, err: streams the body to
@@ -1195,10 +1321,7 @@ local function shortcuts(target, request, as_method)
   for _, m in ipairs { "get", "head", "delete", "options", "post", "put", "patch" } do
     local method = m:upper()
     local function call(self, url, opts)
-      local o = {}
-      for k, v in pairs(opts or {}) do o[k] = v end
-      o.method, o.url = method, url
-      return request(self, o)
+      return request(self, opts or EMPTY, method, url)
     end
     if as_method then
       target[m] = call
@@ -1215,7 +1338,7 @@ local default_session = { pool = new_pool(16) }
 function M.request(o)
   return do_request(default_session, o)
 end
-shortcuts(M, function(_, o) return do_request(default_session, o) end, false)
+shortcuts(M, function(_, o, method, url) return do_request(default_session, o, method, url) end, false)
 
 -- http.client{ base_url, headers, cookies = true, timeout, retries, max_per_host } -> client
 local Client = {}
@@ -1244,6 +1367,6 @@ function Client:cookies()
   return out
 end
 function Client:close() self.pool:close() end
-shortcuts(Client, function(self, o) return do_request(self, o) end, true)
+shortcuts(Client, function(self, o, method, url) return do_request(self, o, method, url) end, true)
 
 return M

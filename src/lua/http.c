@@ -16,6 +16,7 @@
  *
  *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
  */
+#include "lua/http.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/random.h"
@@ -25,7 +26,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#define PARSER_MT "lurk.h1"
+#define PARSER_MT LURK_H1_MT
 
 static struct lurk_h1 *check_parser(lua_State *L)
 {

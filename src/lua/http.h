@@ -4,6 +4,9 @@
 
 #include <lua.h>
 
+/* The metatable of http._parser objects (a struct lurk_h1 userdata). */
+#define LURK_H1_MT "lurk.h1"
+
 /* Pushes a table with http._parser; lua/http.lua builds the module on it. */
 int lurk_lua_open_http(lua_State *L);
 

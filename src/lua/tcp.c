@@ -5,6 +5,12 @@
  *   sock:send(data) -> bytes | nil, err
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
+ *   sock:_http_read(parser, max_body)
+ *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated
+ *        | nil, err (err.response_started: whether any byte had come)
+ *       one whole HTTP response, parsed in C (lua/http.lua's buffered path)
+ *   sock:_http_exchange(request, parser, max_body) -> the same
+ *       sends the request, then reads the response: one wait for both
  *
  * One task may receive while another sends; a second concurrent reader (or
  * writer) is a programming error and raises. A receive reads into the
@@ -18,8 +24,11 @@
  */
 #include "lua/tcp.h"
 #include "lua/error.h"
+#include "lua/http.h"
 #include "lua/task.h"
 #include "core/error.h"
+#include "core/loop.h"
+#include "http/h1.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
@@ -31,7 +40,7 @@
 #define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_MAX_BUFFER (64u << 20)
 
-enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME };
+enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME, R_HTTP };
 
 struct sock {
     struct lurk_rt *rt;
@@ -48,6 +57,15 @@ struct sock {
     enum rmode rmode;
     size_t rwant;
     int64_t rdeadline;
+
+    /* R_HTTP: a response parsed as it arrives, its body gathered here */
+    struct lurk_h1 *h1;
+    int h1_ref;
+    size_t max_body;
+    struct lurk_buf body;
+    bool got_any;
+    int64_t first_ns;
+    bool exchanging;                  /* _http_exchange: sending, then reading */
 
     struct lurk_task *writer;
     int data_ref;
@@ -305,7 +323,7 @@ static int l_connect(lua_State *L)
     k = lua_newuserdata(L, sizeof *k); /* index 4 */
     memset(k, 0, sizeof *k);
     k->rt = rt;
-    k->self_ref = k->data_ref = LUA_NOREF;
+    k->self_ref = k->data_ref = k->h1_ref = LUA_NOREF;
     k->timeout = opt_timeout(L, 3, DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
     k->max_buffer = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_BUFFER;
@@ -338,6 +356,156 @@ static int l_connect(lua_State *L)
 
 /* ---- receive ---- */
 
+/* An HTTP response failed: nil, err, with whether any of it had come. */
+static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
+{
+    int n = sock_error(L, k, rc, "read");
+
+    if (why) {
+        lua_pushfstring(L, "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why);
+        lua_setfield(L, -2, "message");
+    } else if (rc == -LURK_EEOF && !k->got_any) {
+        lua_pushfstring(L, "%s closed the connection without a response", lurk_tcp_name(k->s));
+        lua_setfield(L, -2, "message");
+    }
+    lua_pushboolean(L, k->got_any);
+    lua_setfield(L, -2, "response_started");
+    lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
+    return n;
+}
+
+/* headers[name] = value with the name in lower case; a repeated field is
+ * joined with ", " and all its values listed in repeated[name] (the table
+ * at index rep, created on the first repeat). */
+static void set_header(lua_State *L, int hdrs, int *rep, const char *name, size_t nlen,
+                       const char *value, size_t vlen)
+{
+    char low[128];
+    luaL_Buffer lb;
+
+    if (nlen <= sizeof low) {
+        for (size_t i = 0; i < nlen; i++)
+            low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+        lua_pushlstring(L, low, nlen);
+    } else {
+        luaL_buffinit(L, &lb);
+        for (size_t i = 0; i < nlen; i++)
+            luaL_addchar(&lb, (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]));
+        luaL_pushresult(&lb);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, hdrs);              /* name, previous */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, value, vlen);
+        lua_rawset(L, hdrs);
+        return;
+    }
+    if (*rep == 0) {
+        lua_newtable(L);
+        lua_replace(L, hdrs + 1);     /* the slot reserved after the headers */
+        *rep = hdrs + 1;
+    }
+    lua_pushvalue(L, -2);
+    lua_rawget(L, *rep);              /* name, previous, list */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, *rep);
+    }
+    lua_pushlstring(L, value, vlen);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    lua_pop(L, 1);                    /* name, previous */
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, value, vlen);
+    lua_concat(L, 3);
+    lua_rawset(L, hdrs);
+}
+
+/* The whole response is in: its seven results. */
+static int http_done(lua_State *L, struct sock *k, bool closed)
+{
+    struct lurk_h1 *h = k->h1;
+    const char *hd = h->head.data;
+    int hdrs, rep = 0;
+
+    lua_pushinteger(L, h->status);
+    lua_pushlstring(L, hd && h->reason_len ? hd + h->reason : "", h->reason_len);
+    lua_createtable(L, 0, h->nhdr);
+    hdrs = lua_gettop(L);
+    lua_pushnil(L);                   /* becomes the repeated-fields table */
+    for (int i = 0; i < h->nhdr; i++)
+        set_header(L, hdrs, &rep, hd + h->hdr[i].name, h->hdr[i].name_len,
+                   h->hdr[i].value_len ? hd + h->hdr[i].value : "", h->hdr[i].value_len);
+    lua_pushlstring(L, lurk_buf_len(&k->body) ? lurk_buf_head(&k->body) : "", lurk_buf_len(&k->body));
+    lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
+    /* Bytes after the response put the connection out of step: not reused. */
+    lua_pushboolean(L, !closed && lurk_h1_keep_alive(h) && lurk_buf_len(k->st->rbuf) == 0 && !k->st->eof);
+    lua_pushnumber(L, (double)k->first_ns / 1e9);
+    lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
+    lua_remove(L, hdrs + 1);
+    return 7;
+}
+
+/* Feeds what the buffer holds to the parser: the results once the response
+ * is complete, an error, or 0 to read more. */
+static int try_http(lua_State *L, struct sock *k)
+{
+    struct lurk_buf *b = k->st->rbuf;
+
+    for (;;) {
+        size_t len = lurk_buf_len(b), used = 0;
+        int ev;
+
+        if (len == 0 && k->got_any) {
+            /* The parser reports one event per call: one may be pending
+             * (the end of a body that ended with the input). */
+            ev = lurk_h1_feed(k->h1, "", 0, &used);
+            if (ev < 0)
+                return http_failed(L, k, ev, k->h1->error);
+            if (ev == LURK_H1_DONE)
+                return http_done(L, k, false);
+            if (ev != LURK_H1_MORE)
+                continue;             /* a head or interim with no bytes left */
+        }
+        if (len == 0) {
+            if (!k->st->eof)
+                return 0;
+            if (!k->got_any)
+                return http_failed(L, k, -LURK_EEOF, NULL);
+            ev = lurk_h1_finish(k->h1);
+            if (ev < 0)
+                return http_failed(L, k, ev, k->h1->error ? k->h1->error : "the connection closed mid-response");
+            return http_done(L, k, true);
+        }
+        if (!k->got_any) {
+            k->got_any = true;
+            k->first_ns = lurk_now_ns();
+        }
+        ev = lurk_h1_feed(k->h1, lurk_buf_head(b), len, &used);
+        if (ev < 0)
+            return http_failed(L, k, ev, k->h1->error);
+        if (ev == LURK_H1_BODY) {
+            /* The body points into b: copy it before consuming. */
+            if (lurk_buf_len(&k->body) + k->h1->body_len > k->max_body) {
+                lurk_buf_consume(b, used);
+                return http_failed(L, k, -LURK_ELIMIT, "body larger than max_body");
+            }
+            if (lurk_buf_reserve(&k->body, k->h1->body_len) < 0)
+                return http_failed(L, k, -ENOMEM, NULL);
+            memcpy(lurk_buf_tail(&k->body), k->h1->body, k->h1->body_len);
+            lurk_buf_commit(&k->body, k->h1->body_len);
+        }
+        lurk_buf_consume(b, used);
+        if (ev == LURK_H1_DONE)
+            return http_done(L, k, false);
+    }
+}
+
 /* Pushes the answer to the current receive if the buffer holds it. */
 static int try_receive(lua_State *L, struct sock *k)
 {
@@ -369,6 +537,8 @@ static int try_receive(lua_State *L, struct sock *k)
         lua_pushlstring(L, p, len);
         lurk_buf_consume(b, len);
         return 1;
+    case R_HTTP:
+        return try_http(L, k);
     case R_SOME:
         if (len == 0 && !k->st->eof)
             return 0;
@@ -386,7 +556,11 @@ static int try_receive(lua_State *L, struct sock *k)
 static int receive_failed(lua_State *L, struct sock *k, int rc)
 {
     struct lurk_buf *b = k->st->rbuf;
-    int n = sock_error(L, k, rc, "read");
+    int n;
+
+    if (k->rmode == R_HTTP)
+        return http_failed(L, k, rc, NULL);
+    n = sock_error(L, k, rc, "read");
 
     lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
     lua_setfield(L, -2, "partial");
@@ -403,6 +577,8 @@ static int receive_more(lua_State *L, struct sock *k)
 
     if (k->st->eof && k->rmode != R_SOME)
         return receive_failed(L, k, -LURK_EEOF);
+    if (k->rmode == R_HTTP)           /* the read timeout is per read: a drip may go on */
+        k->rdeadline = lurk_task_deadline(k->reader, k->timeout);
     if (k->rmode == R_BYTES)
         room = k->rwant - have;
     else if (have >= k->max_buffer)
@@ -443,6 +619,11 @@ static void receive_release(void *ud)
     struct sock *k = ud;
 
     k->reader = NULL;
+    if (k->h1_ref != LUA_NOREF) {
+        luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->h1_ref);
+        k->h1_ref = LUA_NOREF;
+        k->h1 = NULL;
+    }
     unanchor(k);
 }
 
@@ -525,6 +706,131 @@ static int sock_receive_some(lua_State *L)
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
     return start_receive(L, k, t);
+}
+
+/* sock:_http_read(parser, max_body): see the top of the file. The parser
+ * (http._parser, reset for this response) stays referenced while it runs. */
+static int sock_http_read(lua_State *L)
+{
+    struct sock *k = check_open(L);
+    struct lurk_h1 *h = luaL_checkudata(L, 2, LURK_H1_MT);
+    lua_Number max = luaL_checknumber(L, 3);
+    struct lurk_task *t = lurk_lua_task(L, "sock:_http_read");
+    int n;
+
+    if (k->reader)
+        return luaL_error(L, "another task is already receiving on this socket");
+    if (!k->st->open)
+        return http_failed(L, k, -LURK_ECLOSED, NULL);
+    k->rmode = R_HTTP;
+    k->h1 = h;
+    k->max_body = max > 0 ? (size_t)max : 0;
+    k->got_any = false;
+    k->first_ns = 0;
+    n = try_http(L, k);
+    if (n > 0) {
+        k->h1 = NULL;
+        return n;
+    }
+    k->reader = t;
+    n = receive_more(L, k);
+    if (n != LURK_AGAIN) {
+        k->reader = NULL;
+        k->h1 = NULL;
+        return n;
+    }
+    lua_pushvalue(L, 2);
+    k->h1_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    anchor(L, k, 1);
+    return lurk_task_wait(L, t, &receive_waiter, k);
+}
+
+/* ---- send, then read: sock:_http_exchange ---- */
+
+/* The send completed (read not started yet), or a read did. */
+static int exchange_results(lua_State *L, void *ud, int res)
+{
+    struct sock *k = ud;
+    int n;
+
+    if (!k->exchanging)
+        return receive_results(L, ud, res);
+    k->exchanging = false;
+    k->writer = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, k->data_ref);
+    k->data_ref = LUA_NOREF;
+    if (res < 0) {
+        if (res == -ECANCELED || res == -ETIMEDOUT)
+            lurk_stream_close(k->st);
+        n = sock_error(L, k, res, "send");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "response_started");
+        return n;
+    }
+    n = try_http(L, k);
+    return n > 0 ? n : receive_more(L, k);
+}
+
+static void exchange_cancel(void *ud)
+{
+    struct sock *k = ud;
+
+    lurk_stream_cancel(k->st, k->exchanging ? LURK_STREAM_WRITE : LURK_STREAM_READ);
+}
+
+static void exchange_release(void *ud)
+{
+    struct sock *k = ud;
+
+    if (k->exchanging) {              /* torn down while sending */
+        k->exchanging = false;
+        k->writer = NULL;
+        luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->data_ref);
+        k->data_ref = LUA_NOREF;
+    }
+    receive_release(ud);
+}
+
+static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_cancel, exchange_release };
+
+/* sock:_http_exchange(request, parser, max_body): see the top of the file.
+ * The task resumes once, when the response is in (or something failed). */
+static int sock_http_exchange(lua_State *L)
+{
+    struct sock *k = check_open(L);
+    size_t len;
+    const char *p = luaL_checklstring(L, 2, &len);
+    struct lurk_h1 *h = luaL_checkudata(L, 3, LURK_H1_MT);
+    lua_Number max = luaL_checknumber(L, 4);
+    struct lurk_task *t = lurk_lua_task(L, "sock:_http_exchange");
+    int rc;
+
+    if (k->writer || k->reader)
+        return luaL_error(L, "another task is already using this socket");
+    if (!k->st->open)
+        return http_failed(L, k, -LURK_ECLOSED, NULL);
+    rc = lurk_task_check(t);
+    if (rc < 0)
+        return sock_error(L, k, rc, "send");
+    k->rmode = R_HTTP;
+    k->h1 = h;
+    k->max_body = max > 0 ? (size_t)max : 0;
+    k->got_any = false;
+    k->first_ns = 0;
+    k->wlen = len;
+    rc = lurk_stream_write(k->st, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
+    if (rc < 0) {
+        k->h1 = NULL;
+        return sock_error(L, k, rc, "send");
+    }
+    k->writer = k->reader = t;
+    k->exchanging = true;
+    lua_pushvalue(L, 2);              /* pinned until the kernel is done */
+    k->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 3);
+    k->h1_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    anchor(L, k, 1);
+    return lurk_task_wait(L, t, &exchange_waiter, k);
 }
 
 /* ---- send ---- */
@@ -742,6 +1048,7 @@ static int sock_gc(lua_State *L)
 
     if (k->st)
         lurk_stream_close(k->st);
+    lurk_buf_fini(&k->body);
     if (k->tls) {
         lurk_tls_unref(k->tls);
         k->tls = NULL;
@@ -768,6 +1075,8 @@ int lurk_lua_open_tcp(lua_State *L)
     static const luaL_Reg methods[] = {
         { "receive", sock_receive },
         { "receive_some", sock_receive_some },
+        { "_http_read", sock_http_read },
+        { "_http_exchange", sock_http_exchange },
         { "send", sock_send },
         { "settimeout", sock_settimeout },
         { "close", sock_close },
