@@ -119,7 +119,9 @@ end
 function M.parse_url(s)
   local c, err = parse_url(s)
   if not c then return nil, err end
-  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo }
+  if not c.origin then c.origin = c.scheme .. "://" .. c.host .. ":" .. c.port end
+  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo,
+           origin = c.origin }
 end
 
 local function origin(u)
@@ -413,42 +415,18 @@ end
 
 -- ---- one exchange ----
 
-local function check_header(name, value)
-  if type(name) ~= "string" or not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-    error(("invalid header name %q"):format(tostring(name)), 4)
-  end
-  if tostring(value):find("[\r\n%z]") then
-    error(("header %s: value contains CR, LF or NUL"):format(name), 4)
-  end
-end
-
+-- The request head (built and checked in C: http._head).
 local function build_head(method, u, headers, body_len, chunked, via)
-  -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
-  local lines, seen = { method .. " " .. (via and url_string(u) or u.target) .. " HTTP/1.1" }, {}
-  if via and via.userinfo then
-    lines[#lines + 1] = "Proxy-Authorization: Basic " .. base64(M.urldecode(via.userinfo))
-  end
-  for name, value in pairs(headers) do
-    check_header(name, type(value) == "table" and "" or value)
-    seen[name:lower()] = true
-    if type(value) == "table" then
-      for _, v in ipairs(value) do check_header(name, v); lines[#lines + 1] = name .. ": " .. v end
-    else
-      lines[#lines + 1] = name .. ": " .. tostring(value)
-    end
-  end
-  if not seen.host then
-    local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
+  local host = u.host_header
+  if not host then
+    host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
     local default = (u.scheme == "https" and u.port == 443) or (u.scheme == "http" and u.port == 80)
-    insert(lines, 2, "Host: " .. host .. (default and "" or (":" .. u.port)))
+    host = host .. (default and "" or (":" .. u.port))
+    u.host_header = host
   end
-  if not seen["user-agent"] then lines[#lines + 1] = "User-Agent: " .. USER_AGENT end
-  if not seen.accept then lines[#lines + 1] = "Accept: */*" end
-  if body_len and not seen["content-length"] then lines[#lines + 1] = "Content-Length: " .. body_len end
-  if chunked and not seen["transfer-encoding"] then lines[#lines + 1] = "Transfer-Encoding: chunked" end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = ""
-  return concat(lines, "\r\n")
+  -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
+  local extra = via and via.userinfo and ("Proxy-Authorization: Basic " .. base64(M.urldecode(via.userinfo)) .. "\r\n") or nil
+  return C._head(method, via and url_string(u) or u.target, host, headers, body_len, chunked, USER_AGENT, extra)
 end
 
 -- ---- reading a response ----

@@ -287,7 +287,7 @@ function M.connect(url, opts)
       if loc:sub(1, 1) == "/" and loc:sub(2, 2) ~= "/" then loc = u.ws_scheme .. "://" .. here .. loc end
       loc = loc:gsub("^http(s?)://", "ws%1://")
       local scheme, there = loc:match("^(wss?)://([^/?#]+)")
-      if not scheme or loc:find("[%s%c]") then
+      if not scheme or loc:find("[%s%c]") or not parse_ws_url(loc) then
         return nil, werror("protocol", "WebSocket redirect to an unusable location: " .. rest.redirect, { phase = "connect" })
       end
       if u.ws_scheme == "wss" and scheme == "ws" then

@@ -165,6 +165,11 @@ int main(int argc, char **argv)
         }
     }
     if (interactive) {
+        if (script_at >= 0 && strcmp(argv[script_at], "-") == 0) {
+            fputs("lurk: -i reads chunks from standard input; it cannot also read a script from it\n", stderr);
+            lurk_free(l);
+            return 2;
+        }
         if (script_at >= 0) {
             rc = lurk_do_file(l, argv[script_at], argc - script_at - 1, argv + script_at + 1);
             if (rc < 0)

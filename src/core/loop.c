@@ -51,6 +51,14 @@ struct lurk_loop {
     struct faults *faults;            /* LURK_FAULT, parsed; NULL: none (the norm) */
     struct lurk_loop_stats stats;
     int evfd;                         /* for hosts that poll us; -1 until asked */
+
+    /* Deadlines: a binary min-heap of ops by deadline, and the ring timer
+     * set for the soonest (older timers may still be pending: harmless). */
+    struct lurk_op **heap;
+    unsigned heap_len, heap_cap;
+    struct lurk_op *dtimer;           /* the timer for dtimer_at, or NULL */
+    int64_t dtimer_at;
+    unsigned dtimers;                 /* deadline timers in flight */
 };
 
 static struct faults *faults_parse(const char *spec);
@@ -163,7 +171,7 @@ int lurk_loop_fd(struct lurk_loop *l)
 
 unsigned lurk_loop_in_flight(const struct lurk_loop *l)
 {
-    return l->in_flight;
+    return l->in_flight - l->dtimers;
 }
 
 void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st)
@@ -192,6 +200,7 @@ struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg)
     op->arg = arg;
     op->flags = 0;
     op->fault = 0;
+    op->heap_at = 0;
     op->next_free = NULL;
     return op;
 }
@@ -503,6 +512,113 @@ static void to_timespec(struct __kernel_timespec *ts, int64_t ns)
     ts->tv_nsec = ns % 1000000000;
 }
 
+/* ---- deadlines ---- */
+
+static void heap_swap(struct lurk_loop *l, unsigned a, unsigned b)
+{
+    struct lurk_op *t = l->heap[a];
+
+    l->heap[a] = l->heap[b];
+    l->heap[b] = t;
+    l->heap[a]->heap_at = a + 1;
+    l->heap[b]->heap_at = b + 1;
+}
+
+static void heap_up(struct lurk_loop *l, unsigned i)
+{
+    while (i > 0 && l->heap[(i - 1) / 2]->deadline > l->heap[i]->deadline) {
+        heap_swap(l, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct lurk_loop *l, unsigned i)
+{
+    for (;;) {
+        unsigned c = 2 * i + 1;
+
+        if (c >= l->heap_len)
+            return;
+        if (c + 1 < l->heap_len && l->heap[c + 1]->deadline < l->heap[c]->deadline)
+            c++;
+        if (l->heap[i]->deadline <= l->heap[c]->deadline)
+            return;
+        heap_swap(l, i, c);
+        i = c;
+    }
+}
+
+static void heap_push(struct lurk_loop *l, struct lurk_op *op)
+{
+    if (l->heap_len == l->heap_cap) {
+        unsigned cap = l->heap_cap ? 2 * l->heap_cap : 64;
+        struct lurk_op **h = realloc(l->heap, cap * sizeof *h);
+
+        if (!h)
+            lurk_panic("out of memory for deadlines");
+        l->heap = h;
+        l->heap_cap = cap;
+    }
+    l->heap[l->heap_len] = op;
+    op->heap_at = ++l->heap_len;
+    heap_up(l, l->heap_len - 1);
+}
+
+static void heap_remove(struct lurk_loop *l, struct lurk_op *op)
+{
+    unsigned i = op->heap_at - 1, last = --l->heap_len;
+
+    op->heap_at = 0;
+    if (i == last)
+        return;
+    l->heap[i] = l->heap[last];
+    l->heap[i]->heap_at = i + 1;
+    heap_up(l, i);
+    heap_down(l, l->heap[i]->heap_at - 1);
+}
+
+static void deadline_fired(struct lurk_op *op, int res);
+
+/* Sets the ring timer for the soonest deadline unless one fires by then. */
+static void arm_deadline_timer(struct lurk_loop *l)
+{
+    int64_t at;
+
+    if (l->heap_len == 0)
+        return;
+    at = l->heap[0]->deadline;
+    if (l->dtimer && l->dtimer_at <= at)
+        return;
+    l->dtimer = lurk_op_new(l, deadline_fired, l);
+    l->dtimer_at = at;
+    l->dtimers++;
+    lurk_op_timer(l, l->dtimer, at);
+}
+
+/* The timer fired (or was cancelled at shutdown): cancels every op whose
+ * deadline has passed, then sets the timer for the next one. */
+static void deadline_fired(struct lurk_op *op, int res)
+{
+    struct lurk_loop *l = op->arg;
+    int64_t now = lurk_now_ns();
+
+    (void)res;
+    l->dtimers--;
+    if (l->dtimer == op)
+        l->dtimer = NULL;
+    while (l->heap_len > 0 && l->heap[0]->deadline <= now) {
+        struct lurk_op *late = l->heap[0];
+        struct io_uring_sqe *sqe;
+
+        heap_remove(l, late);
+        late->flags |= LURK_OP_EXPIRED;
+        sqe = lurk_loop_sqe(l, 1);
+        io_uring_prep_cancel(sqe, late, 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    arm_deadline_timer(l);
+}
+
 void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
                  int64_t deadline_ns)
 {
@@ -512,19 +628,11 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
     if (l->faults)                    /* LURK_FAULT, tests only */
         fault_arm(l, op, sqe);
     if (deadline_ns > 0) {
-        struct io_uring_sqe *t;
-
-        /* The timeout SQE must directly follow its op: lurk_loop_sqe(l, 2)
-         * reserved the slot. The kernel copies ts when it prepares the
-         * timeout, and op (which holds ts) lives until its CQE anyway. */
         op->flags |= LURK_OP_DEADLINE;
-        io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
-        to_timespec(&op->ts, deadline_ns);
-        t = io_uring_get_sqe(&l->ring);
-        if (!t)
-            lurk_panic("linked timeout without a reserved SQE");
-        io_uring_prep_link_timeout(t, &op->ts, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(t, 0);
+        op->deadline = deadline_ns;
+        heap_push(l, op);
+        if (!l->dtimer || deadline_ns < l->dtimer_at)
+            arm_deadline_timer(l);
     }
 }
 
@@ -555,11 +663,13 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
     int res = cqe->res;
 
     if (!op)
-        return;                       /* a linked timeout or a cancel request */
+        return;                       /* a cancel request */
+    if (op->heap_at)
+        heap_remove(l, op);
     if (op->fault)                    /* LURK_FAULT, tests only */
         res = fault_result(l, op, res);
-    /* A linked timeout cancels its op; only we know whether the user did. */
-    if (res == -ECANCELED && (op->flags & LURK_OP_DEADLINE) &&
+    /* The loop cancelled it for its deadline, unless the user did too. */
+    if (res == -ECANCELED && (op->flags & LURK_OP_EXPIRED) &&
         !(op->flags & LURK_OP_CANCELLED))
         res = -ETIMEDOUT;
     l->in_flight--;
@@ -666,6 +776,7 @@ void lurk_loop_free(struct lurk_loop *l)
     if (l->evfd >= 0)
         close(l->evfd);
     faults_free(l->faults);
+    free(l->heap);
     while (l->slabs) {
         struct slab *s = l->slabs;
 

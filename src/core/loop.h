@@ -2,7 +2,7 @@
  * loop.h - the io_uring loop: one ring per runtime, one runtime per thread.
  *
  * Every SQE lurk submits carries a struct lurk_op in user_data (or 0 for
- * completions nobody waits for, such as linked timeouts and cancel requests).
+ * completions nobody waits for, such as cancel requests).
  * An op's callback runs exactly once, when its CQE is reaped, including after
  * cancellation and at loop shutdown; the op goes back to the pool right after.
  * Whatever the SQE points to (buffers, sockaddrs, msghdrs) must stay allocated
@@ -31,12 +31,15 @@ struct lurk_op {
     struct lurk_op *next_free;
     unsigned flags;                   /* LURK_OP_* */
     int fault;                        /* LURK_FAULT: the -errno to report, or 0 */
-    struct __kernel_timespec ts;      /* the timeout or linked timeout's time */
+    unsigned heap_at;                 /* 1 + index in the deadline heap; 0: not there */
+    int64_t deadline;                 /* absolute, lurk_now_ns() time base */
+    struct __kernel_timespec ts;      /* a timer's time */
 };
 
 enum {
     LURK_OP_CANCELLED = 1u << 0,      /* lurk_op_cancel() was asked for */
-    LURK_OP_DEADLINE = 1u << 1,       /* a linked timeout guards this op */
+    LURK_OP_DEADLINE = 1u << 1,       /* armed with a deadline */
+    LURK_OP_EXPIRED = 1u << 2,        /* its deadline passed: cancelled by the loop */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -73,7 +76,8 @@ const char *lurk_loop_features(const struct lurk_loop *l);
  * (an eventfd registered with the ring, set up at the first call). */
 int lurk_loop_fd(struct lurk_loop *l);
 
-/* Ops in flight (submitted or queued, callback not yet run). */
+/* Ops in flight (submitted or queued, callback not yet run), not counting
+ * the loop's own deadline timer. */
 unsigned lurk_loop_in_flight(const struct lurk_loop *l);
 
 /* Statistics: io_uring_enter calls, CQEs reaped and ops armed since
@@ -99,9 +103,11 @@ struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l, unsigned n);
 
 /*
  * Binds a prepared SQE to op. With deadline_ns > 0 (absolute, lurk_now_ns()
- * time base) a linked timeout follows it; the loop reports an op that the
- * timeout cut short as -ETIMEDOUT, and one cut short by lurk_op_cancel() as
- * -ECANCELED. lurk_loop_sqe() must have been called with n = 2 for a deadline.
+ * time base) the op joins the loop's deadline heap: one ring timer, set for
+ * the soonest deadline, cancels the ops whose time has come (a kernel timer
+ * per op would cost more than the ops themselves). The loop reports an op
+ * its deadline cut short as -ETIMEDOUT, one cut short by lurk_op_cancel() as
+ * -ECANCELED.
  */
 void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
                  int64_t deadline_ns);

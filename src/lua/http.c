@@ -15,6 +15,11 @@
  * i and j are 1-based positions in data: j is where the next call starts.
  *
  *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
+ *   http._head(method, target, host, headers, body_len, chunked, user_agent [, extra])
+ *       -> the request head: the caller's headers checked (names are tokens,
+ *          values have no CR, LF or NUL; a list value repeats the field),
+ *          Host, User-Agent, Accept, Content-Length or Transfer-Encoding
+ *          added unless the caller set them; extra: preformatted lines.
  */
 #include "lua/http.h"
 #include "lua/error.h"
@@ -25,6 +30,8 @@
 
 #include <lauxlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stdio.h>
 
 #define PARSER_MT LURK_H1_MT
 
@@ -201,6 +208,172 @@ static int inflater_gc(lua_State *L)
 }
 
 /* http._inflater("gzip" | "deflate", max) -> z */
+static bool is_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c && strchr(extra, c))))
+            return false;
+    }
+    return true;
+}
+
+enum { H_HOST = 1, H_UA = 2, H_ACCEPT = 4, H_LENGTH = 8, H_TE = 16 };
+
+static int seen_flag(const char *n, size_t len)
+{
+    static const struct { const char *name; int flag; } known[] = {
+        { "host", H_HOST }, { "user-agent", H_UA }, { "accept", H_ACCEPT },
+        { "content-length", H_LENGTH }, { "transfer-encoding", H_TE },
+    };
+
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i].name) == len && strncasecmp(known[i].name, n, len) == 0)
+            return known[i].flag;
+    return 0;
+}
+
+/* The value at idx as a header value (a string or a number), checked. */
+static const char *field_value(lua_State *L, int idx, const char *name, size_t *len)
+{
+    const char *v;
+
+    if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+        luaL_error(L, "header %s: value must be a string or a number (or a list of them)", name);
+    v = lua_tolstring(L, idx, len);
+    for (size_t i = 0; i < *len; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+            luaL_error(L, "header %s: value contains CR, LF or NUL", name);
+    return v;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* One pass over the headers table (at index 4): with out == NULL, checks
+ * every field and returns the bytes they need (and which known fields the
+ * caller set, in *seen); else writes them at out and returns the end. */
+static size_t header_fields(lua_State *L, char *out, int *seen)
+{
+    size_t total = 0;
+
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+        size_t nlen, vlen;
+        const char *name, *v;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "invalid header name (a %s)", luaL_typename(L, -2));
+        if (!is_token(lua_tostring(L, -2), lua_objlen(L, -2)))
+            luaL_error(L, "invalid header name \"%s\"", lua_tostring(L, -2));
+        name = lua_tolstring(L, -2, &nlen);
+        if (!out)
+            *seen |= seen_flag(name, nlen);
+        if (lua_istable(L, -1)) {
+            int n = (int)lua_objlen(L, -1);
+
+            for (int i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                v = field_value(L, -1, name, &vlen);
+                if (out) {
+                    char *p = out + total;
+
+                    p = put(p, name, nlen);
+                    p = put(p, ": ", 2);
+                    p = put(p, v, vlen);
+                    put(p, "\r\n", 2);
+                }
+                total += nlen + vlen + 4;
+                lua_pop(L, 1);
+            }
+        } else {
+            v = field_value(L, -1, name, &vlen);
+            if (out) {
+                char *p = out + total;
+
+                p = put(p, name, nlen);
+                p = put(p, ": ", 2);
+                p = put(p, v, vlen);
+                put(p, "\r\n", 2);
+            }
+            total += nlen + vlen + 4;
+        }
+        lua_pop(L, 1);
+    }
+    return total;
+}
+
+static int l_head(lua_State *L)
+{
+    size_t mlen, tlen, hlen, ualen, xlen = 0, total;
+    const char *method = luaL_checklstring(L, 1, &mlen);
+    const char *target = luaL_checklstring(L, 2, &tlen);
+    const char *host = luaL_checklstring(L, 3, &hlen);
+    lua_Number body_len = luaL_optnumber(L, 5, -1);
+    bool chunked = lua_toboolean(L, 6);
+    const char *ua = luaL_checklstring(L, 7, &ualen);
+    const char *extra = luaL_optlstring(L, 8, "", &xlen);
+    char num[32] = "", *out, *p;
+    int seen = 0, nlen = 0;
+
+    lua_settop(L, 8);                 /* slot 5 takes the scratch buffer below */
+    luaL_checktype(L, 4, LUA_TTABLE);
+    total = header_fields(L, NULL, &seen);
+    if (body_len >= 0 && !(seen & H_LENGTH))
+        nlen = snprintf(num, sizeof num, "%.0f", body_len);
+    total += mlen + 1 + tlen + sizeof " HTTP/1.1\r\n" - 1 + xlen + 2;
+    if (!(seen & H_HOST))
+        total += sizeof "Host: \r\n" - 1 + hlen;
+    if (!(seen & H_UA))
+        total += sizeof "User-Agent: \r\n" - 1 + ualen;
+    if (!(seen & H_ACCEPT))
+        total += sizeof "Accept: */*\r\n" - 1;
+    if (nlen)
+        total += sizeof "Content-Length: \r\n" - 1 + (size_t)nlen;
+    if (chunked && !(seen & H_TE))
+        total += sizeof "Transfer-Encoding: chunked\r\n" - 1;
+
+    out = lua_newuserdata(L, total);  /* scratch, collected with the rest */
+    p = put(out, method, mlen);
+    p = put(p, " ", 1);
+    p = put(p, target, tlen);
+    p = put(p, " HTTP/1.1\r\n", sizeof " HTTP/1.1\r\n" - 1);
+    if (!(seen & H_HOST)) {
+        p = put(p, "Host: ", 6);
+        p = put(p, host, hlen);
+        p = put(p, "\r\n", 2);
+    }
+    p = put(p, extra, xlen);
+    lua_replace(L, 5);                /* keep the scratch below lua_next's slots */
+    p += header_fields(L, p, &seen);
+    if (!(seen & H_UA)) {
+        p = put(p, "User-Agent: ", 12);
+        p = put(p, ua, ualen);
+        p = put(p, "\r\n", 2);
+    }
+    if (!(seen & H_ACCEPT))
+        p = put(p, "Accept: */*\r\n", sizeof "Accept: */*\r\n" - 1);
+    if (nlen) {
+        p = put(p, "Content-Length: ", 16);
+        p = put(p, num, (size_t)nlen);
+        p = put(p, "\r\n", 2);
+    }
+    if (chunked && !(seen & H_TE))
+        p = put(p, "Transfer-Encoding: chunked\r\n", sizeof "Transfer-Encoding: chunked\r\n" - 1);
+    p = put(p, "\r\n", 2);
+    lua_pushlstring(L, out, (size_t)(p - out));
+    return 1;
+}
+
 static int l_random_hex(lua_State *L)
 {
     static const char digits[] = "0123456789abcdef";
@@ -269,5 +442,7 @@ int lurk_lua_open_http(lua_State *L)
     lua_setfield(L, -2, "_inflater");
     lua_pushcfunction(L, l_random_hex);
     lua_setfield(L, -2, "_random_hex");
+    lua_pushcfunction(L, l_head);
+    lua_setfield(L, -2, "_head");
     return 1;
 }

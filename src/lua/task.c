@@ -580,8 +580,10 @@ static int l_run(lua_State *L)
     }
     rc = lurk_rt_run(rt, LURK_RT_DEFAULT);
     if (rc < 0) {
+        const char *msg = rc == -LURK_EDEADLK || rc == -LURK_ESCRIPT ? rt->errmsg : NULL;
+
         rt->failed = false;           /* the runtime stays usable */
-        lua_pushstring(L, rt->errmsg ? rt->errmsg : lurk_strerror(rc));
+        lua_pushstring(L, msg ? msg : lurk_strerror(rc));
         return lua_error(L);
     }
     if (!t)

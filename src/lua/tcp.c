@@ -370,6 +370,10 @@ static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
     }
     lua_pushboolean(L, k->got_any);
     lua_setfield(L, -2, "response_started");
+    if (!k->got_any && (rc == -LURK_EEOF || rc == -ECONNRESET)) {
+        lua_pushboolean(L, 1);        /* nothing was answered: safe to try again */
+        lua_setfield(L, -2, "retryable");
+    }
     lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
     return n;
 }
