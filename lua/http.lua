@@ -552,6 +552,18 @@ end
 
 local NO_SETUP = { dns = 0, connect = 0, tls = 0 }   -- a pooled connection's setup times
 
+-- A connection's TLS facts do not change once it is up: asked of the socket
+-- once (each ask builds a table), then shared by its responses.
+local tls_infos = setmetatable({}, { __mode = "k" })
+local function tls_info(sock)
+  local t = tls_infos[sock]
+  if t == nil then
+    t = sock.tls or false
+    tls_infos[sock] = t
+  end
+  return t or nil
+end
+
 -- Sends a request and reads the whole response, parsed in C
 -- (sock:_http_exchange): res (body in res.body, res._keep: whether the
 -- connection may be reused), or nil, err, whether any response had come.
@@ -583,7 +595,7 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
     end
   end
   return setmetatable({ status = status, reason = reason, headers = hdrs, body = body,
-    ok = status < 400, url = url_string(u), tls = sock.tls,
+    ok = status < 400, url = url_string(u), tls = tls_info(sock),
     timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = first - t0 },
     _keep = keep }, Response)
 end
@@ -664,7 +676,7 @@ local function exchange(pool, method, u, headers, body, opts)
     if ok and final_early then r.no_reuse = true end
     if ok then
       return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
-        ok = r.status < 400, url = url_string(u), tls = sock.tls,
+        ok = r.status < 400, url = url_string(u), tls = tls_info(sock),
         timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
         _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
     end
@@ -1206,15 +1218,21 @@ local function do_request(session, o, method, url)
 
   -- Per-request state, read by attempt(), run() and exchange().
   local headers = {}
+  -- Every field named here (false until set) so the table is sized once.
   local st = { session = session, pool = session.pool, jar = session.jar, u = u, method = method,
     headers = headers, stream = o.stream, max_body = o.max_body or DEFAULT_MAX_BODY,
-    decompress = o.decompress ~= false, tls = o.tls }
+    decompress = o.decompress ~= false, tls = o.tls, body = false, replayable = false,
+    user_auth = false, user_cookie = false, auth = false, auth_origin = false,
+    has_accept_encoding = false, expect = false, close = false, connect_timeout = false,
+    read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
+    trace = false }
   if session.headers then merge_headers(st, headers, session.headers) end
   if o.headers then merge_headers(st, headers, o.headers) end
   local body, berr = request_body(o, headers)
   if body == false then return nil, berr end
   st.body = body
   st.replayable = type(body) ~= "table" or body.rewind ~= nil
+  if body == nil then st.body = nil end
 
   local auth = st.user_auth and tostring(st.user_auth)
   if o.bearer then
@@ -1240,6 +1258,7 @@ local function do_request(session, o, method, url)
     proxy = session.proxy
   end
   st.proxy = proxy
+  if proxy == nil then st.proxy = nil end
   local retries = o.retries
   if retries == nil then retries = session.retries or 0 end
   if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end

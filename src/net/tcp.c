@@ -54,6 +54,8 @@ struct lurk_tcp {
     /* read */
     struct lurk_buf rbuf;
     struct lurk_op *rop;
+    size_t rasked;                    /* bytes the read in flight may fill */
+    bool drained;                     /* the last read left the socket empty */
     lurk_done_cb *rcb;
     void *rarg;
 
@@ -283,6 +285,9 @@ static void read_done(struct lurk_op *op, int res)
 
     s->rop = NULL;
     s->rcb = NULL;
+    /* A read that did not fill its room emptied the socket: the next one
+     * will wait for data (request, then response), so it polls first. */
+    s->drained = res >= 0 && (size_t)res < s->rasked;
     if (res > 0)
         lurk_buf_commit(&s->rbuf, (size_t)res);
     else if (res == 0)
@@ -322,6 +327,9 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
         len = max;
     sqe = lurk_loop_sqe(s->loop, 2);
     io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), len, 0);
+    if (s->drained)                   /* skip a recv attempt bound to find nothing */
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    s->rasked = len;
     s->rop = start_op(s, read_done);
     lurk_op_arm(s->loop, s->rop, sqe, deadline_ns);
     return 0;
