@@ -955,7 +955,9 @@ static void user_read_step(struct lurk_tls *t)
         if (n == MBEDTLS_ERR_SSL_WANT_READ) {
             t->raw_reading = true;
             t->refs++;
-            rc = lurk_tcp_read(t->tcp, 256 * 1024, t->rdeadline, user_raw_done, t);
+            /* Four full records a read: enough for bulk transfers, and the
+             * buffer every connection keeps stays small. */
+            rc = lurk_tcp_read(t->tcp, 4 * 16413, t->rdeadline, user_raw_done, t);
             if (rc < 0) {
                 t->raw_reading = false;
                 t->refs--;
