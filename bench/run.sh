@@ -84,6 +84,7 @@ url="http://127.0.0.1:$aport/static/1k"
 echo "== HTTP: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
 for round in 1 2; do
   "$lurk" "$here/http_get.lua" "$url" 100000 64
+  "$lurk" "$here/http_floor.lua" 127.0.0.1 "$aport" /static/1k 100000 64
   wrk_cpu "$url"
 done
 
