@@ -11,6 +11,10 @@
  *
  * With -t N, N threads each run their own runtime on the script at once:
  * one runtime per thread is the rule, several per process are fine.
+ *
+ * Runtime options come from the host's environment, as a host would take
+ * them from its own configuration: EMBED_CA_FILE (trust store), EMBED_KTLS
+ * (auto, off or require), EMBED_TRACE (e.g. http).
  */
 #define _GNU_SOURCE
 #include <lurk.h>
@@ -70,14 +74,30 @@ static void register_host(lua_State *L, struct host *h)
     lua_pop(L, 2);
 }
 
+static int ktls_option(const char *v)
+{
+    if (!v)
+        return LURK_KTLS_ENV;
+    if (strcmp(v, "off") == 0)
+        return LURK_KTLS_OFF;
+    if (strcmp(v, "require") == 0)
+        return LURK_KTLS_REQUIRE;
+    return LURK_KTLS_AUTO;
+}
+
 static int run(struct host *h)
 {
     struct itimerspec every = { .it_interval = { 0, 20000000 }, .it_value = { 0, 20000000 } };
     struct epoll_event ev = { .events = EPOLLIN }, got[4];
+    struct lurk_options opts = {
+        .ktls = ktls_option(getenv("EMBED_KTLS")),
+        .ca_file = getenv("EMBED_CA_FILE"),
+        .trace = getenv("EMBED_TRACE"),
+    };
     struct lurk *l;
     int ep, tfd, rc;
 
-    rc = lurk_new(&l, NULL);
+    rc = lurk_new(&l, &opts);
     if (rc < 0) {
         fprintf(stderr, "host %d: lurk_new: %s: %s\n", h->id, lurk_strerror(rc),
                 lurk_strerror_setup(rc));

@@ -24,8 +24,9 @@ local function sh(cmd)
   return body, code == "0"
 end
 
-local function run(args)
-  return sh(("%s %s %s %s %s %s"):format(host, args, script, https_url, wss_url, dir .. "/ca.pem"))
+local function run(args, env, cafile)
+  return sh(("%s %s %s %s %s %s %s"):format(env or "", host, args, script, https_url, wss_url,
+    cafile or (dir .. "/ca.pem")))
 end
 
 local out, ok = run("")
@@ -37,6 +38,26 @@ out, ok = run("-t 2")
 t.ok(ok, "two runtimes in two threads exit 0: " .. out)
 t.ok(out:find("thread 1: https 200") and out:find("thread 2: https 200"), out)
 t.ok(out:find("host 1: script finished") and out:find("host 2: script finished"), out)
+
+-- Runtime options: the CA file given to lurk_new() is the trust store of
+-- every connection; a trace option prints request heads; a kTLS policy of
+-- "require" fails connections the kernel cannot carry.
+out, ok = run("", "EMBED_CA_FILE=" .. dir .. "/ca.pem EMBED_TRACE=http", "-")
+t.ok(ok, "the runtime's ca_file option verifies the server: " .. out)
+t.ok(out:find("> GET https://localhost:%d+/get"), "trace option: " .. out)
+out, ok = run("", "EMBED_CA_FILE=/nonexistent.pem", "-")
+t.ok(not ok and out:find("CA", 1, true), "a bad ca_file option fails TLS: " .. out)
+local ulp = io.open("/proc/sys/net/ipv4/tcp_available_ulp")
+local has_ktls = ulp and (ulp:read("*a") or ""):find("tls") ~= nil
+if ulp then ulp:close() end
+out, ok = run("", "EMBED_KTLS=require")
+if has_ktls then
+  t.ok(ok and out:find("kTLS true"), "ktls = require with kTLS here: " .. out)
+else
+  t.ok(not ok and out:lower():find("ktls"), "ktls = require without kTLS fails the connection: " .. out)
+end
+out, ok = run("", "EMBED_KTLS=off")
+t.ok(ok and out:find("kTLS false"), "ktls = off: " .. out)
 
 -- A script error reaches the host as lurk_run's error, with its traceback.
 local bad = dir .. "/bad.lua"

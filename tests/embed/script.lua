@@ -7,7 +7,8 @@ local ws = require "lurk.ws"
 local host = require "host"
 
 local https_url, wss_url, cafile = ...
-local tls = { cafile = cafile }
+-- "-": no per-call CA file; the runtime's own (the host's ca_file option).
+local tls = cafile ~= "-" and { cafile = cafile } or nil
 
 local before = host.ticks()
 local res = assert(https.get(https_url, { tls = tls }))
