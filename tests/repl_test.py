@@ -187,9 +187,10 @@ def run(work, https_port):
     r.expect(r"\^C\n> ", what="first Ctrl-C")
     time.sleep(0.2)
     r.send("\x03")
-    r.expect(r"Ctrl-D", what="hint how to quit")
+    r.expect(r"Ctrl-D.*> ", what="hint how to quit")
 
-    # Ctrl-D quits.
+    # Ctrl-D quits (typed once the prompt is back, as a person would).
+    time.sleep(0.2)
     r.send("\x04")
     check(r.wait() == 0, "exit status after Ctrl-D")
 
