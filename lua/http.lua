@@ -251,8 +251,18 @@ end
 local function proxy_for(u, opt)
   local p = opt
   if p == nil then
-    if no_proxy(u.host) then return nil end
+    -- From the environment, which does not change: decided once per URL.
+    local auto = u.proxy_auto
+    if auto ~= nil then return auto or nil end
+    if no_proxy(u.host) then
+      u.proxy_auto = false
+      return nil
+    end
     p = u.scheme == "https" and (env("https_proxy") or env("all_proxy")) or (env("http_proxy") or env("all_proxy"))
+    if not p or p == "" then
+      u.proxy_auto = false
+      return nil
+    end
   end
   if not p or p == false or p == "" then return nil end
   if type(p) ~= "string" then error("proxy must be a URL string or false", 0) end
@@ -260,6 +270,7 @@ local function proxy_for(u, opt)
   if not p:lower():match("^http://") then error("only http:// proxies are supported (got " .. p .. ")", 0) end
   local pu, err = parse_url(p)
   if not pu then error("bad proxy URL " .. p .. ": " .. err, 0) end
+  if opt == nil then u.proxy_auto = pu end
   return pu
 end
 
@@ -565,8 +576,8 @@ local function tls_info(sock)
 end
 
 -- Sends a request and reads the whole response, parsed in C
--- (sock:_http_exchange): res (body in res.body, res._keep: whether the
--- connection may be reused), or nil, err, whether any response had come.
+-- (sock:_http_exchange): res (body in res.body), nil, whether the
+-- connection may be reused; or nil, err, whether any response had come.
 local function exchange_whole(sock, request, method, opts, u, ct, t0)
   local parser = parsers[sock]
   if parser then
@@ -596,8 +607,8 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
   end
   return setmetatable({ status = status, reason = reason, headers = hdrs, body = body,
     ok = status < 400, url = url_string(u), tls = tls_info(sock),
-    timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = first - t0 },
-    _keep = keep }, Response)
+    timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = first - t0, total = 0 } },
+    Response), nil, keep
 end
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
@@ -645,15 +656,14 @@ local function exchange(pool, method, u, headers, body, opts)
     if not opts.stream and (body == nil or small) then
       -- The common case, a buffered response: sent, read and parsed in C,
       -- with one wait.
-      local res, started
-      res, err, started = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
+      local res, keep
+      res, err, keep = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
       if res then
-        res._pool, res._key, res._sock = pool, key, sock
-        pool:checkin(key, sock, res._keep and not opts.close)
-        res._keep = nil
+        pool:checkin(key, sock, keep and not opts.close)
         res.timings.total = now() - t0
         return res
       end
+      local started = keep                -- on failure: whether any response had come
       pool:checkin(key, sock, false)
       if not (reused and not started and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
         err.url = err.url or url_string(u)
