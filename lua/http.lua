@@ -1199,6 +1199,40 @@ local function run(st)
   end
 end
 
+-- Request states are reused (a request allocates none once the program
+-- runs): new_state() sets every field, free_state() drops what they held.
+local free_states, nfree = {}, 0
+
+local function new_state(session, u, method, headers, o)
+  local st
+  if nfree > 0 then
+    st = free_states[nfree]
+    free_states[nfree] = nil
+    nfree = nfree - 1
+  else
+    st = { session = false, pool = false, jar = false, u = false, method = false, headers = false,
+      stream = false, max_body = false, decompress = false, tls = false, body = false,
+      replayable = false, user_auth = false, user_cookie = false, auth = false, auth_origin = false,
+      has_accept_encoding = false, expect = false, close = false, connect_timeout = false,
+      read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
+      trace = false }
+  end
+  st.session, st.pool, st.jar, st.u, st.method, st.headers = session, session.pool, session.jar, u, method, headers
+  st.stream, st.max_body, st.decompress, st.tls = o.stream, o.max_body or DEFAULT_MAX_BODY, o.decompress ~= false, o.tls
+  st.body, st.replayable, st.user_auth, st.user_cookie, st.auth, st.auth_origin = false, false, false, false, false, false
+  st.has_accept_encoding, st.expect, st.close, st.connect_timeout, st.read_timeout = false, false, false, false, false
+  st.max_redirects, st.proxy, st.proxy_url, st.retries, st.trace = 0, false, false, 0, false
+  return st
+end
+
+local function free_state(st)
+  if nfree >= 64 then return end
+  st.session, st.pool, st.jar, st.u, st.headers, st.tls, st.body = false, false, false, false, false, false, false
+  st.user_auth, st.user_cookie, st.auth, st.proxy, st.proxy_url = false, false, false, false, false
+  nfree = nfree + 1
+  free_states[nfree] = st
+end
+
 local EMPTY = setmetatable({}, { __newindex = function() error("internal: EMPTY is read-only", 2) end })
 
 -- do_request(session, o [, method, url]): method and url, when given, stand
@@ -1228,14 +1262,7 @@ local function do_request(session, o, method, url)
 
   -- Per-request state, read by attempt(), run() and exchange().
   local headers = {}
-  -- Every field named here (false until set) so the table is sized once.
-  local st = { session = session, pool = session.pool, jar = session.jar, u = u, method = method,
-    headers = headers, stream = o.stream, max_body = o.max_body or DEFAULT_MAX_BODY,
-    decompress = o.decompress ~= false, tls = o.tls, body = false, replayable = false,
-    user_auth = false, user_cookie = false, auth = false, auth_origin = false,
-    has_accept_encoding = false, expect = false, close = false, connect_timeout = false,
-    read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
-    trace = false }
+  local st = new_state(session, u, method, headers, o)
   if session.headers then merge_headers(st, headers, session.headers) end
   if o.headers then merge_headers(st, headers, o.headers) end
   local body, berr = request_body(o, headers)
@@ -1289,9 +1316,12 @@ local function do_request(session, o, method, url)
       err.message = ("HTTP request to %s timed out after %g s"):format(url_string(st.u), total)
       err.url = url_string(st.u)
     end
+    free_state(st)
     return res, err
   end
-  return run(st)
+  local res, err = run(st)
+  free_state(st)
+  return res, err
 end
 
 -- http.download(url, path [, opts]) -> res | nil, err: streams the body to
