@@ -15,6 +15,9 @@ local M = { version = lurk.version, _parser = C._parser }
 local concat, insert, sort = table.concat, table.insert, table.sort
 local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
 local mkerror, now = lurk.error, lurk.now
+local set_deadline = lurk._deadline   -- (abs | false) -> the previous deadline
+-- Socket methods called per request, without a lookup through __index.
+local http_exchange, settimeout = tcp._methods._http_exchange, tcp._methods.settimeout
 
 local DEFAULT_TIMEOUT = 30
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
@@ -586,7 +589,7 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
     parser = C._parser(method == "HEAD")
     parsers[sock] = parser
   end
-  local status, reason, hdrs, body, keep, first, repeated = sock:_http_exchange(request, parser, opts.max_body)
+  local status, reason, hdrs, body, keep, first, repeated = http_exchange(sock, request, parser, opts.max_body)
   if not status then return nil, reason, reason.response_started end
   setmetatable(hdrs, Headers)
   if repeated then lists[hdrs] = repeated end
@@ -647,7 +650,7 @@ local function exchange(pool, method, u, headers, body, opts)
     local sock, key, reused = pool:checkout(u, opts)
     if not sock then return nil, key end
     local ct = reused and NO_SETUP or sock.timings
-    if opts.read_timeout then sock:settimeout(opts.read_timeout) end
+    if opts.read_timeout then settimeout(sock, opts.read_timeout) end
     local blen = type(body) == "string" and #body or (body and body.length)
     local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
                             opts.proxy_url and u.scheme == "http" and opts.proxy_url)
@@ -1305,12 +1308,11 @@ local function do_request(session, o, method, url)
   if total then
     -- The total deadline over everything run() waits on (lurk.timeout's
     -- logic, without its per-call closures and tables).
-    local prev = lurk._deadline()
     local mine = now() + total
-    if prev and prev < mine then mine = prev end
-    lurk._deadline(mine)
+    local prev = set_deadline(mine)
+    if prev and prev < mine then set_deadline(prev) end
     local ok, res, err = pcall(run, st)
-    lurk._deadline(prev or false)
+    set_deadline(prev or false)
     if not ok then error(res, 0) end
     if not res and err and err.kind == "timeout" then
       err.message = ("HTTP request to %s timed out after %g s"):format(url_string(st.u), total)

@@ -1095,6 +1095,8 @@ int lurk_lua_open_tcp(lua_State *L)
     luaL_newmetatable(L, SOCK_MT);
     lua_newtable(L);
     luaL_register(L, NULL, methods);
+    lua_pushvalue(L, -1);
+    lua_insert(L, -3);                /* methods, metatable, methods */
     lua_pushcclosure(L, sock_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, sock_gc);
@@ -1104,5 +1106,9 @@ int lurk_lua_open_tcp(lua_State *L)
     lua_pop(L, 1);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
+    /* tcp._methods: lua/http.lua calls them directly, without a lookup
+     * through __index per call. */
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "_methods");
     return 1;
 }
