@@ -73,7 +73,7 @@ class Repl:
     def line(self, s):
         self.send(s + "\r")
 
-    def wait(self, timeout=10):
+    def wait(self, timeout=10, what="exit"):
         deadline = time.time() + timeout
         while time.time() < deadline:
             self.read(0.1)
@@ -81,7 +81,7 @@ class Repl:
             if pid:
                 return os.waitstatus_to_exitcode(status)
         os.kill(self.pid, signal.SIGKILL)
-        fail("the REPL did not exit")
+        fail("%s: the REPL did not exit; its last output:\n%r" % (what, self.out[-600:]))
 
 
 def check(cond, msg):
@@ -192,7 +192,7 @@ def run(work, https_port):
     # Ctrl-D quits (typed once the prompt is back, as a person would).
     time.sleep(0.2)
     r.send("\x04")
-    check(r.wait() == 0, "exit status after Ctrl-D")
+    check(r.wait(what="Ctrl-D") == 0, "exit status after Ctrl-D")
 
     # History: written, and reloaded by the next session (up arrow).
     check(os.path.exists(history), "history file written")
@@ -204,16 +204,17 @@ def run(work, https_port):
     r.expect(r"lurk\.sleep\(30\)|=1", what="up arrow recalls the last entry")
     r.send("\x15")                    # kill the recalled line
     r.send("\x04")
-    check(r.wait() == 0, "second session exits")
+    check(r.wait(what="second session") == 0, "second session exits")
 
     # LURK_HISTORY= keeps none.
     os.remove(history)
     r = Repl(dict(env, LURK_HISTORY=""))
     r.expect(r"> $")
     r.line("=7 * 6")
-    r.expect(r"42")
+    r.expect(r"42\n> ")
+    time.sleep(0.2)
     r.send("\x04")
-    r.wait()
+    r.wait(what="LURK_HISTORY= session")
     check(not os.path.exists(history), "no history written with LURK_HISTORY empty")
 
     # Not a terminal: no prompt or colors, statements in order, and the exit
