@@ -1206,7 +1206,7 @@ end
 -- runs): new_state() sets every field, free_state() drops what they held.
 local free_states, nfree = {}, 0
 
-local function new_state(session, u, method, headers, o)
+local function new_state(session, u, method, o)
   local st
   if nfree > 0 then
     st = free_states[nfree]
@@ -1218,9 +1218,11 @@ local function new_state(session, u, method, headers, o)
       replayable = false, user_auth = false, user_cookie = false, auth = false, auth_origin = false,
       has_accept_encoding = false, expect = false, close = false, connect_timeout = false,
       read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
-      trace = false }
+      trace = false, spare_headers = {} }
   end
-  st.session, st.pool, st.jar, st.u, st.method, st.headers = session, session.pool, session.jar, u, method, headers
+  -- The request's header table comes with the state, emptied.
+  st.session, st.pool, st.jar, st.u, st.method, st.headers = session, session.pool, session.jar, u, method,
+    st.spare_headers
   st.stream, st.max_body, st.decompress, st.tls = o.stream, o.max_body or DEFAULT_MAX_BODY, o.decompress ~= false, o.tls
   st.body, st.replayable, st.user_auth, st.user_cookie, st.auth, st.auth_origin = false, false, false, false, false, false
   st.has_accept_encoding, st.expect, st.close, st.connect_timeout, st.read_timeout = false, false, false, false, false
@@ -1230,6 +1232,8 @@ end
 
 local function free_state(st)
   if nfree >= 64 then return end
+  local h = st.spare_headers
+  for k in next, h do h[k] = nil end
   st.session, st.pool, st.jar, st.u, st.headers, st.tls, st.body = false, false, false, false, false, false, false
   st.user_auth, st.user_cookie, st.auth, st.proxy, st.proxy_url = false, false, false, false, false
   nfree = nfree + 1
@@ -1264,8 +1268,8 @@ local function do_request(session, o, method, url)
   end
 
   -- Per-request state, read by attempt(), run() and exchange().
-  local headers = {}
-  local st = new_state(session, u, method, headers, o)
+  local st = new_state(session, u, method, o)
+  local headers = st.headers
   if session.headers then merge_headers(st, headers, session.headers) end
   if o.headers then merge_headers(st, headers, o.headers) end
   local body, berr = request_body(o, headers)
