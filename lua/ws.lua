@@ -9,6 +9,7 @@
 -- lock, so frames never interleave. Framing and validation are C
 -- (src/ws/frame.c through ws._decoder).
 local C, tcp, lurk, http = ...
+local set_deadline = lurk._deadline   -- (abs | false) -> the previous deadline
 
 local M = {}
 local concat = table.concat
@@ -29,18 +30,37 @@ end
 -- Writes one frame under the connection's write lock. Data messages are
 -- compressed there too: with context takeover, the compressor's state must
 -- follow the order of the frames on the wire.
+--
+-- A frame must reach the kernel within send_timeout (waiting for the lock
+-- included): a peer that stops reading fills TCP's buffers and would hold a
+-- sender forever. A frame cut short leaves the stream out of step, so a
+-- timeout ends the connection.
+local finish                      -- below: ends a connection
+
 local function send_frame(c, op, payload, fin)
-  local ok, err = c.wlock:acquire()
-  if not ok then return nil, err end
-  local rsv1 = false
-  if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
-    payload, rsv1 = c.pmd:deflate(payload), true
+  local prev
+  if c.send_timeout then
+    local mine = lurk.now() + c.send_timeout
+    prev = set_deadline(mine)
+    if prev and prev < mine then set_deadline(prev) end
   end
-  local sent
-  sent, err = c.sock:send(C._frame(op, payload, fin, rsv1))
-  c.wlock:release()
-  if not sent then return nil, err end
-  return true
+  local ok, err = c.wlock:acquire()
+  if ok then
+    local rsv1 = false
+    if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
+      payload, rsv1 = c.pmd:deflate(payload), true
+    end
+    ok, err = c.sock:send(C._frame(op, payload, fin, rsv1))
+    c.wlock:release()
+  end
+  if c.send_timeout then set_deadline(prev or false) end
+  if ok then return true end
+  if err.kind == "timeout" and c.send_timeout then
+    err = werror("timeout", ("WebSocket send to %s timed out (send_timeout %g s): is the server reading?")
+      :format(c.url, c.send_timeout), { phase = "send", errno = err.errno, name = err.name, cause = err })
+    if not c.done then finish(c, err) end
+  end
+  return nil, err
 end
 
 local function close_payload(code, reason)
@@ -49,7 +69,7 @@ local function close_payload(code, reason)
 end
 
 -- Ends the connection: remember why, wake the script, close the socket.
-local function finish(c, err)
+function finish(c, err)
   if c.done then return end
   c.done = err
   c.state = "closed"
@@ -145,9 +165,15 @@ end
 -- ws.connect(url [, opts]) -> conn | nil, err
 -- opts: headers, protocols, origin, timeout, max_message, compress (default
 -- true: offer permessage-deflate), tls, proxy, ping_interval, ping_timeout,
--- redirects (default 0: a redirect answer refuses the connection).
+-- redirects (default 0: a redirect answer refuses the connection),
+-- send_timeout (default 30 s; false: none).
 function M.connect(url, opts)
   opts = opts or {}
+  local send_timeout = opts.send_timeout
+  if send_timeout == nil then send_timeout = 30 end
+  if send_timeout ~= false and (type(send_timeout) ~= "number" or send_timeout <= 0) then
+    error("ws.connect: send_timeout must be a positive number of seconds or false", 2)
+  end
   local u, perr = parse_ws_url(url)
   if not u then error(("ws.connect: bad url %q: %s"):format(tostring(url), perr), 2) end
   local timeout = opts.timeout == nil and 30 or opts.timeout
@@ -313,7 +339,7 @@ function M.connect(url, opts)
   local c = setmetatable({
     sock = sock, decoder = C._decoder(max_message), inbox = lurk.channel(16),
     wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = ext,
-    tls = sock.tls, url = url,
+    tls = sock.tls, url = url, send_timeout = send_timeout,
   }, Conn)
   if pmd then
     c.pmd = C._pmd(pmd.sb, pmd.snc, pmd.cb, pmd.cnc, max_message)

@@ -116,6 +116,24 @@ t.ok(silent_ws:send("still open"))
 -- let that run alongside everything else.
 local closer = lurk.spawn(function() return silent_ws:close() end)
 
+-- A server that stops reading: sends fill TCP's buffers, and send_timeout
+-- ends the send (and the connection, whose stream a cut frame put out of step).
+do
+  local c = t.ok(ws.connect(wsplain .. "/ws/noread", { send_timeout = 0.5, compress = false }))
+  local big = ("n"):rep(1024 * 1024)
+  local t0, ok, err = lurk.now(), true, nil
+  for _ = 1, 64 do
+    ok, err = c:send(big)
+    if not ok then break end
+  end
+  t.fails("timeout", ok, err, "a send to a server that does not read")
+  t.eq(err.phase, "send")
+  t.ok(lurk.now() - t0 < 5, "the send gave up within its timeout: " .. (lurk.now() - t0))
+  local ok2, err2 = c:send("after")
+  t.fails("timeout", ok2, err2, "the connection is over: later sends get the same error")
+  t.raises("send_timeout must be", ws.connect, wsplain .. "/ws/noread", { send_timeout = -1 })
+end
+
 -- ---- peers that drip ----
 
 -- One byte per second: every read succeeds within any per-read timeout, so

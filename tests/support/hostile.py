@@ -164,6 +164,11 @@ def serve_path(sock, raw):
     elif path == "/ws/silent":
         sock.sendall(ws_accept(head))
         hold(sock)
+    elif path == "/ws/noread":
+        # Upgrade, then never read again: the client's sends fill TCP's buffers.
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(ws_accept(head))
+        time.sleep(60)
     elif path == "/ws/drip":
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for b in ws_accept(head):
