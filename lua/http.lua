@@ -1077,6 +1077,13 @@ local function check_method(method)
   return m
 end
 
+-- A form field or file name inside a part's quoted header parameter: the
+-- characters that would end the quotes or the header line are percent-
+-- encoded, as browsers do.
+local function part_name(v)
+  return (tostring(v):gsub('[%c"]', function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 -- Builds a request body from o's body, json, form and files options.
 local function request_body(o, headers)
   local body = o.body
@@ -1096,7 +1103,8 @@ local function request_body(o, headers)
     for k in pairs(o.files) do names[#names + 1] = k end
     sort(names)
     for k, v in pairs(o.form or {}) do
-      parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'):format(boundary, k, tostring(v))
+      parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'):format(boundary,
+        part_name(k), tostring(v))
     end
     for _, name in ipairs(names) do
       local f = o.files[name]
@@ -1109,8 +1117,10 @@ local function request_body(o, headers)
         fh:close()
       end
       local filename = f.filename or (f.path and f.path:match("([^/]+)$")) or name
+      local ctype = f.content_type or "application/octet-stream"
+      if tostring(ctype):find("[\r\n%z]") then error("files." .. name .. ": content_type contains CR, LF or NUL", 4) end
       parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: %s\r\n\r\n')
-        :format(boundary, name, filename:gsub('"', "%%22"), f.content_type or "application/octet-stream") .. data .. "\r\n"
+        :format(boundary, part_name(name), part_name(filename), ctype) .. data .. "\r\n"
     end
     parts[#parts + 1] = "--" .. boundary .. "--\r\n"
     body = concat(parts)

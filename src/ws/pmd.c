@@ -47,6 +47,7 @@ static int inflate_some(struct lurk_pmd *p, const unsigned char *in, size_t len,
 
         if (lurk_buf_reserve(out, 64 * 1024) < 0)
             return -ENOMEM;
+        p->in_fresh = false;
         p->in.next_out = (unsigned char *)lurk_buf_tail(out);
         p->in.avail_out = (uInt)lurk_buf_room(out);
         before = p->in.avail_out;
@@ -57,8 +58,16 @@ static int inflate_some(struct lurk_pmd *p, const unsigned char *in, size_t len,
             return -LURK_ELIMIT;
         if (rc == Z_BUF_ERROR && p->in.avail_out > 0)
             break;
+        if (rc == Z_STREAM_END) {
+            /* A block with BFINAL set (RFC 7692 7.2.3.3 allows senders to
+             * flush that way): what follows starts a new stream, and a
+             * message ending here has no 00 00 ff ff tail to add. */
+            inflateReset(&p->in);
+            p->in_fresh = true;
+            continue;
+        }
         if (rc != Z_OK && rc != Z_BUF_ERROR)
-            return -LURK_EWS;         /* includes Z_STREAM_END: a final block is a protocol error here */
+            return -LURK_EWS;
     }
     return 0;
 }
@@ -67,10 +76,11 @@ int lurk_pmd_inflate(struct lurk_pmd *p, const void *in, size_t len, bool end, s
 {
     int rc = inflate_some(p, in, len, out);
 
-    if (rc == 0 && end)
+    if (rc == 0 && end && !p->in_fresh)
         rc = inflate_some(p, tail, sizeof tail, out);
     if (end || rc < 0) {
         p->msg_total = 0;
+        p->in_fresh = false;
         if (p->in_reset && rc == 0)
             inflateReset(&p->in);
     }

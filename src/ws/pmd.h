@@ -16,6 +16,7 @@ struct lurk_pmd {
     z_stream in, out;
     bool in_ready, out_ready;
     bool in_reset, out_reset;         /* *_no_context_takeover */
+    bool in_fresh;                    /* a final block just ended the stream */
     size_t max, msg_total;
 };
 

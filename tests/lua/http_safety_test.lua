@@ -60,6 +60,19 @@ do
   t.ok(b[1] ~= b[2], "boundaries differ between requests")
 end
 
+-- Multipart names cannot break out of their quotes or their header line.
+do
+  local res = t.ok(http.post(base .. "/post", {
+    form = { ['a"b\r\nX-Evil: 1'] = "v" },
+    files = { ['f\r\nX-Evil: 2'] = { content = "data", filename = 'x"\r\n.txt' } } }))
+  local j = res:json()
+  t.eq(j.form['a%22b%0D%0AX-Evil: 1'], "v", "the field name arrives encoded")
+  local fname = next(j.files)
+  t.eq(fname, "f%0D%0AX-Evil: 2", "the file's field name arrives encoded")
+  t.raises("content_type contains CR", http.post, base .. "/post",
+    { files = { f = { content = "x", content_type = "text/plain\r\nX-Evil: 3" } } })
+end
+
 -- Retries never send a body that cannot be replayed: a function's chunks go
 -- once, and the 503 comes back as the answer.
 do
