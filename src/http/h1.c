@@ -134,6 +134,13 @@ static int on_headers_complete(llhttp_t *p)
     int status = p->status_code;
 
     if (status >= 100 && status < 200 && status != 101) {
+        /* A server could send them forever, each small enough for every
+         * other limit: a few are plenty for any real exchange. */
+        if (++h->ninterim > LURK_H1_MAX_INTERIM) {
+            h->error = "more than " LURK_STR(LURK_H1_MAX_INTERIM) " interim (1xx) responses";
+            h->limit = true;
+            return -1;
+        }
         reset_head(h);                /* interim (100 Continue, 103 Early Hints) */
         h->interim = status;
         /* An interim response ends with its head, whatever its headers say

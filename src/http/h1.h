@@ -17,6 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Interim (1xx) responses accepted before the final one. */
+#define LURK_H1_MAX_INTERIM 16
+#define LURK_STR_(x) #x
+#define LURK_STR(x) LURK_STR_(x)
+
 struct lurk_h1_header {
     size_t name, name_len, value, value_len;   /* offsets into head */
 };
@@ -36,6 +41,7 @@ struct lurk_h1 {
     int nhdr, cap;
     int status;
     int interim;                      /* status of the last interim response */
+    int ninterim;                     /* interim responses before this one */
     size_t reason, reason_len;
     size_t head_bytes, max_head;
     size_t ext_bytes;                 /* chunk extensions of the current chunk header */
