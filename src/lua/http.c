@@ -259,6 +259,22 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* "name: value\r\n" for the value on top of the stack, checked: written
+ * at out unless it is NULL; returns its length. */
+static size_t one_field(lua_State *L, char *out, const char *name, size_t nlen)
+{
+    size_t vlen;
+    const char *v = field_value(L, -1, name, &vlen);
+
+    if (out) {
+        out = put(out, name, nlen);
+        out = put(out, ": ", 2);
+        out = put(out, v, vlen);
+        put(out, "\r\n", 2);
+    }
+    return nlen + vlen + 4;
+}
+
 /* One pass over the headers table (at index 4): with out == NULL, checks
  * every field and returns the bytes they need (and which known fields the
  * caller set, in *seen); else writes them at out and returns the end. */
@@ -268,8 +284,8 @@ static size_t header_fields(lua_State *L, char *out, int *seen)
 
     lua_pushnil(L);
     while (lua_next(L, 4)) {
-        size_t nlen, vlen;
-        const char *name, *v;
+        size_t nlen;
+        const char *name;
 
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "invalid header name (a %s)", luaL_typename(L, -2));
@@ -283,29 +299,11 @@ static size_t header_fields(lua_State *L, char *out, int *seen)
 
             for (int i = 1; i <= n; i++) {
                 lua_rawgeti(L, -1, i);
-                v = field_value(L, -1, name, &vlen);
-                if (out) {
-                    char *p = out + total;
-
-                    p = put(p, name, nlen);
-                    p = put(p, ": ", 2);
-                    p = put(p, v, vlen);
-                    put(p, "\r\n", 2);
-                }
-                total += nlen + vlen + 4;
+                total += one_field(L, out ? out + total : NULL, name, nlen);
                 lua_pop(L, 1);
             }
         } else {
-            v = field_value(L, -1, name, &vlen);
-            if (out) {
-                char *p = out + total;
-
-                p = put(p, name, nlen);
-                p = put(p, ": ", 2);
-                p = put(p, v, vlen);
-                put(p, "\r\n", 2);
-            }
-            total += nlen + vlen + 4;
+            total += one_field(L, out ? out + total : NULL, name, nlen);
         }
         lua_pop(L, 1);
     }
