@@ -749,6 +749,14 @@ static int sock_http_read(lua_State *L)
     return lurk_task_wait(L, t, &receive_waiter, k);
 }
 
+/* The kernel is done with the data being sent: unpin it, free the writer. */
+static void sent(struct sock *k)
+{
+    k->writer = NULL;
+    luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->data_ref);
+    k->data_ref = LUA_NOREF;
+}
+
 /* ---- send, then read: sock:_http_exchange ---- */
 
 /* The send completed (read not started yet), or a read did. */
@@ -760,9 +768,7 @@ static int exchange_results(lua_State *L, void *ud, int res)
     if (!k->exchanging)
         return receive_results(L, ud, res);
     k->exchanging = false;
-    k->writer = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, k->data_ref);
-    k->data_ref = LUA_NOREF;
+    sent(k);
     if (res < 0) {
         if (res == -ECANCELED || res == -ETIMEDOUT)
             lurk_stream_close(k->st);
@@ -788,9 +794,7 @@ static void exchange_release(void *ud)
 
     if (k->exchanging) {              /* torn down while sending */
         k->exchanging = false;
-        k->writer = NULL;
-        luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->data_ref);
-        k->data_ref = LUA_NOREF;
+        sent(k);
     }
     receive_release(ud);
 }
@@ -864,9 +868,7 @@ static void send_release(void *ud)
 {
     struct sock *k = ud;
 
-    k->writer = NULL;
-    luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->data_ref);
-    k->data_ref = LUA_NOREF;
+    sent(k);
     unanchor(k);
 }
 

@@ -13,10 +13,14 @@
 #ifndef LURK_FUZZ_H
 #define LURK_FUZZ_H
 
+#include "core/buf.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -69,6 +73,18 @@ static inline struct fuzz_splits fuzz_whole(void)
     struct fuzz_splits s = { NULL, 0, 0 };
 
     return s;
+}
+
+/* Two event logs: whether a is where b starts, and whether they are equal. */
+static inline bool fuzz_buf_is_prefix(const struct lurk_buf *a, const struct lurk_buf *b)
+{
+    return lurk_buf_len(a) <= lurk_buf_len(b) &&
+           (lurk_buf_len(a) == 0 || memcmp(a->data, b->data, lurk_buf_len(a)) == 0);
+}
+
+static inline bool fuzz_buf_same(const struct lurk_buf *a, const struct lurk_buf *b)
+{
+    return lurk_buf_len(a) == lurk_buf_len(b) && fuzz_buf_is_prefix(a, b);
 }
 
 #endif

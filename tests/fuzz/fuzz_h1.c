@@ -177,17 +177,6 @@ out:
     lurk_h1_fini(&h);
 }
 
-static bool is_prefix(const struct lurk_buf *a, const struct lurk_buf *b)
-{
-    return lurk_buf_len(a) <= lurk_buf_len(b) &&
-           (lurk_buf_len(a) == 0 || memcmp(a->data, b->data, lurk_buf_len(a)) == 0);
-}
-
-static bool same(const struct lurk_buf *a, const struct lurk_buf *b)
-{
-    return lurk_buf_len(a) == lurk_buf_len(b) && is_prefix(a, b);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct transcript split = { 0 }, whole = { 0 };
@@ -204,11 +193,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drive(cfg, (const char *)data, size, fuzz_whole(), &whole);
 
     FUZZ_CHECK((split.err == 0) == (whole.err == 0));
-    FUZZ_CHECK(same(&split.events, &whole.events));
+    FUZZ_CHECK(fuzz_buf_same(&split.events, &whole.events));
     if (split.err == 0)
-        FUZZ_CHECK(same(&split.body, &whole.body));
+        FUZZ_CHECK(fuzz_buf_same(&split.body, &whole.body));
     else                              /* a failing step may drop the slice it parsed */
-        FUZZ_CHECK(is_prefix(&split.body, &whole.body) || is_prefix(&whole.body, &split.body));
+        FUZZ_CHECK(fuzz_buf_is_prefix(&split.body, &whole.body) || fuzz_buf_is_prefix(&whole.body, &split.body));
     lurk_buf_fini(&split.events);
     lurk_buf_fini(&split.body);
     lurk_buf_fini(&whole.events);

@@ -237,20 +237,9 @@ out:
     lurk_buf_fini(&msg);
 }
 
-static bool is_prefix(const struct lurk_buf *a, const struct lurk_buf *b)
-{
-    return lurk_buf_len(a) <= lurk_buf_len(b) &&
-           (lurk_buf_len(a) == 0 || memcmp(a->data, b->data, lurk_buf_len(a)) == 0);
-}
-
-static bool same(const struct lurk_buf *a, const struct lurk_buf *b)
-{
-    return lurk_buf_len(a) == lurk_buf_len(b) && is_prefix(a, b);
-}
-
 static bool either_prefix(const struct lurk_buf *a, const struct lurk_buf *b)
 {
-    return is_prefix(a, b) || is_prefix(b, a);
+    return fuzz_buf_is_prefix(a, b) || fuzz_buf_is_prefix(b, a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -273,8 +262,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drive(cfg, data, size, fuzz_whole(), &whole);
     FUZZ_CHECK(split.close_code == whole.close_code);
     if (split.close_code == 0) {
-        FUZZ_CHECK(same(&split.events, &whole.events));
-        FUZZ_CHECK(same(&split.data, &whole.data));
+        FUZZ_CHECK(fuzz_buf_same(&split.events, &whole.events));
+        FUZZ_CHECK(fuzz_buf_same(&split.data, &whole.data));
     } else {
         /* The failing call may have dropped a slice, and the message start
          * it would have reported. */
