@@ -13,6 +13,7 @@ local C, tcp, lurk, json = ...
 
 local M = { version = lurk.version, _parser = C._parser }
 local concat, insert, sort = table.concat, table.insert, table.sort
+local tclear = require "table.clear"
 local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
 local mkerror, now = lurk.error, lurk.now
 local set_deadline = lurk._deadline   -- (abs | false) -> the previous deadline
@@ -27,8 +28,12 @@ local USER_AGENT = "lurk/" .. lurk.version
 
 -- ---- encoding helpers ----
 
+-- A byte as %XX. (Named, not a closure per call: a function that makes
+-- closures cannot be compiled by this LuaJIT, so hot paths make none.)
+local function pct_byte(c) return ("%%%02X"):format(c:byte()) end
+
 local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+  return (tostring(s):gsub("[^%w%-%._~]", pct_byte))
 end
 M.urlencode = urlencode
 
@@ -182,10 +187,11 @@ function Headers.all(h, name)
 end
 
 local lower = string.lower
+-- flat: { name, value, ... } as the parser gives them (names in lower case).
 local function make_headers(flat)
   local h = setmetatable({}, Headers)
   for i = 1, #flat, 2 do
-    local name, value = lower(flat[i]), flat[i + 1]
+    local name, value = flat[i], flat[i + 1]
     local prev = rawget(h, name)
     if prev then
       local l = lists[h]
@@ -443,6 +449,23 @@ local function build_head(method, u, headers, body_len, chunked, via)
   return C._head(method, via and url_string(u) or u.target, host, headers, body_len, chunked, USER_AGENT, extra)
 end
 
+-- A request with no body and only lurk's own header fields (no caller's
+-- fields, credentials, cookies or proxy) has the same head every time for
+-- its method and URL: kept on the URL.
+local function plain_head(method, u, headers)
+  local heads = u.heads
+  if not heads then
+    heads = {}
+    u.heads = heads
+  end
+  local head = heads[method]
+  if not head then
+    head = build_head(method, u, headers, nil, false, nil)
+    heads[method] = head
+  end
+  return head
+end
+
 -- ---- reading a response ----
 
 -- A Reader pulls one response off a connection: r:head(), then r:chunk()
@@ -608,10 +631,16 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
       body = out
     end
   end
-  return setmetatable({ status = status, reason = reason, headers = hdrs, body = body,
-    ok = status < 400, url = url_string(u), tls = tls_info(sock),
-    timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = first - t0, total = 0 } },
-    Response), nil, keep
+  -- Tables made from constant templates, then filled: LuaJIT compiles
+  -- that to plain stores (a constructor with variable values makes it
+  -- insert keys, and grow the table, one by one).
+  local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
+    tls = false, timings = false }, Response)
+  local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
+  tm.dns, tm.connect, tm.tls, tm.ttfb = ct.dns, ct.connect, ct.tls or 0, first - t0
+  res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
+  res.url, res.tls, res.timings = url_string(u), tls_info(sock), tm
+  return res, nil, keep
 end
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
@@ -641,67 +670,71 @@ local function send_body(sock, body)
   return true
 end
 
--- Sends the request and reads the response head. Returns a response whose
--- body is still to be read (res._reader), or nil, err.
+-- One try at the exchange: a response (whose body is still to be read when
+-- streamed: res._reader), or nil, err, and whether a second try on a fresh
+-- connection is in order: a kept-alive connection the server had already
+-- dropped, an idempotent request, a body that can be sent again.
+local function exchange_once(pool, method, u, headers, body, opts, t0, first)
+  local sock, key, reused = pool:checkout(u, opts)
+  if not sock then return nil, key end
+  local ct = reused and NO_SETUP or sock.timings
+  if opts.read_timeout then settimeout(sock, opts.read_timeout) end
+  local blen = type(body) == "string" and #body or (body and body.length)
+  local head
+  if opts.plain and not opts.proxy_url and headers.Authorization == nil and headers.Cookie == nil then
+    head = plain_head(method, u, headers)
+  else
+    head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
+                      opts.proxy_url and u.scheme == "http" and opts.proxy_url)
+  end
+  local small = type(body) == "string" and #body < 65536 and not opts.expect
+  if not opts.stream and (body == nil or small) then
+    -- The common case, a buffered response: sent, read and parsed in C,
+    -- with one wait.
+    local res, err, keep = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
+    if res then
+      pool:checkin(key, sock, keep and not opts.close)
+      res.timings.total = now() - t0
+      return res
+    end
+    pool:checkin(key, sock, false)       -- keep: whether any response had come
+    return nil, err, first and reused and not keep and IDEMPOTENT[method] and err.kind == "closed"
+  end
+  local ok, err = sock:send(small and (head .. body) or head)
+  local r = new_reader(sock, method, opts, t0)
+  r.no_reuse = opts.close
+  local final_early = false
+  if ok and body and not small then
+    if opts.expect and r:wait_continue() == "final" then
+      final_early = true            -- the server answered without the body
+    else
+      ok, err = send_body(sock, body)
+    end
+  end
+  if ok then ok, err = r:head() end
+  if ok and final_early then r.no_reuse = true end
+  if ok then
+    return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
+      ok = r.status < 400, url = url_string(u), tls = tls_info(sock),
+      timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
+      _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
+  end
+  pool:checkin(key, sock, false)
+  return nil, err, first and reused and not r.got_any and IDEMPOTENT[method] and err.kind == "closed"
+    and (body == nil or type(body) == "string" or body.rewind ~= nil)
+end
+
+-- Sends the request and reads the response head, trying a second time
+-- when exchange_once says so. Returns the response, or nil, err.
 local function exchange(pool, method, u, headers, body, opts)
   local t0 = now()
-  for attempt = 1, 2 do
-    if attempt == 2 and type(body) == "table" then body.rewind() end
-    local sock, key, reused = pool:checkout(u, opts)
-    if not sock then return nil, key end
-    local ct = reused and NO_SETUP or sock.timings
-    if opts.read_timeout then settimeout(sock, opts.read_timeout) end
-    local blen = type(body) == "string" and #body or (body and body.length)
-    local head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
-                            opts.proxy_url and u.scheme == "http" and opts.proxy_url)
-    local small = type(body) == "string" and #body < 65536 and not opts.expect
-    local ok, err
-    if not opts.stream and (body == nil or small) then
-      -- The common case, a buffered response: sent, read and parsed in C,
-      -- with one wait.
-      local res, keep
-      res, err, keep = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
-      if res then
-        pool:checkin(key, sock, keep and not opts.close)
-        res.timings.total = now() - t0
-        return res
-      end
-      local started = keep                -- on failure: whether any response had come
-      pool:checkin(key, sock, false)
-      if not (reused and not started and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1) then
-        err.url = err.url or url_string(u)
-        return nil, err
-      end
-      goto again
-    end
-    ok, err = sock:send(small and (head .. body) or head)
-    local r = new_reader(sock, method, opts, t0)
-    r.no_reuse = opts.close
-    local final_early = false
-    if ok and body and not small then
-      if opts.expect and r:wait_continue() == "final" then
-        final_early = true            -- the server answered without the body
-      else
-        ok, err = send_body(sock, body)
-      end
-    end
-    if ok then ok, err = r:head() end
-    if ok and final_early then r.no_reuse = true end
-    if ok then
-      return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
-        ok = r.status < 400, url = url_string(u), tls = tls_info(sock),
-        timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
-        _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
-    end
-    pool:checkin(key, sock, false)
-    -- A kept-alive connection the server dropped: once more, fresh.
-    if not (reused and not (r and r.got_any) and IDEMPOTENT[method] and err.kind == "closed" and attempt == 1
-            and (body == nil or type(body) == "string" or body.rewind)) then
-      err.url = err.url or url_string(u)
-      return nil, err
-    end
-    ::again::
+  local res, err, again = exchange_once(pool, method, u, headers, body, opts, t0, true)
+  if again then
+    if type(body) == "table" then body.rewind() end
+    res, err = exchange_once(pool, method, u, headers, body, opts, t0, false)
   end
+  if not res then err.url = err.url or url_string(u) end
+  return res, err
 end
 
 -- Gives the connection back: to the pool if the response ended cleanly.
@@ -960,6 +993,8 @@ function Jar:store(u, values)
   end
 end
 
+local function longer_path_first(a, b) return #a.path > #b.path end
+
 -- The Cookie header for a request to u, or nil.
 function Jar:header(u)
   if #self.list == 0 then return nil end
@@ -976,7 +1011,7 @@ function Jar:header(u)
   end
   self.list = keep
   if #out == 0 then return nil end
-  sort(out, function(a, b) return #a.path > #b.path end)
+  sort(out, longer_path_first)
   for i, c in ipairs(out) do out[i] = c.name .. "=" .. c.value end
   return concat(out, "; ")
 end
@@ -1081,7 +1116,16 @@ end
 -- characters that would end the quotes or the header line are percent-
 -- encoded, as browsers do.
 local function part_name(v)
-  return (tostring(v):gsub('[%c"]', function(c) return ("%%%02X"):format(c:byte()) end))
+  return (tostring(v):gsub('[%c"]', pct_byte))
+end
+
+-- A file as a request body source, read from where it stands.
+local function file_source(f)
+  local start = f:seek("cur")
+  local size = f:seek("end")
+  f:seek("set", start)
+  return { next = function() return f:read(65536) end, length = size and start and size - start, file = true,
+           rewind = function() f:seek("set", start) end }
 end
 
 -- Builds a request body from o's body, json, form and files options.
@@ -1130,12 +1174,7 @@ local function request_body(o, headers)
     if type(body) == "function" then
       body = { next = body }
     elseif io.type(body) == "file" then
-      local f = body
-      local start = f:seek("cur")
-      local size = f:seek("end")
-      f:seek("set", start)
-      body = { next = function() return f:read(65536) end, length = size and start and size - start, file = true,
-               rewind = function() f:seek("set", start) end }
+      body = file_source(body)
     else
       error("body must be a string, a function returning chunks, or a file", 4)
     end
@@ -1143,25 +1182,36 @@ local function request_body(o, headers)
   return body
 end
 
--- One exchange, repeated on failures worth repeating (idempotent methods,
--- and only with a body that can be sent again).
+-- One exchange, with the session's cookies, the proxy and the trace.
+local function attempt_once(st, m, url_t)
+  local headers, jar = st.headers, st.jar
+  -- The caller's Cookie header goes to the first origin only; the
+  -- session's jar decides per URL.
+  local jc = jar and jar:header(url_t)
+  local uc = st.user_cookie and origin(url_t) == st.auth_origin and st.user_cookie or nil
+  headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
+  st.proxy_url = proxy_for(url_t, st.proxy)
+  if st.trace then trace_request(m, url_t, headers) end
+  local res, err = exchange(st.pool, m, url_t, headers, st.body, st)
+  if res and st.trace then trace_response(res) end
+  if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
+  return res, err
+end
+
+-- Whether the outcome of try n (from 0) is worth another.
+local function retry_worthy(st, m, n, res, err)
+  return n < st.retries and IDEMPOTENT[m] and st.replayable and
+    ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
+end
+
+-- The exchange, repeated on failures worth repeating (idempotent methods,
+-- and only with a body that can be sent again). Loops on the request path
+-- run only when they must: one entered on every request stops LuaJIT
+-- compiling that path.
 local function attempt(st, m, url_t)
-  local headers, jar, retries = st.headers, st.jar, st.retries
+  local res, err = attempt_once(st, m, url_t)
   local n = 0
-  while true do
-    -- The caller's Cookie header goes to the first origin only; the
-    -- session's jar decides per URL.
-    local jc = jar and jar:header(url_t)
-    local uc = st.user_cookie and origin(url_t) == st.auth_origin and st.user_cookie or nil
-    headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
-    st.proxy_url = proxy_for(url_t, st.proxy)
-    if st.trace then trace_request(m, url_t, headers) end
-    local res, err = exchange(st.pool, m, url_t, headers, st.body, st)
-    if res and st.trace then trace_response(res) end
-    if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
-    local again = n < retries and IDEMPOTENT[m] and st.replayable and
-      ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
-    if not again then return res, err end
+  while retry_worthy(st, m, n, res, err) do
     if type(st.body) == "table" then st.body.rewind() end
     local delay = backoff(n)
     if res then
@@ -1171,45 +1221,56 @@ local function attempt(st, m, url_t)
     local ok, serr = lurk.sleep(delay)
     if not ok then return nil, serr end
     n = n + 1
+    res, err = attempt_once(st, m, url_t)
   end
+  return res, err
+end
+
+-- Hop n (from 0) of a request: the response; or nil, err; or nil, nil,
+-- true when it was redirected to st.u (and st.method) for the next hop.
+local function hop(st, n)
+  local max_redirects, headers, u, method = st.max_redirects, st.headers, st.u, st.method
+  if st.auth and origin(u) == st.auth_origin then headers.Authorization = st.auth else headers.Authorization = nil end
+  local res, err = attempt(st, method, u)
+  if not res then return nil, err end
+  local location = rawget(res.headers, "location")
+  local follow = location and REDIRECT[res.status] and max_redirects > 0
+  local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
+  if follow and resend and type(st.body) == "table" then
+    if st.body.rewind then st.body.rewind() else follow = false end   -- a consumed stream cannot be sent again
+  end
+  if not follow and st.stream then return res end
+  -- Read the body (a redirect's too, so its connection can be reused).
+  res, err = buffer_body(res)
+  if not res then return nil, err end
+  if not follow then return res end
+  if n == max_redirects then
+    return nil, mkerror { kind = "limit", phase = "read", url = res.url,
+      message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }
+  end
+  local nu = resolve(location, u)
+  if not nu then
+    return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
+      message = "redirect to an unusable location: " .. location }
+  end
+  if not resend then
+    if method ~= "HEAD" then st.method = "GET" end
+    st.body = nil
+    headers["Content-Type"] = nil
+  end
+  st.u = nu
+  return nil, nil, true
 end
 
 -- The request with its redirects.
 local function run(st)
-  local max_redirects, headers = st.max_redirects, st.headers
-  local u, method = st.u, st.method
-  for hop = 0, max_redirects do
-    if st.auth and origin(u) == st.auth_origin then headers.Authorization = st.auth else headers.Authorization = nil end
-    local res, err = attempt(st, method, u)
-    if not res then return nil, err end
-    local location = rawget(res.headers, "location")
-    local follow = location and REDIRECT[res.status] and max_redirects > 0
-    local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
-    if follow and resend and type(st.body) == "table" then
-      if st.body.rewind then st.body.rewind() else follow = false end   -- a consumed stream cannot be sent again
-    end
-    if not follow and st.stream then return res end
-    -- Read the body (a redirect's too, so its connection can be reused).
-    res, err = buffer_body(res)
-    if not res then return nil, err end
-    if not follow then return res end
-    if hop == max_redirects then
-      return nil, mkerror { kind = "limit", phase = "read", url = res.url,
-        message = ("more than %d redirects (last: %d to %s)"):format(max_redirects, res.status, location) }
-    end
-    local nu = resolve(location, u)
-    if not nu then
-      return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
-        message = "redirect to an unusable location: " .. location }
-    end
-    if not resend then
-      if method ~= "HEAD" then method = "GET" end
-      st.body = nil
-      headers["Content-Type"] = nil
-    end
-    u = nu
-    st.u = u
+  local res, err, more = hop(st, 0)
+  local n = 0
+  while more do
+    n = n + 1
+    res, err, more = hop(st, n)
   end
+  return res, err
 end
 
 -- Request states are reused (a request allocates none once the program
@@ -1226,7 +1287,7 @@ local function new_state(session, u, method, o)
     st = { session = false, pool = false, jar = false, u = false, method = false, headers = false,
       stream = false, max_body = false, decompress = false, tls = false, body = false,
       replayable = false, user_auth = false, user_cookie = false, auth = false, auth_origin = false,
-      has_accept_encoding = false, expect = false, close = false, connect_timeout = false,
+      has_accept_encoding = false, plain = false, expect = false, close = false, connect_timeout = false,
       read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
       trace = false, spare_headers = {} }
   end
@@ -1242,8 +1303,7 @@ end
 
 local function free_state(st)
   if nfree >= 64 then return end
-  local h = st.spare_headers
-  for k in next, h do h[k] = nil end
+  tclear(st.spare_headers)
   st.session, st.pool, st.jar, st.u, st.headers, st.tls, st.body = false, false, false, false, false, false, false
   st.user_auth, st.user_cookie, st.auth, st.proxy, st.proxy_url = false, false, false, false, false
   nfree = nfree + 1
@@ -1267,13 +1327,12 @@ local function do_request(session, o, method, url)
     local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
     -- A string query goes into the request line: spaces and control
     -- characters (CR, LF) are percent-encoded, never sent raw.
-    q = q:gsub("[%s%c]", function(c) return ("%%%02X"):format(c:byte()) end)
+    q = q:gsub("[%s%c]", pct_byte)
     if q ~= "" then
-      local t = {}
-      for k, v in pairs(u) do t[k] = v end   -- u may be the parse cache's: not ours to change
-      t.target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q
-      t.url = nil
-      u = t
+      -- A URL of its own (u may be the parse cache's), without the strings
+      -- derived from the old target.
+      u = { scheme = u.scheme, host = u.host, port = u.port, userinfo = u.userinfo,
+            target = u.target .. (u.target:find("?", 1, true) and "&" or "?") .. q }
     end
   end
 
@@ -1300,6 +1359,8 @@ local function do_request(session, o, method, url)
 
   local total, connect_t, read_t = timeouts(o.timeout == nil and session.timeout or o.timeout)
   if st.decompress and not st.has_accept_encoding then headers["Accept-Encoding"] = "gzip, deflate" end
+  -- Only Accept-Encoding in headers, so far (see plain_head).
+  st.plain = st.decompress and not session.headers and not o.headers and body == nil
   st.connect_timeout, st.read_timeout = connect_t or total, read_t or total
   local max_redirects = o.redirects
   if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end

@@ -7,13 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lurk_buf_reserve(struct lurk_buf *b, size_t room)
+/* lurk_buf_reserve's slow path: compact, or grow. */
+int lurk_buf_make_room(struct lurk_buf *b, size_t room)
 {
     size_t len = lurk_buf_len(b), cap;
     char *p;
 
-    if (lurk_buf_room(b) >= room)
-        return 0;
     if (b->rpos > 0 && b->cap - len >= room) {
         memmove(b->data, b->data + b->rpos, len);
         b->rpos = 0;

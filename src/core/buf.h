@@ -20,11 +20,18 @@ static inline char *lurk_buf_head(const struct lurk_buf *b) { return b->data + b
 static inline char *lurk_buf_tail(const struct lurk_buf *b) { return b->data + b->wpos; }
 static inline size_t lurk_buf_room(const struct lurk_buf *b) { return b->cap - b->wpos; }
 
+int lurk_buf_make_room(struct lurk_buf *b, size_t room);
+
 /*
  * Makes at least `room` bytes writable after wpos, moving unread bytes to the
  * front before growing. Returns 0 or -ENOMEM (the buffer is unchanged then).
+ * Inline for the usual case, room already there (the parser calls it for
+ * every piece of a response head).
  */
-int lurk_buf_reserve(struct lurk_buf *b, size_t room);
+static inline int lurk_buf_reserve(struct lurk_buf *b, size_t room)
+{
+    return lurk_buf_room(b) >= room ? 0 : lurk_buf_make_room(b, room);
+}
 
 /* Marks n bytes at the tail as written / n bytes at the head as consumed. */
 static inline void lurk_buf_commit(struct lurk_buf *b, size_t n) { b->wpos += n; }

@@ -7,8 +7,9 @@
  * point straight into the caller's input: the only copy is of the head.
  *
  * The head is kept as one buffer of names and values, each piece appended as
- * llhttp hands it over (a header may arrive split across reads); headers are
- * offsets into it, so growing the buffer never invalidates them.
+ * llhttp hands it over (a header may arrive split across reads), names in
+ * lower case; headers are offsets into it, so growing the buffer never
+ * invalidates them.
  */
 #include "http/h1.h"
 #include "core/error.h"
@@ -38,6 +39,21 @@ static int append(struct lurk_h1 *h, const char *at, size_t len)
     }
     memcpy(lurk_buf_tail(&h->head), at, len);
     lurk_buf_commit(&h->head, len);
+    return 0;
+}
+
+/* A piece of a header name, kept in lower case: Lua sees the names so,
+ * and comparing them needs no case folding. */
+static int append_name(struct lurk_h1 *h, const char *at, size_t len)
+{
+    char *out;
+    int rc = append(h, at, len);
+
+    if (rc < 0 || len == 0)
+        return rc;
+    out = lurk_buf_tail(&h->head) - len;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
     return 0;
 }
 
@@ -85,7 +101,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         h->in_value = false;
     }
     h->hdr[h->nhdr - 1].name_len += len;
-    return append(h, at, len);
+    return append_name(h, at, len);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)

@@ -23,7 +23,7 @@
 #define LURK_STR(x) LURK_STR_(x)
 
 struct lurk_h1_header {
-    size_t name, name_len, value, value_len;   /* offsets into head */
+    size_t name, name_len, value, value_len;   /* offsets into head; names in lower case */
 };
 
 enum lurk_h1_event {

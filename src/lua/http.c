@@ -320,7 +320,7 @@ static int l_head(lua_State *L)
     bool chunked = lua_toboolean(L, 6);
     const char *ua = luaL_checklstring(L, 7, &ualen);
     const char *extra = luaL_optlstring(L, 8, "", &xlen);
-    char num[32] = "", *out, *p;
+    char num[32] = "", small[1024], *out, *p;
     int seen = 0, nlen = 0;
 
     lua_settop(L, 8);                 /* slot 5 takes the scratch buffer below */
@@ -340,7 +340,9 @@ static int l_head(lua_State *L)
     if (chunked && !(seen & H_TE))
         total += sizeof "Transfer-Encoding: chunked\r\n" - 1;
 
-    out = lua_newuserdata(L, total);  /* scratch, collected with the rest */
+    /* Most heads fit the stack; a bigger one gets scratch memory that is
+     * collected with the rest. */
+    out = total <= sizeof small ? small : lua_newuserdata(L, total);
     p = put(out, method, mlen);
     p = put(p, " ", 1);
     p = put(p, target, tlen);
@@ -351,7 +353,8 @@ static int l_head(lua_State *L)
         p = put(p, "\r\n", 2);
     }
     p = put(p, extra, xlen);
-    lua_replace(L, 5);                /* keep the scratch below lua_next's slots */
+    if (out != small)
+        lua_replace(L, 5);            /* keep the scratch below lua_next's slots */
     p += header_fields(L, p, &seen);
     if (!(seen & H_UA)) {
         p = put(p, "User-Agent: ", 12);

@@ -378,24 +378,19 @@ static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
     return n;
 }
 
-/* headers[name] = value with the name in lower case; a repeated field is
- * joined with ", " and all its values listed in repeated[name] (the table
- * at index rep, created on the first repeat). */
-static void set_header(lua_State *L, int hdrs, int *rep, const char *name, size_t nlen,
+/* headers[name] = value (the parser keeps names in lower case); a
+ * repeated field is joined with ", " and all its values listed in
+ * repeated[name] (the table at index rep, created on the first repeat). A
+ * name known to be the first of its kind (!maybe_repeat) is stored
+ * without a look first. */
+static void set_header(lua_State *L, int hdrs, int *rep, bool maybe_repeat, const char *name, size_t nlen,
                        const char *value, size_t vlen)
 {
-    char low[128];
-    luaL_Buffer lb;
-
-    if (nlen <= sizeof low) {
-        for (size_t i = 0; i < nlen; i++)
-            low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-        lua_pushlstring(L, low, nlen);
-    } else {
-        luaL_buffinit(L, &lb);
-        for (size_t i = 0; i < nlen; i++)
-            luaL_addchar(&lb, (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]));
-        luaL_pushresult(&lb);
+    lua_pushlstring(L, name, nlen);
+    if (!maybe_repeat) {
+        lua_pushlstring(L, value, vlen);
+        lua_rawset(L, hdrs);
+        return;
     }
     lua_pushvalue(L, -1);
     lua_rawget(L, hdrs);              /* name, previous */
@@ -430,6 +425,21 @@ static void set_header(lua_State *L, int hdrs, int *rep, const char *name, size_
     lua_rawset(L, hdrs);
 }
 
+/* Whether header i's name came earlier too. (Responses with very many
+ * headers skip the quadratic check: any name may repeat.) */
+static bool name_seen_before(const struct lurk_h1 *h, int i)
+{
+    const char *hd = h->head.data, *name = hd + h->hdr[i].name;
+    size_t len = h->hdr[i].name_len;
+
+    if (h->nhdr > 64)
+        return true;
+    for (int j = 0; j < i; j++)
+        if (h->hdr[j].name_len == len && memcmp(hd + h->hdr[j].name, name, len) == 0)
+            return true;
+    return false;
+}
+
 /* The whole response is in: its seven results. */
 static int http_done(lua_State *L, struct sock *k, bool closed)
 {
@@ -443,7 +453,7 @@ static int http_done(lua_State *L, struct sock *k, bool closed)
     hdrs = lua_gettop(L);
     lua_pushnil(L);                   /* becomes the repeated-fields table */
     for (int i = 0; i < h->nhdr; i++)
-        set_header(L, hdrs, &rep, hd + h->hdr[i].name, h->hdr[i].name_len,
+        set_header(L, hdrs, &rep, name_seen_before(h, i), hd + h->hdr[i].name, h->hdr[i].name_len,
                    h->hdr[i].value_len ? hd + h->hdr[i].value : "", h->hdr[i].value_len);
     lua_pushlstring(L, lurk_buf_len(&k->body) ? lurk_buf_head(&k->body) : "", lurk_buf_len(&k->body));
     lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
