@@ -588,6 +588,7 @@ function Reader:wait_continue()
 end
 
 local NO_SETUP = { dns = 0, connect = 0, tls = 0 }   -- a pooled connection's setup times
+local read_timeouts = setmetatable({}, { __mode = "k" })   -- sock -> its read timeout
 
 -- A connection's TLS facts do not change once it is up: asked of the socket
 -- once (each ask builds a table), then shared by its responses.
@@ -606,13 +607,12 @@ end
 -- connection may be reused; or nil, err, whether any response had come.
 local function exchange_whole(sock, request, method, opts, u, ct, t0)
   local parser = parsers[sock]
-  if parser then
-    parser:reset(method == "HEAD")
-  else
+  if not parser then
     parser = C._parser(method == "HEAD")
     parsers[sock] = parser
   end
-  local status, reason, hdrs, body, keep, first, repeated = http_exchange(sock, request, parser, opts.max_body)
+  local status, reason, hdrs, body, keep, first, repeated =
+    http_exchange(sock, request, parser, opts.max_body, method == "HEAD")   -- (resets the parser)
   if not status then return nil, reason, reason.response_started end
   setmetatable(hdrs, Headers)
   if repeated then lists[hdrs] = repeated end
@@ -678,7 +678,12 @@ local function exchange_once(pool, method, u, headers, body, opts, t0, first)
   local sock, key, reused = pool:checkout(u, opts)
   if not sock then return nil, key end
   local ct = reused and NO_SETUP or sock.timings
-  if opts.read_timeout then settimeout(sock, opts.read_timeout) end
+  -- Each request's own read timeout (none: false), set only on a change.
+  local read_timeout = opts.read_timeout or false
+  if read_timeouts[sock] ~= read_timeout then
+    settimeout(sock, read_timeout)
+    read_timeouts[sock] = read_timeout
+  end
   local blen = type(body) == "string" and #body or (body and body.length)
   local head
   if opts.plain and not opts.proxy_url and headers.Authorization == nil and headers.Cookie == nil then

@@ -254,6 +254,19 @@ void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max
     h->max_headers = max_headers;
 }
 
+void lurk_h1_reset(struct lurk_h1 *h, bool head_request)
+{
+    struct lurk_buf head = h->head;
+    struct lurk_h1_header *hdr = h->hdr;
+    int cap = h->cap;
+
+    lurk_buf_consume(&head, lurk_buf_len(&head));
+    lurk_h1_init(h, head_request, h->max_head, h->max_headers);
+    h->head = head;
+    h->hdr = hdr;
+    h->cap = cap;
+}
+
 void lurk_h1_fini(struct lurk_h1 *h)
 {
     lurk_buf_fini(&h->head);

@@ -58,6 +58,9 @@ struct lurk_h1 {
  * extensions of each chunk header; max_headers bounds the headers' count. */
 void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers);
 void lurk_h1_fini(struct lurk_h1 *h);
+/* Ready for the next response on the same connection, keeping the
+ * buffers (no allocation per response) and limits. */
+void lurk_h1_reset(struct lurk_h1 *h, bool head_request);
 
 /*
  * Parses from data[0..len). Returns an event (>= 0) and sets *used to the

@@ -94,11 +94,9 @@ static void write_cancel(void *ud)
 static void write_release(void *ud)
 {
     struct file *f = ud;
-    lua_State *L = f->rt->L;
-
     f->writer = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, f->data_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, f->self_ref);
+    lurk_unpin(f->rt, f->data_ref);
+    lurk_unpin(f->rt, f->self_ref);
     f->data_ref = f->self_ref = LUA_NOREF;
 }
 
@@ -128,10 +126,8 @@ static int file_write(lua_State *L)
     f->len = len;
     f->done = 0;
     f->writer = t;
-    lua_pushvalue(L, 2);
-    f->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, 1);
-    f->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    f->data_ref = lurk_pin(f->rt, L, 2);
+    f->self_ref = lurk_pin(f->rt, L, 1);
     submit(f);
     return lurk_task_wait(L, t, &write_waiter, f);
 }
@@ -227,7 +223,7 @@ static void read_release(void *ud)
 {
     struct fdread *r = ud;
 
-    luaL_unref(r->rt->L, LUA_REGISTRYINDEX, r->self_ref);
+    lurk_unpin(r->rt, r->self_ref);
 }
 
 static const struct lurk_waiter read_waiter = { read_results, read_cancel, read_release };
@@ -250,7 +246,8 @@ static int l_read_fd(lua_State *L)
     r = lua_newuserdata(L, sizeof *r + (size_t)max);
     r->rt = lurk_rt_get(L);
     r->cap = (size_t)max;
-    r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* the buffer outlives this call */
+    r->self_ref = lurk_pin(r->rt, L, -1);   /* the buffer outlives this call */
+    lua_pop(L, 1);
     sqe = lurk_loop_sqe(r->rt->loop, 1);
     /* offset -1: read at the file position, as read(2) does on pipes/ttys */
     io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->cap, (uint64_t)-1);

@@ -112,19 +112,7 @@ static int parser_finish(lua_State *L)
 /* p:reset(is_head): ready for the next response on the same connection */
 static int parser_reset(lua_State *L)
 {
-    struct lurk_h1 *h = check_parser(L);
-    struct lurk_buf head = h->head;
-    struct lurk_h1_header *hdr = h->hdr;
-    int cap = h->cap;
-    size_t max_head = h->max_head;
-    int max_headers = h->max_headers;
-
-    /* Keep the head buffer and header array: no allocation per request. */
-    lurk_buf_consume(&head, lurk_buf_len(&head));
-    lurk_h1_init(h, lua_toboolean(L, 2), max_head, max_headers);
-    h->head = head;
-    h->hdr = hdr;
-    h->cap = cap;
+    lurk_h1_reset(check_parser(L), lua_toboolean(L, 2));
     return 0;
 }
 

@@ -118,6 +118,48 @@ static int open_modules(lua_State *L)
     return 0;
 }
 
+int lurk_pin(struct lurk_rt *rt, lua_State *L, int idx)
+{
+    int pin = rt->nfree_pins > 0 ? rt->free_pins[--rt->nfree_pins] : ++rt->npins;
+
+    if (idx < 0 && idx > LUA_REGISTRYINDEX)
+        idx--;                        /* the pins table goes on top first */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pins_ref);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, pin);
+    lua_pop(L, 1);
+    return pin;
+}
+
+void lurk_pinned(struct lurk_rt *rt, lua_State *L, int pin)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pins_ref);
+    lua_rawgeti(L, -1, pin);
+    lua_remove(L, -2);
+}
+
+void lurk_unpin(struct lurk_rt *rt, int pin)
+{
+    lua_State *L = rt->L;
+
+    if (pin <= 0)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pins_ref);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, pin);
+    lua_pop(L, 1);
+    if (rt->nfree_pins == rt->cap_free_pins) {
+        int cap = rt->cap_free_pins ? 2 * rt->cap_free_pins : 64;
+        int *n = realloc(rt->free_pins, (size_t)cap * sizeof *n);
+
+        if (!n)
+            return;                   /* the slot stays unused: nothing leaks but a number */
+        rt->free_pins = n;
+        rt->cap_free_pins = cap;
+    }
+    rt->free_pins[rt->nfree_pins++] = pin;
+}
+
 int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o, char **errmsg)
 {
     struct lurk_rt *rt = calloc(1, sizeof *rt);
@@ -127,6 +169,7 @@ int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o
     *errmsg = NULL;
     if (!rt)
         return -ENOMEM;
+    rt->pins_ref = LUA_NOREF;
     rt->ktls = o->ktls >= 0 ? o->ktls : (int)lurk_ktls_policy_env();
     rc = lurk_loop_new(&rt->loop, 4096);
     if (rc < 0)
@@ -144,6 +187,8 @@ int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o
         goto fail;
     }
     lurk_rt_set_key(rt->L, rt);
+    lua_createtable(rt->L, 64, 0);
+    rt->pins_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
     lua_pushcfunction(rt->L, open_modules);
     lua_pushboolean(rt->L, o->globals);
     lua_pushlightuserdata(rt->L, (void *)o);
@@ -165,6 +210,8 @@ void lurk_rt_free(struct lurk_rt *rt)
     if (!rt)
         return;
     rt->closing = true;
+    if (rt->upbox)
+        *rt->upbox = NULL;            /* lurk.* functions may outlive us */
     lurk_rt_release_tasks(rt);
     if (rt->loop && lurk_loop_drain(rt->loop) < 0) {
         /* The kernel still holds ops into Lua strings and socket buffers:
@@ -178,7 +225,9 @@ void lurk_rt_free(struct lurk_rt *rt)
         lua_close(rt->L);
     } else if (rt->L) {
         lurk_rt_set_key(rt->L, NULL);  /* the host's state outlives us */
+        luaL_unref(rt->L, LUA_REGISTRYINDEX, rt->pins_ref);
     }
+    free(rt->free_pins);
     lurk_resolver_close(rt->resolver);
     lurk_loop_free(rt->loop);
     lurk_tls_ctx_free(rt->tls);

@@ -166,13 +166,28 @@ struct lurk_rt *lurk_rt_get(lua_State *L)
     return rt;
 }
 
-struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
+struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn)
 {
-    struct lurk_rt *rt = lurk_rt_get(L);
-
     if (!rt || !rt->current)
         luaL_error(L, "%s must be called from a task (the main chunk is one; see lurk.spawn)", fn);
     return rt->current;
+}
+
+struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
+{
+    return lurk_rt_task(L, lurk_rt_get(L), fn);
+}
+
+/* The runtime of a lurk.* function, from the box in its upvalue
+ * (lurk_lua_open_task; emptied when the runtime is freed): no registry
+ * lookup on calls made per request. */
+static struct lurk_rt *upvalue_rt(lua_State *L)
+{
+    struct lurk_rt *rt = *(struct lurk_rt **)lua_touserdata(L, lua_upvalueindex(1));
+
+    if (!rt)
+        luaL_error(L, "the lurk runtime is closed");
+    return rt;
 }
 
 /* ---- finishing and joining ---- */
@@ -182,7 +197,7 @@ static int push_results(lua_State *L, struct lurk_task *t)
 {
     int n;
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref);
+    lurk_pinned(t->rt, L, t->result_ref);
     lua_getfield(L, -1, "n");
     n = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -270,8 +285,9 @@ static void finish(struct lurk_task *t, int status)
     }
     lua_pushinteger(L, n + 1);
     lua_setfield(L, -2, "n");
-    t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+    t->result_ref = lurk_pin(rt, L, -1);
+    lua_pop(L, 1);
+    lurk_unpin(rt, t->co_ref);
     t->co_ref = LUA_NOREF;
     t->co = NULL;
     t->state = T_DONE;
@@ -373,9 +389,10 @@ struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, boo
     co = lua_newthread(L);
     lua_insert(L, -(nargs + 2));      /* the thread goes under function and args */
     lua_xmove(L, co, nargs + 1);
-    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    t->result_ref = LUA_NOREF;
     t->rt = rt;
+    t->co_ref = lurk_pin(rt, L, -1);
+    lua_pop(L, 1);
+    t->result_ref = LUA_NOREF;
     t->co = co;
     t->nargs = nargs;
     t->fatal = fatal;
@@ -500,7 +517,7 @@ static int park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when,
 static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
-    struct lurk_task *t = lurk_lua_task(L, "lurk.sleep");
+    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.sleep");
     int64_t end, d;
     int rc = lurk_task_check(t);
 
@@ -525,7 +542,7 @@ static int l_sleep(lua_State *L)
 /* lurk._park([timeout]) -> values given to lurk._unpark | nil, err */
 static int l_park(lua_State *L)
 {
-    struct lurk_task *t = lurk_lua_task(L, "lurk._park");
+    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk._park");
     double timeout = luaL_optnumber(L, 1, 0);
     int rc = lurk_task_check(t);
 
@@ -555,7 +572,7 @@ static int l_unpark(lua_State *L)
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    lurk_rt_spawn(lurk_rt_get(L), L, lua_gettop(L) - 1, false);
+    lurk_rt_spawn(upvalue_rt(L), L, lua_gettop(L) - 1, false);
     return 1;
 }
 
@@ -567,7 +584,7 @@ static int l_spawn(lua_State *L)
  */
 static int l_run(lua_State *L)
 {
-    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_rt *rt = upvalue_rt(L);
     struct lurk_task *t = NULL;
     int rc, n;
 
@@ -596,8 +613,8 @@ static int l_run(lua_State *L)
 /* lurk.current() -> the running task, or nil outside tasks */
 static int l_current(lua_State *L)
 {
-    struct lurk_rt *rt = lurk_rt_get(L);
-    struct lurk_task *t = rt ? rt->current : NULL, **box;
+    struct lurk_rt *rt = upvalue_rt(L);
+    struct lurk_task *t = rt->current, **box;
 
     if (!t)
         return 0;
@@ -615,7 +632,7 @@ static int l_current(lua_State *L)
  * calls, ops submitted and completions reaped since the runtime started. */
 static int l_stats(lua_State *L)
 {
-    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_rt *rt = upvalue_rt(L);
     struct lurk_loop_stats st;
 
     lurk_loop_stats(rt->loop, &st);
@@ -644,7 +661,7 @@ static int l_now(lua_State *L)
  * Without an argument only reads it. */
 static int l_deadline(lua_State *L)
 {
-    struct lurk_task *t = lurk_lua_task(L, "lurk.timeout");
+    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.timeout");
     int64_t old = t->deadline;
 
     if (lua_gettop(L) >= 1)
@@ -717,7 +734,7 @@ static int task_gc(lua_State *L)
         return 0;
     *box = NULL;
     if (--t->objects == 0 && t->result_ref != LUA_NOREF && !t->rt->closing) {
-        luaL_unref(L, LUA_REGISTRYINDEX, t->result_ref);
+        lurk_unpin(t->rt, t->result_ref);
         t->result_ref = LUA_NOREF;
     }
     task_unref(t);
@@ -758,6 +775,7 @@ void lurk_lua_open_task(lua_State *L)
         { "_deadline", l_deadline },
         { NULL, NULL },
     };
+    struct lurk_rt *rt;
 
     luaL_newmetatable(L, TASK_MT);
     lua_newtable(L);
@@ -771,7 +789,10 @@ void lurk_lua_open_task(lua_State *L)
     lua_setfield(L, -2, "__eq");
     lua_pop(L, 1);
 
-    luaL_register(L, NULL, funcs);
+    rt = lurk_rt_get(L);
+    rt->upbox = lua_newuserdata(L, sizeof *rt->upbox);
+    *rt->upbox = rt;
+    luaL_openlib(L, NULL, funcs, 1);
     lua_pushlightuserdata(L, &yield_key);
     lua_setfield(L, -2, "_yield");
 }

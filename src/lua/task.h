@@ -49,6 +49,9 @@ struct lurk_rt {
     char *errmsg;                     /* its message and traceback */
     bool owns_L;                      /* false: a host's state (require "lurk") */
     int ktls;                         /* default enum lurk_ktls_policy */
+    struct lurk_rt **upbox;           /* the lurk.* functions' upvalue */
+    int pins_ref;                     /* the pins table (lurk_pin) */
+    int *free_pins, nfree_pins, cap_free_pins, npins;
 };
 
 struct lurk_rt_opts {
@@ -70,8 +73,22 @@ void lurk_rt_free(struct lurk_rt *rt);
 /* The runtime of a Lua state set up by lurk_rt_new, or NULL. */
 struct lurk_rt *lurk_rt_get(lua_State *L);
 
-/* The running task; raises a Lua error naming fn when called outside one. */
+/*
+ * Pins keep a Lua value alive while C needs it (a string the kernel is
+ * sending, a socket with an operation in flight), like luaL_ref but cheaper
+ * on the request path: slots of one array, free slots on a C stack.
+ * lurk_pin pins the value at idx and returns the pin (> 0); lurk_pinned
+ * pushes a pinned value; lurk_unpin lets it go (pins <= 0, LUA_NOREF, are
+ * ignored).
+ */
+int lurk_pin(struct lurk_rt *rt, lua_State *L, int idx);
+void lurk_pinned(struct lurk_rt *rt, lua_State *L, int pin);
+void lurk_unpin(struct lurk_rt *rt, int pin);
+
+/* The running task; raises a Lua error naming fn when called outside one.
+ * lurk_rt_task is the same for a runtime already at hand (a socket's). */
 struct lurk_task *lurk_lua_task(lua_State *L, const char *fn);
+struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn);
 
 /*
  * Spawns the function at L's index -(nargs + 1) with the nargs values above

@@ -9,18 +9,19 @@
  *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated
  *        | nil, err (err.response_started: whether any byte had come)
  *       one whole HTTP response, parsed in C (lua/http.lua's buffered path)
- *   sock:_http_exchange(request, parser, max_body) -> the same
+ *   sock:_http_exchange(request, parser, max_body [, is_head]) -> the same
  *       sends the request, then reads the response: one wait for both
+ *       (with is_head, the parser is reset for the response first)
  *
  * One task may receive while another sends; a second concurrent reader (or
  * writer) is a programming error and raises. A receive reads into the
  * connection's buffer until its pattern is satisfied, re-arming from its
  * results function, so it costs one yield however many reads it takes.
  *
- * The userdata owns one reference to the C socket and is anchored in the
- * registry while an operation runs, so a socket the script dropped stays
- * alive until its operations have completed. A sent string stays pinned by a
- * registry reference until the kernel is done with it.
+ * The userdata owns one reference to the C socket and is pinned (lurk_pin)
+ * while an operation runs, so a socket the script dropped stays alive until
+ * its operations have completed. A sent string stays pinned until the
+ * kernel is done with it.
  */
 #include "lua/tcp.h"
 #include "lua/error.h"
@@ -83,15 +84,14 @@ static struct sock *check_sock(lua_State *L, int idx)
 static void anchor(lua_State *L, struct sock *k, int idx)
 {
     if (k->anchors++ == 0) {
-        lua_pushvalue(L, idx);
-        k->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        k->self_ref = lurk_pin(k->rt, L, idx);
     }
 }
 
 static void unanchor(struct sock *k)
 {
     if (--k->anchors == 0) {
-        luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->self_ref);
+        lurk_unpin(k->rt, k->self_ref);
         k->self_ref = LUA_NOREF;
     }
 }
@@ -143,7 +143,7 @@ static int connect_results(lua_State *L, void *ud, int res)
         k->handshaking = false;
         k->st = lurk_tls_stream(k->tls);
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, k->self_ref);
+    lurk_pinned(k->rt, L, k->self_ref);
     return 1;
 }
 
@@ -634,7 +634,7 @@ static void receive_release(void *ud)
 
     k->reader = NULL;
     if (k->h1_ref != LUA_NOREF) {
-        luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->h1_ref);
+        lurk_unpin(k->rt, k->h1_ref);
         k->h1_ref = LUA_NOREF;
         k->h1 = NULL;
     }
@@ -676,7 +676,7 @@ static struct sock *check_open(lua_State *L)
 static int sock_receive(lua_State *L)
 {
     struct sock *k = check_open(L);
-    struct lurk_task *t = lurk_lua_task(L, "sock:receive");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive");
 
     if (lua_isnumber(L, 2)) {
         lua_Number want = lua_tonumber(L, 2);
@@ -710,7 +710,7 @@ static int sock_receive_some(lua_State *L)
 {
     struct sock *k = check_open(L);
     lua_Number max = luaL_optnumber(L, 2, 1 << 20);
-    struct lurk_task *t = lurk_lua_task(L, "sock:receive_some");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive_some");
 
     luaL_argcheck(L, max >= 1, 2, "max must be at least 1");
     if (k->reader)
@@ -729,7 +729,7 @@ static int sock_http_read(lua_State *L)
     struct sock *k = check_open(L);
     struct lurk_h1 *h = luaL_checkudata(L, 2, LURK_H1_MT);
     lua_Number max = luaL_checknumber(L, 3);
-    struct lurk_task *t = lurk_lua_task(L, "sock:_http_read");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:_http_read");
     int n;
 
     if (k->reader)
@@ -753,8 +753,7 @@ static int sock_http_read(lua_State *L)
         k->h1 = NULL;
         return n;
     }
-    lua_pushvalue(L, 2);
-    k->h1_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    k->h1_ref = lurk_pin(k->rt, L, 2);
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &receive_waiter, k);
 }
@@ -763,7 +762,7 @@ static int sock_http_read(lua_State *L)
 static void sent(struct sock *k)
 {
     k->writer = NULL;
-    luaL_unref(k->rt->L, LUA_REGISTRYINDEX, k->data_ref);
+    lurk_unpin(k->rt, k->data_ref);
     k->data_ref = LUA_NOREF;
 }
 
@@ -811,7 +810,7 @@ static void exchange_release(void *ud)
 
 static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_cancel, exchange_release };
 
-/* sock:_http_exchange(request, parser, max_body): see the top of the file.
+/* sock:_http_exchange(request, parser, max_body [, is_head]): see the top of the file.
  * The task resumes once, when the response is in (or something failed). */
 static int sock_http_exchange(lua_State *L)
 {
@@ -820,7 +819,7 @@ static int sock_http_exchange(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &len);
     struct lurk_h1 *h = luaL_checkudata(L, 3, LURK_H1_MT);
     lua_Number max = luaL_checknumber(L, 4);
-    struct lurk_task *t = lurk_lua_task(L, "sock:_http_exchange");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:_http_exchange");
     int rc;
 
     if (k->writer || k->reader)
@@ -830,6 +829,8 @@ static int sock_http_exchange(lua_State *L)
     rc = lurk_task_check(t);
     if (rc < 0)
         return sock_error(L, k, rc, "send");
+    if (!lua_isnoneornil(L, 5))
+        lurk_h1_reset(h, lua_toboolean(L, 5));
     k->rmode = R_HTTP;
     k->h1 = h;
     k->max_body = max > 0 ? (size_t)max : 0;
@@ -843,10 +844,8 @@ static int sock_http_exchange(lua_State *L)
     }
     k->writer = k->reader = t;
     k->exchanging = true;
-    lua_pushvalue(L, 2);              /* pinned until the kernel is done */
-    k->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, 3);
-    k->h1_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    k->data_ref = lurk_pin(k->rt, L, 2);   /* until the kernel is done */
+    k->h1_ref = lurk_pin(k->rt, L, 3);
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &exchange_waiter, k);
 }
@@ -890,7 +889,7 @@ static int sock_send(lua_State *L)
     struct sock *k = check_open(L);
     size_t len;
     const char *p = luaL_checklstring(L, 2, &len);
-    struct lurk_task *t = lurk_lua_task(L, "sock:send");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:send");
     int rc;
 
     if (k->writer)
@@ -907,8 +906,7 @@ static int sock_send(lua_State *L)
         k->writer = NULL;
         return sock_error(L, k, rc, "send");
     }
-    lua_pushvalue(L, 2);              /* pinned until the kernel is done */
-    k->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    k->data_ref = lurk_pin(k->rt, L, 2);   /* until the kernel is done */
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &send_waiter, k);
 }
@@ -918,7 +916,7 @@ static int sock_send(lua_State *L)
 static int sock_starttls(lua_State *L)
 {
     struct sock *k = check_open(L);
-    struct lurk_task *t = lurk_lua_task(L, "sock:starttls");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:starttls");
     const char *name = lurk_tcp_name(k->s);
     char host[300];
     const char *colon;

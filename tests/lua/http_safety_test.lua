@@ -106,6 +106,20 @@ do
   t.eq(seen[3], seen[1], "the third too")
 end
 
+-- A pooled connection takes each request's own read timeout: one asking
+-- for none is not cut off by the timeout of the request before it.
+do
+  local c = http.client()
+  local first = t.ok(c:get(base .. "/get", { timeout = 0.5 }))
+  local t0 = lurk.now()
+  local res = t.ok(c:get(base .. "/delay/1", { timeout = false }))
+  t.eq(res.status, 200, "no timeout: the slow answer arrives")
+  t.ok(lurk.now() - t0 >= 0.9, "it took its second")
+  t.eq(res.headers["x-connection"], first.headers["x-connection"], "on the pooled connection")
+  t.fails("timeout", c:get(base .. "/delay/1", { timeout = 0.3 }))
+  c:close()
+end
+
 -- TLS options are checked: a string is not a boolean.
 t.raises("insecure must be true or false", http.get, "https://localhost:" .. P.https .. "/get",
   { tls = { insecure = "false" } })
