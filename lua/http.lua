@@ -283,6 +283,19 @@ local function proxy_for(u, opt)
   return pu
 end
 
+-- Raises now, if a proxy variable in the environment is unusable, what
+-- proxy_for would raise later (checked once: the environment does not
+-- change). After it, proxy_for(u, nil) never raises.
+local env_proxies_checked = false
+local function check_env_proxies()
+  if env_proxies_checked then return end
+  for _, name in ipairs { "https_proxy", "http_proxy", "all_proxy" } do
+    local p = env(name)
+    if p and p ~= "" then proxy_for({ scheme = "http", host = "" }, p) end
+  end
+  env_proxies_checked = true
+end
+
 local function proxy_error(message, err)
   return mkerror { kind = "proxy", phase = "connect", message = message,
     cause = err, retryable = err and err.retryable or false }
@@ -367,7 +380,8 @@ local function tls_key(tls)
   return concat(keys, ",")
 end
 
-function Pool:checkout(u, opts)
+-- t: the time now (the caller has it).
+function Pool:checkout(u, opts, t)
   local pu = opts.proxy_url
   local key = origin(u)
   if opts.tls ~= nil then key = key .. "|" .. tls_key(opts.tls) end
@@ -385,7 +399,7 @@ function Pool:checkout(u, opts)
     local sock = idle[n]
     idle[n] = nil
     n = n - 1
-    if now() - self.since[sock] < IDLE_TIMEOUT then return sock, key, true end
+    if t - self.since[sock] < IDLE_TIMEOUT then return sock, key, true end
     sock:close()
   end
   local tls = nil
@@ -414,12 +428,13 @@ function Pool:checkout(u, opts)
   return sock, key, false
 end
 
-function Pool:checkin(key, sock, reusable)
+-- t: the time now, if the caller has it.
+function Pool:checkin(key, sock, reusable, t)
   if reusable then
     local idle = self.idle[key]
     if not idle then idle = {}; self.idle[key] = idle end
     idle[#idle + 1] = sock
-    self.since[sock] = now()
+    self.since[sock] = t or now()
   else
     sock:close()
   end
@@ -604,14 +619,15 @@ end
 
 -- Sends a request and reads the whole response, parsed in C
 -- (sock:_http_exchange): res (body in res.body), nil, whether the
--- connection may be reused; or nil, err, whether any response had come.
+-- connection may be reused, the time it ended; or nil, err, whether any
+-- response had come.
 local function exchange_whole(sock, request, method, opts, u, ct, t0)
   local parser = parsers[sock]
   if not parser then
     parser = C._parser(method == "HEAD")
     parsers[sock] = parser
   end
-  local status, reason, hdrs, body, keep, first, repeated =
+  local status, reason, hdrs, body, keep, first, repeated, done =
     http_exchange(sock, request, parser, opts.max_body, method == "HEAD")   -- (resets the parser)
   if not status then return nil, reason, reason.response_started end
   setmetatable(hdrs, Headers)
@@ -629,6 +645,7 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
       end
       if not out then return nil, zerr, true end
       body = out
+      done = now()
     end
   end
   -- Tables made from constant templates, then filled: LuaJIT compiles
@@ -637,10 +654,10 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
   local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
     tls = false, timings = false }, Response)
   local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
-  tm.dns, tm.connect, tm.tls, tm.ttfb = ct.dns, ct.connect, ct.tls or 0, first - t0
+  tm.dns, tm.connect, tm.tls, tm.ttfb, tm.total = ct.dns, ct.connect, ct.tls or 0, first - t0, done - t0
   res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
   res.url, res.tls, res.timings = url_string(u), tls_info(sock), tm
-  return res, nil, keep
+  return res, nil, keep, done
 end
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
@@ -670,13 +687,17 @@ local function send_body(sock, body)
   return true
 end
 
--- One try at the exchange: a response (whose body is still to be read when
--- streamed: res._reader), or nil, err, and whether a second try on a fresh
--- connection is in order: a kept-alive connection the server had already
--- dropped, an idempotent request, a body that can be sent again.
-local function exchange_once(pool, method, u, headers, body, opts, t0, first)
-  local sock, key, reused = pool:checkout(u, opts)
-  if not sock then return nil, key end
+-- Sends the request and reads the response (or, streamed, its head:
+-- res._reader reads the body). Returns the response, or nil, err. first:
+-- when a kept-alive connection the server had already dropped fails it (an
+-- idempotent request, a body that can be sent again), it goes once more on
+-- a fresh connection.
+local function exchange(pool, method, u, headers, body, opts, t0, first)
+  local sock, key, reused = pool:checkout(u, opts, t0)
+  if not sock then
+    key.url = key.url or url_string(u)
+    return nil, key
+  end
   local ct = reused and NO_SETUP or sock.timings
   -- Each request's own read timeout (none: false), set only on a change.
   local read_timeout = opts.read_timeout or false
@@ -696,14 +717,17 @@ local function exchange_once(pool, method, u, headers, body, opts, t0, first)
   if not opts.stream and (body == nil or small) then
     -- The common case, a buffered response: sent, read and parsed in C,
     -- with one wait.
-    local res, err, keep = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
+    local res, err, keep, done = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
     if res then
-      pool:checkin(key, sock, keep and not opts.close)
-      res.timings.total = now() - t0
+      pool:checkin(key, sock, keep and not opts.close, done)
       return res
     end
-    pool:checkin(key, sock, false)       -- keep: whether any response had come
-    return nil, err, first and reused and not keep and IDEMPOTENT[method] and err.kind == "closed"
+    pool:checkin(key, sock, false)
+    if first and reused and not keep and IDEMPOTENT[method] and err.kind == "closed" then   -- keep: any response?
+      return exchange(pool, method, u, headers, body, opts, t0, false)
+    end
+    err.url = err.url or url_string(u)
+    return nil, err
   end
   local ok, err = sock:send(small and (head .. body) or head)
   local r = new_reader(sock, method, opts, t0)
@@ -725,21 +749,13 @@ local function exchange_once(pool, method, u, headers, body, opts, t0, first)
       _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
   end
   pool:checkin(key, sock, false)
-  return nil, err, first and reused and not r.got_any and IDEMPOTENT[method] and err.kind == "closed"
-    and (body == nil or type(body) == "string" or body.rewind ~= nil)
-end
-
--- Sends the request and reads the response head, trying a second time
--- when exchange_once says so. Returns the response, or nil, err.
-local function exchange(pool, method, u, headers, body, opts)
-  local t0 = now()
-  local res, err, again = exchange_once(pool, method, u, headers, body, opts, t0, true)
-  if again then
+  if first and reused and not r.got_any and IDEMPOTENT[method] and err.kind == "closed"
+     and (body == nil or type(body) == "string" or body.rewind ~= nil) then
     if type(body) == "table" then body.rewind() end
-    res, err = exchange_once(pool, method, u, headers, body, opts, t0, false)
+    return exchange(pool, method, u, headers, body, opts, t0, false)
   end
-  if not res then err.url = err.url or url_string(u) end
-  return res, err
+  err.url = err.url or url_string(u)
+  return nil, err
 end
 
 -- Gives the connection back: to the pool if the response ended cleanly.
@@ -1187,8 +1203,12 @@ local function request_body(o, headers)
   return body
 end
 
--- One exchange, with the session's cookies, the proxy and the trace.
-local function attempt_once(st, m, url_t)
+-- Try n (from 0) of one exchange, with the session's cookies, the proxy
+-- and the trace; repeated on failures worth repeating (idempotent methods,
+-- and only with a body that can be sent again). Further tries, like
+-- further hops and second tries, are tail calls: a loop entered on every
+-- request would stop LuaJIT compiling the request path.
+local function attempt(st, m, url_t, n)
   local headers, jar = st.headers, st.jar
   -- The caller's Cookie header goes to the first origin only; the
   -- session's jar decides per URL.
@@ -1197,46 +1217,32 @@ local function attempt_once(st, m, url_t)
   headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
   st.proxy_url = proxy_for(url_t, st.proxy)
   if st.trace then trace_request(m, url_t, headers) end
-  local res, err = exchange(st.pool, m, url_t, headers, st.body, st)
+  local t0 = st.t0 or now()           -- the first try's start is the request's
+  st.t0 = false
+  local res, err = exchange(st.pool, m, url_t, headers, st.body, st, t0, true)
   if res and st.trace then trace_response(res) end
   if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
-  return res, err
-end
-
--- Whether the outcome of try n (from 0) is worth another.
-local function retry_worthy(st, m, n, res, err)
-  return n < st.retries and IDEMPOTENT[m] and st.replayable and
-    ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))
-end
-
--- The exchange, repeated on failures worth repeating (idempotent methods,
--- and only with a body that can be sent again). Loops on the request path
--- run only when they must: one entered on every request stops LuaJIT
--- compiling that path.
-local function attempt(st, m, url_t)
-  local res, err = attempt_once(st, m, url_t)
-  local n = 0
-  while retry_worthy(st, m, n, res, err) do
-    if type(st.body) == "table" then st.body.rewind() end
-    local delay = backoff(n)
-    if res then
-      delay = retry_after(rawget(res.headers, "retry-after")) or delay
-      res:close()
-    end
-    local ok, serr = lurk.sleep(delay)
-    if not ok then return nil, serr end
-    n = n + 1
-    res, err = attempt_once(st, m, url_t)
+  if not (n < st.retries and IDEMPOTENT[m] and st.replayable and
+          ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))) then
+    return res, err
   end
-  return res, err
+  if type(st.body) == "table" then st.body.rewind() end
+  local delay = backoff(n)
+  if res then
+    delay = retry_after(rawget(res.headers, "retry-after")) or delay
+    res:close()
+  end
+  local ok, serr = lurk.sleep(delay)
+  if not ok then return nil, serr end
+  return attempt(st, m, url_t, n + 1)
 end
 
--- Hop n (from 0) of a request: the response; or nil, err; or nil, nil,
--- true when it was redirected to st.u (and st.method) for the next hop.
+-- Hop n (from 0) of a request, and the hops its redirects lead to: the
+-- response, or nil, err.
 local function hop(st, n)
   local max_redirects, headers, u, method = st.max_redirects, st.headers, st.u, st.method
   if st.auth and origin(u) == st.auth_origin then headers.Authorization = st.auth else headers.Authorization = nil end
-  local res, err = attempt(st, method, u)
+  local res, err = attempt(st, method, u, 0)
   if not res then return nil, err end
   local location = rawget(res.headers, "location")
   local follow = location and REDIRECT[res.status] and max_redirects > 0
@@ -1264,18 +1270,7 @@ local function hop(st, n)
     headers["Content-Type"] = nil
   end
   st.u = nu
-  return nil, nil, true
-end
-
--- The request with its redirects.
-local function run(st)
-  local res, err, more = hop(st, 0)
-  local n = 0
-  while more do
-    n = n + 1
-    res, err, more = hop(st, n)
-  end
-  return res, err
+  return hop(st, n + 1)
 end
 
 -- Request states are reused (a request allocates none once the program
@@ -1294,7 +1289,7 @@ local function new_state(session, u, method, o)
       replayable = false, user_auth = false, user_cookie = false, auth = false, auth_origin = false,
       has_accept_encoding = false, plain = false, expect = false, close = false, connect_timeout = false,
       read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
-      trace = false, spare_headers = {} }
+      trace = false, t0 = false, spare_headers = {} }
   end
   -- The request's header table comes with the state, emptied.
   st.session, st.pool, st.jar, st.u, st.method, st.headers = session, session.pool, session.jar, u, method,
@@ -1302,7 +1297,7 @@ local function new_state(session, u, method, o)
   st.stream, st.max_body, st.decompress, st.tls = o.stream, o.max_body or DEFAULT_MAX_BODY, o.decompress ~= false, o.tls
   st.body, st.replayable, st.user_auth, st.user_cookie, st.auth, st.auth_origin = false, false, false, false, false, false
   st.has_accept_encoding, st.expect, st.close, st.connect_timeout, st.read_timeout = false, false, false, false, false
-  st.max_redirects, st.proxy, st.proxy_url, st.retries, st.trace = 0, false, false, 0, false
+  st.max_redirects, st.proxy, st.proxy_url, st.retries, st.trace, st.t0 = 0, false, false, 0, false, false
   return st
 end
 
@@ -1341,7 +1336,7 @@ local function do_request(session, o, method, url)
     end
   end
 
-  -- Per-request state, read by attempt(), run() and exchange().
+  -- Per-request state, read by hop(), attempt() and exchange().
   local st = new_state(session, u, method, o)
   local headers = st.headers
   if session.headers then merge_headers(st, headers, session.headers) end
@@ -1378,7 +1373,11 @@ local function do_request(session, o, method, url)
     proxy = session.proxy
   end
   st.proxy = proxy
-  if proxy == nil then st.proxy = nil end
+  if st.plain then
+    -- What could raise inside the request, checked before it starts.
+    check_env_proxies()
+    proxy_for(u, proxy)
+  end
   local retries = o.retries
   if retries == nil then retries = session.retries or 0 end
   if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end
@@ -1386,12 +1385,23 @@ local function do_request(session, o, method, url)
   st.trace = o.trace or trace_http
 
   if total then
-    -- The total deadline over everything run() waits on (lurk.timeout's
+    -- The total deadline over everything hop() waits on (lurk.timeout's
     -- logic, without its per-call closures and tables).
-    local mine = now() + total
+    local t0 = now()
+    local mine = t0 + total
+    st.t0 = t0
     local prev = set_deadline(mine)
     if prev and prev < mine then set_deadline(prev) end
-    local ok, res, err = pcall(run, st)
+    local ok, res, err
+    if st.plain then
+      -- A plain request runs none of the caller's code and nothing that
+      -- raises (its proxy was decided above): no pcall, which this LuaJIT
+      -- cannot compile a return through. (Only running out of memory
+      -- would leave this deadline on the task.)
+      ok, res, err = true, hop(st, 0)
+    else
+      ok, res, err = pcall(hop, st, 0)
+    end
     set_deadline(prev or false)
     if not ok then error(res, 0) end
     if not res and err and err.kind == "timeout" then
@@ -1401,7 +1411,7 @@ local function do_request(session, o, method, url)
     free_state(st)
     return res, err
   end
-  local res, err = run(st)
+  local res, err = hop(st, 0)
   free_state(st)
   return res, err
 end

@@ -14,6 +14,7 @@
 #include "http/h1.h"
 #include "core/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +48,23 @@ static int append(struct lurk_h1 *h, const char *at, size_t len)
 static int append_name(struct lurk_h1 *h, const char *at, size_t len)
 {
     char *out;
-    int rc = append(h, at, len);
 
-    if (rc < 0 || len == 0)
-        return rc;
-    out = lurk_buf_tail(&h->head) - len;
+    if (len == 0)
+        return 0;
+    h->head_bytes += len;
+    if (h->head_bytes > h->max_head) {
+        h->error = "response head too large";
+        h->limit = true;
+        return -1;
+    }
+    if (lurk_buf_reserve(&h->head, len) < 0) {
+        h->error = "out of memory";
+        return -1;
+    }
+    out = lurk_buf_tail(&h->head);
     for (size_t i = 0; i < len; i++)
-        out[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
+        out[i] = (char)tolower((unsigned char)at[i]);   /* names are tokens: ASCII */
+    lurk_buf_commit(&h->head, len);
     return 0;
 }
 

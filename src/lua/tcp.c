@@ -6,7 +6,8 @@
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
  *   sock:_http_read(parser, max_body)
- *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated
+ *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated,
+ *          end_time
  *        | nil, err (err.response_started: whether any byte had come)
  *       one whole HTTP response, parsed in C (lua/http.lua's buffered path)
  *   sock:_http_exchange(request, parser, max_body [, is_head]) -> the same
@@ -440,7 +441,7 @@ static bool name_seen_before(const struct lurk_h1 *h, int i)
     return false;
 }
 
-/* The whole response is in: its seven results. */
+/* The whole response is in: its eight results. */
 static int http_done(lua_State *L, struct sock *k, bool closed)
 {
     struct lurk_h1 *h = k->h1;
@@ -462,7 +463,8 @@ static int http_done(lua_State *L, struct sock *k, bool closed)
     lua_pushnumber(L, (double)k->first_ns / 1e9);
     lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
     lua_remove(L, hdrs + 1);
-    return 7;
+    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
+    return 8;
 }
 
 /* Feeds what the buffer holds to the parser: the results once the response

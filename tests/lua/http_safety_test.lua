@@ -120,6 +120,24 @@ do
   c:close()
 end
 
+-- A request's total deadline ends with it: after a plain request, after
+-- one that failed, and after one whose options raised mid-way.
+do
+  t.ok(http.get(base .. "/get"))
+  t.eq(lurk._deadline(), nil, "no deadline left after a plain request")
+  t.fails("timeout", http.get(base .. "/delay/1", { timeout = 0.2 }))
+  t.eq(lurk._deadline(), nil, "none after a timed-out one")
+  t.raises("value contains CR, LF or NUL", http.get, base .. "/get", { headers = { ["X-A"] = "a\r\nb" } })
+  t.eq(lurk._deadline(), nil, "none after one that raised")
+  local ok = lurk.timeout(5, function()
+    local outer = lurk._deadline()
+    t.ok(http.get(base .. "/get"))
+    t.eq(lurk._deadline(), outer, "an enclosing lurk.timeout's deadline is back")
+    return true
+  end)
+  t.ok(ok, "lurk.timeout ran")
+end
+
 -- TLS options are checked: a string is not a boolean.
 t.raises("insecure must be true or false", http.get, "https://localhost:" .. P.https .. "/get",
   { tls = { insecure = "false" } })
