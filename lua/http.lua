@@ -11,7 +11,7 @@
 -- requests are then sent once more on a fresh connection.
 local C, tcp, lurk, json = ...
 
-local M = { version = lurk.version, _parser = C._parser, _headers = C._headers }
+local M = { version = lurk.version, _parser = C._parser }
 local concat, insert, sort = table.concat, table.insert, table.sort
 local tclear = require "table.clear"
 local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
@@ -186,43 +186,31 @@ function Headers.all(h, name)
   return v and { v } or {}
 end
 
-local lower, find = string.lower, string.find
-
--- The headers table of a head as the parser gives it (one string, see
--- src/lua/http.c).
-local function headers_of(head)
-  local h, repeated = C._headers(head)
-  if repeated then lists[h] = repeated end
-  return setmetatable(h, Headers)
+local lower = string.lower
+-- flat: { name, value, ... } as the parser gives them (names in lower case).
+local function make_headers(flat)
+  local h = setmetatable({}, Headers)
+  for i = 1, #flat, 2 do
+    local name, value = flat[i], flat[i + 1]
+    local prev = rawget(h, name)
+    if prev then
+      local l = lists[h]
+      if not l then l = {}; lists[h] = l end
+      local list = l[name]
+      if not list then list = { prev }; l[name] = list end
+      list[#list + 1] = value
+      rawset(h, name, prev .. ", " .. value)
+    else
+      rawset(h, name, value)
+    end
+  end
+  return h
 end
 
 -- ---- responses ----
 
-local Response = {}                   -- the methods
-
--- A buffered response keeps its header fields as the parser's one string
--- (res._head) until res.headers is first asked for: many scripts never look
--- at a response's headers, and a table of them costs more than the rest of
--- the request's Lua.
-local ResponseMT = {
-  __index = function(res, k)
-    local m = Response[k]
-    if m ~= nil or k ~= "headers" then return m end
-    local head = rawget(res, "_head")
-    if not head then return nil end
-    local h = headers_of(head)
-    rawset(res, "headers", h)
-    return h
-  end,
-}
-
--- Whether res has a header field, without making its headers table.
--- needle: "\n" .. name .. ":", written out by the caller.
-local function has_field(res, needle, name)
-  local h = rawget(res, "headers")
-  if h then return rawget(h, name) ~= nil end
-  return find(rawget(res, "_head"), needle, 1, true) ~= nil
-end
+local Response = {}
+Response.__index = Response
 
 function Response:json()
   return json.decode(self.body)
@@ -240,7 +228,6 @@ end
 function Response:__tostring()
   return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
 end
-ResponseMT.__tostring = Response.__tostring
 
 -- ---- proxies ----
 
@@ -563,7 +550,7 @@ function Reader:head()
   if ev ~= "head" then
     return nil, mkerror { kind = "protocol", phase = "read", message = "response without a head" }
   end
-  self.status, self.reason, self.headers = a, b, headers_of(c)
+  self.status, self.reason, self.headers = a, b, make_headers(c)
   local coding = self.decompress and self.headers["content-encoding"]
   coding = coding and coding:lower():match("^%s*(%S-)%s*$")
   if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
@@ -640,16 +627,12 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
     parser = C._parser(method == "HEAD")
     parsers[sock] = parser
   end
-  local status, reason, head, body, keep, first, done =
+  local status, reason, hdrs, body, keep, first, repeated, done =
     http_exchange(sock, request, parser, opts.max_body, method == "HEAD")   -- (resets the parser)
   if not status then return nil, reason, reason.response_started end
-  -- Tables made from constant templates, then filled: LuaJIT compiles
-  -- that to plain stores (a constructor with variable values makes it
-  -- insert keys, and grow the table, one by one).
-  local res = setmetatable({ status = 0, reason = "", _head = false, body = false, ok = false, url = false,
-    tls = false, timings = false }, ResponseMT)
-  res.status, res.reason, res._head, res.ok = status, reason, head, status < 400
-  local coding = opts.decompress and find(head, "\ncontent-encoding:", 1, true) and res.headers["content-encoding"]
+  setmetatable(hdrs, Headers)
+  if repeated then lists[hdrs] = repeated end
+  local coding = opts.decompress and rawget(hdrs, "content-encoding")
   if coding then
     coding = lower(coding):match("^%s*(%S-)%s*$")
     if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
@@ -665,9 +648,15 @@ local function exchange_whole(sock, request, method, opts, u, ct, t0)
       done = now()
     end
   end
+  -- Tables made from constant templates, then filled: LuaJIT compiles
+  -- that to plain stores (a constructor with variable values makes it
+  -- insert keys, and grow the table, one by one).
+  local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
+    tls = false, timings = false }, Response)
   local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
   tm.dns, tm.connect, tm.tls, tm.ttfb, tm.total = ct.dns, ct.connect, ct.tls or 0, first - t0, done - t0
-  res.body, res.url, res.tls, res.timings = body, url_string(u), tls_info(sock), tm
+  res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
+  res.url, res.tls, res.timings = url_string(u), tls_info(sock), tm
   return res, nil, keep, done
 end
 
@@ -757,7 +746,7 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
     return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
       ok = r.status < 400, url = url_string(u), tls = tls_info(sock),
       timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
-      _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, ResponseMT)
+      _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
   end
   pool:checkin(key, sock, false)
   if first and reused and not r.got_any and IDEMPOTENT[method] and err.kind == "closed"
@@ -1232,9 +1221,7 @@ local function attempt(st, m, url_t, n)
   st.t0 = false
   local res, err = exchange(st.pool, m, url_t, headers, st.body, st, t0, true)
   if res and st.trace then trace_response(res) end
-  if res and jar and has_field(res, "\nset-cookie:", "set-cookie") then
-    jar:store(url_t, res.headers:all("set-cookie"))
-  end
+  if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
   if not (n < st.retries and IDEMPOTENT[m] and st.replayable and
           ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))) then
     return res, err
@@ -1242,7 +1229,7 @@ local function attempt(st, m, url_t, n)
   if type(st.body) == "table" then st.body.rewind() end
   local delay = backoff(n)
   if res then
-    delay = retry_after(res.headers["retry-after"]) or delay
+    delay = retry_after(rawget(res.headers, "retry-after")) or delay
     res:close()
   end
   local ok, serr = lurk.sleep(delay)
@@ -1257,9 +1244,8 @@ local function hop(st, n)
   if st.auth and origin(u) == st.auth_origin then headers.Authorization = st.auth else headers.Authorization = nil end
   local res, err = attempt(st, method, u, 0)
   if not res then return nil, err end
-  local location = REDIRECT[res.status] and max_redirects > 0 and has_field(res, "\nlocation:", "location")
-    and res.headers.location
-  local follow = location
+  local location = rawget(res.headers, "location")
+  local follow = location and REDIRECT[res.status] and max_redirects > 0
   local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
   if follow and resend and type(st.body) == "table" then
     if st.body.rewind then st.body.rewind() else follow = false end   -- a consumed stream cannot be sent again
@@ -1511,9 +1497,5 @@ function Client:cookies()
 end
 function Client:close() self.pool:close() end
 shortcuts(Client, function(self, o, method, url) return do_request(self, o, method, url) end, true)
-
--- What a response's __index provides, for the REPL's completion.
-ResponseMT.__fields = { headers = setmetatable({}, Headers) }
-for k, v in pairs(Response) do ResponseMT.__fields[k] = v end
 
 return M

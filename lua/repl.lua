@@ -258,18 +258,15 @@ end
 local keywords = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function",
   "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while" }
 
--- Every key reachable from v, through __index tables too (an __index
--- function names what it provides in its metatable's __fields).
+-- Every key reachable from v, through __index tables too.
 local function fields(v, into, depth)
   if depth > 4 then return end
   if type(v) == "table" then
     for k in pairs(v) do if type(k) == "string" then into[k] = into[k] or v[k] end end
   end
   local ok, mt = pcall(getmetatable, v)
-  local index = ok and type(mt) == "table" and rawget(mt, "__index")
-  if type(index) == "function" then index = rawget(mt, "__fields") end
-  if type(index) == "table" then
-    fields(index, into, depth + 1)
+  if ok and type(mt) == "table" and type(rawget(mt, "__index")) == "table" then
+    fields(rawget(mt, "__index"), into, depth + 1)
   elseif type(v) == "string" then
     fields(string, into, depth + 1)
   end

@@ -227,13 +227,13 @@ function M.connect(url, opts)
 
     -- The answer: an HTTP head, then (possibly in the same read) frames.
     local parser, buf, i = http._parser(false), "", 1
-      local status, reason, head
+    local status, reason, flat
     while not status do
       local ev, j, a, b, c = parser:feed(buf, i)
       if not ev then sock:close(); return nil, j end
       i = j
       if ev == "head" then
-        status, reason, head = a, b, c
+        status, reason, flat = a, b, c
       elseif ev == "more" then
         local data, rerr = sock:receive_some(65536)
         if not data or data == "" then
@@ -246,7 +246,11 @@ function M.connect(url, opts)
         return nil, werror("protocol", "unexpected HTTP response to the WebSocket handshake")
       end
     end
-    local h = http._headers(head)     -- names in lower case, repeats joined
+    local h = {}
+    for k = 1, #flat, 2 do
+      local name = flat[k]:lower()
+      h[name] = h[name] and (h[name] .. ", " .. flat[k + 1]) or flat[k + 1]
+    end
     local function refuse(why)
       sock:close()
       return nil, werror("protocol", ("WebSocket handshake with %s refused: %s"):format(url, why),

@@ -5,7 +5,7 @@
  *
  *   p = http._parser(is_head, max_head, max_headers)
  *   p:feed(data, i) -> "more", j
- *                    | "head", j, status, reason, head
+ *                    | "head", j, status, reason, { name1, value1, ... }
  *                    | "body", j, chunk
  *                    | "done", j, keep_alive
  *                    | "interim", j, status  (1xx before the final response)
@@ -13,12 +13,6 @@
  *   p:finish()      -> "done" | nil, err     (the peer closed the connection)
  *
  * i and j are 1-based positions in data: j is where the next call starts.
- * head holds the header fields as one string, "\nname:value\n..." (names in
- * lower case; the parser never lets a name hold ':' nor a value '\n'):
- *
- *   http._headers(head) -> headers, repeated | nil
- *       the table: headers[name] = value, a repeated field's values joined
- *       with ", " and listed in repeated[name]
  *
  *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
  *   http._head(method, target, host, headers, body_len, chunked, user_agent [, extra])
@@ -44,111 +38,6 @@
 static struct lurk_h1 *check_parser(lua_State *L)
 {
     return luaL_checkudata(L, 1, PARSER_MT);
-}
-
-void lurk_lua_push_head(lua_State *L, const struct lurk_h1 *h)
-{
-    const char *hd = h->head.data;
-    char small[2048], *out, *p;
-    size_t total = 1;
-
-    for (int i = 0; i < h->nhdr; i++)
-        total += h->hdr[i].name_len + h->hdr[i].value_len + 2;
-    out = total <= sizeof small ? small : lua_newuserdata(L, total);   /* scratch, collected */
-    p = out;
-    *p++ = '\n';
-    for (int i = 0; i < h->nhdr; i++) {
-        memcpy(p, hd + h->hdr[i].name, h->hdr[i].name_len);
-        p += h->hdr[i].name_len;
-        *p++ = ':';
-        if (h->hdr[i].value_len)
-            memcpy(p, hd + h->hdr[i].value, h->hdr[i].value_len);
-        p += h->hdr[i].value_len;
-        *p++ = '\n';
-    }
-    lua_pushlstring(L, out, total);
-    if (out != small)
-        lua_remove(L, -2);
-}
-
-/* headers[name] = value; a repeated field is joined with ", " and all its
- * values listed in repeated[name] (the table at index rep, created on the
- * first repeat). A name known to be the first of its kind (!maybe_repeat)
- * is stored without a look first. */
-static void set_header(lua_State *L, int hdrs, int *rep, bool maybe_repeat, const char *name, size_t nlen,
-                       const char *value, size_t vlen)
-{
-    lua_pushlstring(L, name, nlen);
-    if (!maybe_repeat) {
-        lua_pushlstring(L, value, vlen);
-        lua_rawset(L, hdrs);
-        return;
-    }
-    lua_pushvalue(L, -1);
-    lua_rawget(L, hdrs);              /* name, previous */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushlstring(L, value, vlen);
-        lua_rawset(L, hdrs);
-        return;
-    }
-    if (*rep == 0) {
-        lua_newtable(L);
-        lua_replace(L, hdrs + 1);     /* the slot reserved after the headers */
-        *rep = hdrs + 1;
-    }
-    lua_pushvalue(L, -2);
-    lua_rawget(L, *rep);              /* name, previous, list */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, 2, 0);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, 1);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, *rep);
-    }
-    lua_pushlstring(L, value, vlen);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    lua_pop(L, 1);                    /* name, previous */
-    lua_pushliteral(L, ", ");
-    lua_pushlstring(L, value, vlen);
-    lua_concat(L, 3);
-    lua_rawset(L, hdrs);
-}
-
-/* http._headers(head) -> headers, repeated | nil (see the top). */
-static int l_headers(lua_State *L)
-{
-    size_t len;
-    const char *p = luaL_checklstring(L, 1, &len), *end = p + len;
-    struct { const char *p; size_t len; } seen[64];
-    int n = 0, hdrs, rep = 0;
-
-    luaL_argcheck(L, len > 0 && p[0] == '\n', 1, "not a response head");
-    lua_settop(L, 1);
-    lua_newtable(L);
-    hdrs = lua_gettop(L);
-    lua_pushnil(L);                   /* becomes the repeated-fields table */
-    for (p++; p < end;) {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        const char *nl = colon ? memchr(colon, '\n', (size_t)(end - colon)) : NULL;
-        size_t nlen;
-        bool maybe_repeat = n == (int)(sizeof seen / sizeof seen[0]);
-
-        if (!nl)
-            return luaL_argerror(L, 1, "not a response head");
-        nlen = (size_t)(colon - p);
-        for (int i = 0; i < n && !maybe_repeat; i++)
-            maybe_repeat = seen[i].len == nlen && memcmp(seen[i].p, p, nlen) == 0;
-        if (n < (int)(sizeof seen / sizeof seen[0])) {
-            seen[n].p = p;
-            seen[n++].len = nlen;
-        }
-        set_header(L, hdrs, &rep, maybe_repeat, p, nlen, colon + 1, (size_t)(nl - colon - 1));
-        p = nl + 1;
-    }
-    return 2;
 }
 
 static int parse_error(lua_State *L, struct lurk_h1 *h, int rc)
@@ -178,7 +67,14 @@ static int parser_feed(lua_State *L)
         lua_insert(L, -2);
         lua_pushinteger(L, h->status);
         lua_pushlstring(L, h->head.data ? h->head.data + h->reason : "", h->reason_len);
-        lurk_lua_push_head(L, h);
+        lua_createtable(L, h->nhdr * 2, 0);
+        for (int k = 0; k < h->nhdr; k++) {
+            lua_pushlstring(L, h->head.data + h->hdr[k].name, h->hdr[k].name_len);
+            lua_rawseti(L, -2, 2 * k + 1);
+            lua_pushlstring(L, h->hdr[k].value_len ? h->head.data + h->hdr[k].value : "",
+                            h->hdr[k].value_len);
+            lua_rawseti(L, -2, 2 * k + 2);
+        }
         return 5;
     case LURK_H1_BODY:
         lua_pushliteral(L, "body");
@@ -537,7 +433,5 @@ int lurk_lua_open_http(lua_State *L)
     lua_setfield(L, -2, "_random_hex");
     lua_pushcfunction(L, l_head);
     lua_setfield(L, -2, "_head");
-    lua_pushcfunction(L, l_headers);
-    lua_setfield(L, -2, "_headers");
     return 1;
 }

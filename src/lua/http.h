@@ -10,9 +10,4 @@
 /* Pushes a table with http._parser; lua/http.lua builds the module on it. */
 int lurk_lua_open_http(lua_State *L);
 
-struct lurk_h1;
-/* Pushes a parsed response's header fields as one string (http._headers
- * and the top of http.c say how it reads). */
-void lurk_lua_push_head(lua_State *L, const struct lurk_h1 *h);
-
 #endif

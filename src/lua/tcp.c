@@ -6,9 +6,8 @@
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
  *   sock:_http_read(parser, max_body)
- *       -> status, reason, head, body, keep_alive, first_byte_time, end_time
- *        (head: the fields as one string, see http_done; http._headers
- *        makes the table)
+ *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated,
+ *          end_time
  *        | nil, err (err.response_started: whether any byte had come)
  *       one whole HTTP response, parsed in C (lua/http.lua's buffered path)
  *   sock:_http_exchange(request, parser, max_body [, is_head]) -> the same
@@ -380,24 +379,92 @@ static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
     return n;
 }
 
-/* The whole response is in: its seven results. The head goes to Lua as one
- * string (lurk_lua_push_head): lua/http.lua makes a headers table of it
- * only when one is asked for (http._headers). */
+/* headers[name] = value (the parser keeps names in lower case); a
+ * repeated field is joined with ", " and all its values listed in
+ * repeated[name] (the table at index rep, created on the first repeat). A
+ * name known to be the first of its kind (!maybe_repeat) is stored
+ * without a look first. */
+static void set_header(lua_State *L, int hdrs, int *rep, bool maybe_repeat, const char *name, size_t nlen,
+                       const char *value, size_t vlen)
+{
+    lua_pushlstring(L, name, nlen);
+    if (!maybe_repeat) {
+        lua_pushlstring(L, value, vlen);
+        lua_rawset(L, hdrs);
+        return;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, hdrs);              /* name, previous */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, value, vlen);
+        lua_rawset(L, hdrs);
+        return;
+    }
+    if (*rep == 0) {
+        lua_newtable(L);
+        lua_replace(L, hdrs + 1);     /* the slot reserved after the headers */
+        *rep = hdrs + 1;
+    }
+    lua_pushvalue(L, -2);
+    lua_rawget(L, *rep);              /* name, previous, list */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, *rep);
+    }
+    lua_pushlstring(L, value, vlen);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    lua_pop(L, 1);                    /* name, previous */
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, value, vlen);
+    lua_concat(L, 3);
+    lua_rawset(L, hdrs);
+}
+
+/* Whether header i's name came earlier too. (Responses with very many
+ * headers skip the quadratic check: any name may repeat.) */
+static bool name_seen_before(const struct lurk_h1 *h, int i)
+{
+    const char *hd = h->head.data, *name = hd + h->hdr[i].name;
+    size_t len = h->hdr[i].name_len;
+
+    if (h->nhdr > 64)
+        return true;
+    for (int j = 0; j < i; j++)
+        if (h->hdr[j].name_len == len && memcmp(hd + h->hdr[j].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* The whole response is in: its eight results. */
 static int http_done(lua_State *L, struct sock *k, bool closed)
 {
     struct lurk_h1 *h = k->h1;
     const char *hd = h->head.data;
+    int hdrs, rep = 0;
 
     lua_pushinteger(L, h->status);
     lua_pushlstring(L, hd && h->reason_len ? hd + h->reason : "", h->reason_len);
-    lurk_lua_push_head(L, h);
+    lua_createtable(L, 0, h->nhdr);
+    hdrs = lua_gettop(L);
+    lua_pushnil(L);                   /* becomes the repeated-fields table */
+    for (int i = 0; i < h->nhdr; i++)
+        set_header(L, hdrs, &rep, name_seen_before(h, i), hd + h->hdr[i].name, h->hdr[i].name_len,
+                   h->hdr[i].value_len ? hd + h->hdr[i].value : "", h->hdr[i].value_len);
     lua_pushlstring(L, lurk_buf_len(&k->body) ? lurk_buf_head(&k->body) : "", lurk_buf_len(&k->body));
     lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
     /* Bytes after the response put the connection out of step: not reused. */
     lua_pushboolean(L, !closed && lurk_h1_keep_alive(h) && lurk_buf_len(k->st->rbuf) == 0 && !k->st->eof);
     lua_pushnumber(L, (double)k->first_ns / 1e9);
+    lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
+    lua_remove(L, hdrs + 1);
     lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
-    return 7;
+    return 8;
 }
 
 /* Feeds what the buffer holds to the parser: the results once the response
