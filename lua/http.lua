@@ -187,25 +187,6 @@ function Headers.all(h, name)
 end
 
 local lower = string.lower
--- flat: { name, value, ... } as the parser gives them (names in lower case).
-local function make_headers(flat)
-  local h = setmetatable({}, Headers)
-  for i = 1, #flat, 2 do
-    local name, value = flat[i], flat[i + 1]
-    local prev = rawget(h, name)
-    if prev then
-      local l = lists[h]
-      if not l then l = {}; lists[h] = l end
-      local list = l[name]
-      if not list then list = { prev }; l[name] = list end
-      list[#list + 1] = value
-      rawset(h, name, prev .. ", " .. value)
-    else
-      rawset(h, name, value)
-    end
-  end
-  return h
-end
 
 -- ---- responses ----
 
@@ -510,10 +491,10 @@ end
 -- The next parser event, reading more when the parser needs it.
 function Reader:step()
   while true do
-    local ev, j, a, b, c = self.parser:feed(self.buf, self.i)
+    local ev, j, a, b, c, d = self.parser:feed(self.buf, self.i)
     if not ev then return nil, j end
     self.i = j
-    if ev ~= "more" then return ev, a, b, c end
+    if ev ~= "more" then return ev, a, b, c, d end
     local data, err = self.sock:receive_some(65536)
     if not data then return nil, err end
     if data == "" then
@@ -538,19 +519,20 @@ end
 
 -- r:head() -> true | nil, err: status, reason and headers are then set.
 function Reader:head()
-  local ev, a, b, c
+  local ev, a, b, c, d
   if self.early then
-    ev, a, b, c = "head", self.early[1], self.early[2], self.early[3]
+    ev, a, b, c, d = "head", self.early[1], self.early[2], self.early[3], self.early[4]
     self.early = nil
   else
-    ev, a, b, c = self:step()
+    ev, a, b, c, d = self:step()
   end
-  while ev == "interim" do ev, a, b, c = self:step() end
+  while ev == "interim" do ev, a, b, c, d = self:step() end
   if not ev then return nil, a end
   if ev ~= "head" then
     return nil, mkerror { kind = "protocol", phase = "read", message = "response without a head" }
   end
-  self.status, self.reason, self.headers = a, b, make_headers(c)
+  self.status, self.reason, self.headers = a, b, setmetatable(c, Headers)
+  if d then lists[c] = d end
   local coding = self.decompress and self.headers["content-encoding"]
   coding = coding and coding:lower():match("^%s*(%S-)%s*$")
   if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
@@ -594,9 +576,9 @@ end
 -- before the body goes. Returns "send" (100 came, or nothing in time), or
 -- "final" when the server answered already (then r:head() reads it).
 function Reader:wait_continue()
-  local ev, a, b, c = lurk.timeout(1, function() return self:step() end)
+  local ev, a, b, c, d = lurk.timeout(1, function() return self:step() end)
   if ev == "head" then
-    self.early = { a, b, c }
+    self.early = { a, b, c, d }
     return "final"
   end
   return "send"                       -- 100 Continue, or silence: send it
@@ -1310,7 +1292,10 @@ local function free_state(st)
   free_states[nfree] = st
 end
 
-local EMPTY = setmetatable({}, { __newindex = function() error("internal: EMPTY is read-only", 2) end })
+-- The options of a call without any. (No metatable: every option looked up
+-- in it is a miss, and a miss on a table without one is cheapest. Nothing
+-- writes to it: do_request only reads o.)
+local EMPTY = {}
 
 -- do_request(session, o [, method, url]): method and url, when given, stand
 -- for o.method and o.url (the shortcuts pass them without copying o).

@@ -227,13 +227,13 @@ function M.connect(url, opts)
 
     -- The answer: an HTTP head, then (possibly in the same read) frames.
     local parser, buf, i = http._parser(false), "", 1
-    local status, reason, flat
+    local status, reason, h
     while not status do
       local ev, j, a, b, c = parser:feed(buf, i)
       if not ev then sock:close(); return nil, j end
       i = j
       if ev == "head" then
-        status, reason, flat = a, b, c
+        status, reason, h = a, b, c
       elseif ev == "more" then
         local data, rerr = sock:receive_some(65536)
         if not data or data == "" then
@@ -245,11 +245,6 @@ function M.connect(url, opts)
         sock:close()
         return nil, werror("protocol", "unexpected HTTP response to the WebSocket handshake")
       end
-    end
-    local h = {}
-    for k = 1, #flat, 2 do
-      local name = flat[k]:lower()
-      h[name] = h[name] and (h[name] .. ", " .. flat[k + 1]) or flat[k + 1]
     end
     local function refuse(why)
       sock:close()

@@ -14,7 +14,6 @@
 #include "http/h1.h"
 #include "core/error.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +42,13 @@ static int append(struct lurk_h1 *h, const char *at, size_t len)
     return 0;
 }
 
+/* ASCII lower case, by table. */
+#define LOWER1(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+#define LOWER4(c) LOWER1(c), LOWER1((c) + 1), LOWER1((c) + 2), LOWER1((c) + 3)
+#define LOWER16(c) LOWER4(c), LOWER4((c) + 4), LOWER4((c) + 8), LOWER4((c) + 12)
+#define LOWER64(c) LOWER16(c), LOWER16((c) + 16), LOWER16((c) + 32), LOWER16((c) + 48)
+static const unsigned char lower[256] = { LOWER64(0), LOWER64(64), LOWER64(128), LOWER64(192) };
+
 /* A piece of a header name, kept in lower case: Lua sees the names so,
  * and comparing them needs no case folding. */
 static int append_name(struct lurk_h1 *h, const char *at, size_t len)
@@ -63,7 +69,7 @@ static int append_name(struct lurk_h1 *h, const char *at, size_t len)
     }
     out = lurk_buf_tail(&h->head);
     for (size_t i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)at[i]);   /* names are tokens: ASCII */
+        out[i] = (char)lower[(unsigned char)at[i]];
     lurk_buf_commit(&h->head, len);
     return 0;
 }

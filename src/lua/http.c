@@ -5,7 +5,7 @@
  *
  *   p = http._parser(is_head, max_head, max_headers)
  *   p:feed(data, i) -> "more", j
- *                    | "head", j, status, reason, { name1, value1, ... }
+ *                    | "head", j, status, reason, headers, repeated
  *                    | "body", j, chunk
  *                    | "done", j, keep_alive
  *                    | "interim", j, status  (1xx before the final response)
@@ -13,6 +13,9 @@
  *   p:finish()      -> "done" | nil, err     (the peer closed the connection)
  *
  * i and j are 1-based positions in data: j is where the next call starts.
+ * headers[name] = value with names in lower case; a repeated field's values
+ * are joined with ", " there and listed in repeated[name] (repeated is nil
+ * when no field repeats).
  *
  *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
  *   http._head(method, target, host, headers, body_len, chunked, user_agent [, extra])
@@ -29,15 +32,178 @@
 #include "http/inflate.h"
 
 #include <lauxlib.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <stdio.h>
 
 #define PARSER_MT LURK_H1_MT
 
+/*
+ * The parser object. A connection's responses mostly repeat their header
+ * fields byte for byte, so it remembers the last head's fields (their bytes
+ * here; the Lua strings made of them in its environment table, [2i - 1]
+ * the name and [2i] the value of field i) and gives the next head the same
+ * strings where the bytes are the same, instead of making and interning
+ * them again.
+ */
+struct parser {
+    struct lurk_h1 h;                 /* first: sockets take it as a struct lurk_h1 */
+    struct lurk_buf last;             /* the last head's names and values, run together */
+    struct last_field { size_t name_len, value_len; } *fields;
+    int nlast, cap;
+    bool last_repeats;                /* a name came twice in it */
+};
+
 static struct lurk_h1 *check_parser(lua_State *L)
 {
     return luaL_checkudata(L, 1, PARSER_MT);
+}
+
+/* Whether header i's name came earlier in this head. (Heads with very many
+ * fields skip the quadratic check: any name may repeat.) */
+static bool name_seen_before(const struct lurk_h1 *h, int i)
+{
+    const char *hd = h->head.data, *name = hd + h->hdr[i].name;
+    size_t len = h->hdr[i].name_len;
+
+    if (h->nhdr > 64)
+        return true;
+    for (int j = 0; j < i; j++)
+        if (h->hdr[j].name_len == len && memcmp(hd + h->hdr[j].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* A repeated field (its name, the value so far and this value on the
+ * stack; the headers table at hdrs, the repeated table's slot after it):
+ * the value joins the others. */
+static void repeat_field(lua_State *L, int hdrs)
+{
+    int rep = hdrs + 1;
+
+    if (lua_isnil(L, rep)) {
+        lua_newtable(L);
+        lua_replace(L, rep);
+    }
+    lua_pushvalue(L, -3);
+    lua_rawget(L, rep);               /* name, previous, value, list */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, -3);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, -4);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, rep);
+    }
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    lua_pop(L, 1);                    /* name, previous, value */
+    lua_pushliteral(L, ", ");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+    lua_rawset(L, hdrs);
+}
+
+/* Pushes the string for piece k (2i - 1: field i's name, 2i: its value):
+ * the cached one if it was these bytes last time, else a new one, cached. */
+static void push_piece(lua_State *L, int cache, int k, bool same, const char *p, size_t len)
+{
+    if (same) {
+        lua_rawgeti(L, cache, k);
+        return;
+    }
+    lua_pushlstring(L, p, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, cache, k);
+}
+
+/* Remembers h's fields as the last head's (their strings are cached
+ * already). Without memory, nothing is remembered: no reuse, no harm. */
+static void remember(struct parser *ps, const struct lurk_h1 *h, const char *fields, size_t len, bool repeats)
+{
+    if (h->nhdr > ps->cap) {
+        struct last_field *f = realloc(ps->fields, (size_t)h->nhdr * sizeof *f);
+
+        if (!f)
+            return;
+        ps->fields = f;
+        ps->cap = h->nhdr;
+    }
+    lurk_buf_consume(&ps->last, lurk_buf_len(&ps->last));
+    if (lurk_buf_reserve(&ps->last, len) < 0)
+        return;
+    if (len)
+        memcpy(lurk_buf_tail(&ps->last), fields, len);
+    lurk_buf_commit(&ps->last, len);
+    for (int i = 0; i < h->nhdr; i++) {
+        ps->fields[i].name_len = h->hdr[i].name_len;
+        ps->fields[i].value_len = h->hdr[i].value_len;
+    }
+    ps->nlast = h->nhdr;
+    ps->last_repeats = repeats;
+}
+
+void lurk_lua_push_headers(lua_State *L, int idx)
+{
+    struct parser *ps = lua_touserdata(L, idx);
+    struct lurk_h1 *h = &ps->h;
+    /* The head buffer holds the fields run together, in order (h1.c). */
+    const char *hd = h->head.data, *fields = h->nhdr ? hd + h->hdr[0].name : "";
+    const char *last = ps->last.data;
+    size_t len = 0, off = 0;
+    int hdrs, cache, nlast = ps->nlast;
+    bool whole, repeats = false;
+
+    for (int i = 0; i < h->nhdr; i++)
+        len += h->hdr[i].name_len + h->hdr[i].value_len;
+    /* The same head as last time (the usual case): the same strings. */
+    whole = nlast == h->nhdr && !ps->last_repeats && lurk_buf_len(&ps->last) == len &&
+            (len == 0 || memcmp(last, fields, len) == 0);
+    for (int i = 0; whole && i < h->nhdr; i++)
+        whole = ps->fields[i].name_len == h->hdr[i].name_len && ps->fields[i].value_len == h->hdr[i].value_len;
+    ps->nlast = 0;                    /* until the cache matches a head again */
+    lua_getfenv(L, idx);
+    cache = lua_gettop(L);
+    lua_createtable(L, 0, h->nhdr);
+    hdrs = lua_gettop(L);
+    lua_pushnil(L);                   /* becomes the repeated-fields table */
+    for (int i = 0; i < h->nhdr; i++) {
+        const char *name = hd + h->hdr[i].name, *value = h->hdr[i].value_len ? hd + h->hdr[i].value : "";
+        size_t nlen = h->hdr[i].name_len, vlen = h->hdr[i].value_len;
+        bool known, same;
+
+        if (whole) {
+            lua_rawgeti(L, cache, 2 * i + 1);
+            lua_rawgeti(L, cache, 2 * i + 2);
+            lua_rawset(L, hdrs);
+            continue;
+        }
+        known = i < nlast && ps->fields[i].name_len == nlen && memcmp(last + off, name, nlen) == 0;
+        same = known && ps->fields[i].value_len == vlen && memcmp(last + off + nlen, value, vlen) == 0;
+        if (i < nlast)
+            off += ps->fields[i].name_len + ps->fields[i].value_len;
+        push_piece(L, cache, 2 * i + 1, known, name, nlen);
+        if (name_seen_before(h, i)) {
+            lua_pushvalue(L, -1);
+            lua_rawget(L, hdrs);      /* name, previous */
+            if (!lua_isnil(L, -1)) {
+                push_piece(L, cache, 2 * i + 2, same, value, vlen);
+                repeat_field(L, hdrs);
+                repeats = true;
+                continue;
+            }
+            lua_pop(L, 1);
+        }
+        push_piece(L, cache, 2 * i + 2, same, value, vlen);
+        lua_rawset(L, hdrs);
+    }
+    if (whole)
+        ps->nlast = nlast;
+    else
+        remember(ps, h, fields, len, repeats);
+    lua_remove(L, cache);
 }
 
 static int parse_error(lua_State *L, struct lurk_h1 *h, int rc)
@@ -67,15 +233,8 @@ static int parser_feed(lua_State *L)
         lua_insert(L, -2);
         lua_pushinteger(L, h->status);
         lua_pushlstring(L, h->head.data ? h->head.data + h->reason : "", h->reason_len);
-        lua_createtable(L, h->nhdr * 2, 0);
-        for (int k = 0; k < h->nhdr; k++) {
-            lua_pushlstring(L, h->head.data + h->hdr[k].name, h->hdr[k].name_len);
-            lua_rawseti(L, -2, 2 * k + 1);
-            lua_pushlstring(L, h->hdr[k].value_len ? h->head.data + h->hdr[k].value : "",
-                            h->hdr[k].value_len);
-            lua_rawseti(L, -2, 2 * k + 2);
-        }
-        return 5;
+        lurk_lua_push_headers(L, 1);
+        return 6;
     case LURK_H1_BODY:
         lua_pushliteral(L, "body");
         lua_insert(L, -2);
@@ -118,7 +277,12 @@ static int parser_reset(lua_State *L)
 
 static int parser_gc(lua_State *L)
 {
-    lurk_h1_fini(check_parser(L));
+    struct parser *ps = (struct parser *)check_parser(L);
+
+    lurk_h1_fini(&ps->h);
+    lurk_buf_fini(&ps->last);
+    free(ps->fields);
+    ps->fields = NULL;
     return 0;
 }
 
@@ -128,14 +292,17 @@ static int l_parser(lua_State *L)
     int head = lua_toboolean(L, 1);
     lua_Integer max_head = luaL_optinteger(L, 2, 64 * 1024);
     lua_Integer max_headers = luaL_optinteger(L, 3, 100);
-    struct lurk_h1 *h;
+    struct parser *ps;
 
     luaL_argcheck(L, max_head > 0, 2, "max_head must be positive");
     luaL_argcheck(L, max_headers > 0 && max_headers < 100000, 3, "max_headers out of range");
-    h = lua_newuserdata(L, sizeof *h);
-    lurk_h1_init(h, head, (size_t)max_head, (int)max_headers);
+    ps = lua_newuserdata(L, sizeof *ps);
+    memset(ps, 0, sizeof *ps);
+    lurk_h1_init(&ps->h, head, (size_t)max_head, (int)max_headers);
     luaL_getmetatable(L, PARSER_MT);
     lua_setmetatable(L, -2);
+    lua_createtable(L, 32, 0);        /* the strings of the last head (struct parser) */
+    lua_setfenv(L, -2);
     return 1;
 }
 

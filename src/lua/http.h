@@ -10,4 +10,8 @@
 /* Pushes a table with http._parser; lua/http.lua builds the module on it. */
 int lurk_lua_open_http(lua_State *L);
 
+/* Pushes headers, repeated (see the top of http.c) for the head the parser
+ * at idx (an http._parser object) has just parsed. */
+void lurk_lua_push_headers(lua_State *L, int idx);
+
 #endif

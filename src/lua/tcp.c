@@ -379,90 +379,26 @@ static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
     return n;
 }
 
-/* headers[name] = value (the parser keeps names in lower case); a
- * repeated field is joined with ", " and all its values listed in
- * repeated[name] (the table at index rep, created on the first repeat). A
- * name known to be the first of its kind (!maybe_repeat) is stored
- * without a look first. */
-static void set_header(lua_State *L, int hdrs, int *rep, bool maybe_repeat, const char *name, size_t nlen,
-                       const char *value, size_t vlen)
-{
-    lua_pushlstring(L, name, nlen);
-    if (!maybe_repeat) {
-        lua_pushlstring(L, value, vlen);
-        lua_rawset(L, hdrs);
-        return;
-    }
-    lua_pushvalue(L, -1);
-    lua_rawget(L, hdrs);              /* name, previous */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushlstring(L, value, vlen);
-        lua_rawset(L, hdrs);
-        return;
-    }
-    if (*rep == 0) {
-        lua_newtable(L);
-        lua_replace(L, hdrs + 1);     /* the slot reserved after the headers */
-        *rep = hdrs + 1;
-    }
-    lua_pushvalue(L, -2);
-    lua_rawget(L, *rep);              /* name, previous, list */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, 2, 0);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, 1);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, *rep);
-    }
-    lua_pushlstring(L, value, vlen);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    lua_pop(L, 1);                    /* name, previous */
-    lua_pushliteral(L, ", ");
-    lua_pushlstring(L, value, vlen);
-    lua_concat(L, 3);
-    lua_rawset(L, hdrs);
-}
-
-/* Whether header i's name came earlier too. (Responses with very many
- * headers skip the quadratic check: any name may repeat.) */
-static bool name_seen_before(const struct lurk_h1 *h, int i)
-{
-    const char *hd = h->head.data, *name = hd + h->hdr[i].name;
-    size_t len = h->hdr[i].name_len;
-
-    if (h->nhdr > 64)
-        return true;
-    for (int j = 0; j < i; j++)
-        if (h->hdr[j].name_len == len && memcmp(hd + h->hdr[j].name, name, len) == 0)
-            return true;
-    return false;
-}
-
 /* The whole response is in: its eight results. */
 static int http_done(lua_State *L, struct sock *k, bool closed)
 {
     struct lurk_h1 *h = k->h1;
     const char *hd = h->head.data;
-    int hdrs, rep = 0;
+    int top;
 
     lua_pushinteger(L, h->status);
     lua_pushlstring(L, hd && h->reason_len ? hd + h->reason : "", h->reason_len);
-    lua_createtable(L, 0, h->nhdr);
-    hdrs = lua_gettop(L);
-    lua_pushnil(L);                   /* becomes the repeated-fields table */
-    for (int i = 0; i < h->nhdr; i++)
-        set_header(L, hdrs, &rep, name_seen_before(h, i), hd + h->hdr[i].name, h->hdr[i].name_len,
-                   h->hdr[i].value_len ? hd + h->hdr[i].value : "", h->hdr[i].value_len);
+    lurk_pinned(k->rt, L, k->h1_ref);
+    top = lua_gettop(L);
+    lurk_lua_push_headers(L, top);    /* parser, headers, repeated */
+    lua_remove(L, top);               /* headers at top, repeated above */
     lua_pushlstring(L, lurk_buf_len(&k->body) ? lurk_buf_head(&k->body) : "", lurk_buf_len(&k->body));
     lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
     /* Bytes after the response put the connection out of step: not reused. */
     lua_pushboolean(L, !closed && lurk_h1_keep_alive(h) && lurk_buf_len(k->st->rbuf) == 0 && !k->st->eof);
     lua_pushnumber(L, (double)k->first_ns / 1e9);
-    lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
-    lua_remove(L, hdrs + 1);
+    lua_pushvalue(L, top + 1);        /* repeated fields, or nil */
+    lua_remove(L, top + 1);
     lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
     return 8;
 }
@@ -740,24 +676,24 @@ static int sock_http_read(lua_State *L)
         return http_failed(L, k, -LURK_ECLOSED, NULL);
     k->rmode = R_HTTP;
     k->h1 = h;
+    k->h1_ref = lurk_pin(k->rt, L, 2);   /* the parser, until the response is in */
     k->max_body = max > 0 ? (size_t)max : 0;
     k->got_any = false;
     k->first_ns = 0;
     n = try_http(L, k);
-    if (n > 0) {
-        k->h1 = NULL;
-        return n;
-    }
-    k->reader = t;
-    n = receive_more(L, k);
-    if (n != LURK_AGAIN) {
+    if (n <= 0) {
+        k->reader = t;
+        n = receive_more(L, k);
+        if (n == LURK_AGAIN) {
+            anchor(L, k, 1);
+            return lurk_task_wait(L, t, &receive_waiter, k);
+        }
         k->reader = NULL;
-        k->h1 = NULL;
-        return n;
     }
-    k->h1_ref = lurk_pin(k->rt, L, 2);
-    anchor(L, k, 1);
-    return lurk_task_wait(L, t, &receive_waiter, k);
+    k->h1 = NULL;                     /* done without waiting */
+    lurk_unpin(k->rt, k->h1_ref);
+    k->h1_ref = LUA_NOREF;
+    return n;
 }
 
 /* The kernel is done with the data being sent: unpin it, free the writer. */

@@ -81,6 +81,28 @@ do
   t.eq(seen, 1)
   t.ok(res.timings.total > 0 and res.timings.ttfb > 0)
   t.eq(tostring(res):match("^HTTP 200"), "HTTP 200")
+  -- A connection's responses reuse the strings of the fields that did not
+  -- change (src/lua/http.c, struct parser): what changed must show.
+  local c = http.client()
+  local function fields(q)
+    local r = t.ok(c:get(base .. "/response-headers?" .. q))
+    return r.headers, r.headers["x-connection"]
+  end
+  local h1, conn = fields("X-A=1&X-B=same")
+  t.eq(h1["x-a"], "1"); t.eq(h1["x-b"], "same")
+  local h2, conn2 = fields("X-A=2&X-B=same")
+  t.eq(conn2, conn, "the same connection")
+  t.eq(h2["x-a"], "2", "a changed value"); t.eq(h2["x-b"], "same")
+  local h3 = fields("X-A=2&X-B=same")
+  t.eq(h3["x-a"], "2", "the same head again"); t.ok(h3 ~= h2, "a table of its own")
+  local h4 = fields("X-A=1&X-A=3&X-B=other")
+  t.eq(h4["x-a"], "1, 3", "a field now repeated"); t.eq(table.concat(h4:all("x-a"), "|"), "1|3")
+  t.eq(h4["x-b"], "other")
+  local h5 = fields("X-A=1&X-A=3&X-B=other")
+  t.eq(h5["x-a"], "1, 3", "repeated again"); t.eq(#h5:all("x-a"), 2)
+  local h6 = fields("X-C=9")
+  t.eq(h6["x-a"], nil, "a field gone"); t.eq(h6["x-c"], "9")
+  c:close()
 end
 
 -- Chunked responses (httpbin streams through nginx without buffering).
