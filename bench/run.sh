@@ -82,11 +82,22 @@ for _ in $(seq 200); do [ -s "$out/apiport" ] && break; sleep 0.05; done
 aport=$(awk '{print $2}' "$out/apiport")
 url="http://127.0.0.1:$aport/static/1k"
 echo "== HTTP: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
-for round in 1 2; do
+for round in 1 2 3; do
   "$lurk" "$here/http_get.lua" "$url" 100000 64
+  "$lurk" "$here/http_get.lua" "$url" 100000 64 headers
   "$lurk" "$here/http_floor.lua" 127.0.0.1 "$aport" /static/1k 100000 64
   wrk_cpu "$url"
-done
+done | tee "$out/http"
+# Medians over the rounds, and lurk's CPU per request over wrk's.
+awk '/us client CPU/ { for (i = 1; i < NF; i++) if ($(i + 1) == "us") v = $i
+       k = $1 ($0 ~ /reading a header/ ? "+headers" : ""); x[k] = x[k] " " v }
+     function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     END { if (!("wrk" in x)) exit
+       w = med(x["wrk"]); printf "medians: wrk %.2f us", w
+       for (k in x) if (k != "wrk") printf ", %s %.2f us (%.2fx wrk)", k, med(x[k]), med(x[k]) / w
+       print "" }' "$out/http"
 
 echo "== HTTPS: keep-alive GET of a 1 KiB file from nginx, 64 connections (interleaved)"
 ca_api="$out/api/ca.pem"
