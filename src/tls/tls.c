@@ -136,15 +136,15 @@ struct lurk_tls {
     struct msghdr msg;
     struct iovec iov;
     union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(unsigned char))];
+        size_t align;                 /* a cmsghdr's alignment (its flexible data member */
+        char buf[CMSG_SPACE(sizeof(unsigned char))];   /* would make this union variable-sized) */
     } cbuf;
     /* close_notify through kTLS TX */
     struct msghdr cn_msg;
     struct iovec cn_iov;
     unsigned char cn_alert[2];
     union {
-        struct cmsghdr align;
+        size_t align;
         char buf[CMSG_SPACE(sizeof(unsigned char))];
     } cn_cbuf;
 
@@ -975,7 +975,7 @@ static void rx_arm(struct lurk_tls *t);
 static void rx_done(struct lurk_op *op, int res)
 {
     struct lurk_tls *t = op->arg;
-    struct cmsghdr *cm = &t->cbuf.align;
+    struct cmsghdr *cm = (struct cmsghdr *)t->cbuf.buf;
     unsigned char type = 23;
     const unsigned char *p;
     const char *detail = "";
@@ -1171,7 +1171,7 @@ static void send_ktls_close_notify(struct lurk_tls *t)
     t->cn_msg.msg_iovlen = 1;
     t->cn_msg.msg_control = t->cn_cbuf.buf;
     t->cn_msg.msg_controllen = sizeof t->cn_cbuf.buf;
-    cm = &t->cn_cbuf.align;
+    cm = (struct cmsghdr *)t->cn_cbuf.buf;
     cm->cmsg_level = SOL_TLS;
     cm->cmsg_type = TLS_SET_RECORD_TYPE;
     cm->cmsg_len = CMSG_LEN(1);
