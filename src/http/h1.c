@@ -23,22 +23,34 @@ static struct lurk_h1 *of(llhttp_t *p)
     return (struct lurk_h1 *)((char *)p - offsetof(struct lurk_h1, p));
 }
 
-static int append(struct lurk_h1 *h, const char *at, size_t len)
+/* Room for len more bytes of head, within the head limit: where they go,
+ * or NULL with h->error set. */
+static char *head_room(struct lurk_h1 *h, size_t len)
 {
-    if (len == 0)
-        return 0;                     /* llhttp reports empty spans (an empty reason) */
     h->head_bytes += len;
     if (h->head_bytes > h->max_head) {
         h->error = "response head too large";
         h->limit = true;
-        return -1;
+        return NULL;
     }
     if (lurk_buf_reserve(&h->head, len) < 0) {
         h->error = "out of memory";
-        return -1;
+        return NULL;
     }
-    memcpy(lurk_buf_tail(&h->head), at, len);
     lurk_buf_commit(&h->head, len);
+    return lurk_buf_tail(&h->head) - len;
+}
+
+static int append(struct lurk_h1 *h, const char *at, size_t len)
+{
+    char *out;
+
+    if (len == 0)
+        return 0;                     /* llhttp reports empty spans (an empty reason) */
+    out = head_room(h, len);
+    if (!out)
+        return -1;
+    memcpy(out, at, len);
     return 0;
 }
 
@@ -57,20 +69,11 @@ static int append_name(struct lurk_h1 *h, const char *at, size_t len)
 
     if (len == 0)
         return 0;
-    h->head_bytes += len;
-    if (h->head_bytes > h->max_head) {
-        h->error = "response head too large";
-        h->limit = true;
+    out = head_room(h, len);
+    if (!out)
         return -1;
-    }
-    if (lurk_buf_reserve(&h->head, len) < 0) {
-        h->error = "out of memory";
-        return -1;
-    }
-    out = lurk_buf_tail(&h->head);
     for (size_t i = 0; i < len; i++)
         out[i] = (char)lower[(unsigned char)at[i]];
-    lurk_buf_commit(&h->head, len);
     return 0;
 }
 

@@ -660,6 +660,16 @@ static int sock_receive_some(lua_State *L)
     return start_receive(L, k, t);
 }
 
+/* The socket reads one HTTP response with parser h from now on. */
+static void http_begin(struct sock *k, struct lurk_h1 *h, lua_Number max_body)
+{
+    k->rmode = R_HTTP;
+    k->h1 = h;
+    k->max_body = max_body > 0 ? (size_t)max_body : 0;
+    k->got_any = false;
+    k->first_ns = 0;
+}
+
 /* sock:_http_read(parser, max_body): see the top of the file. The parser
  * (http._parser, reset for this response) stays referenced while it runs. */
 static int sock_http_read(lua_State *L)
@@ -674,12 +684,8 @@ static int sock_http_read(lua_State *L)
         return luaL_error(L, "another task is already receiving on this socket");
     if (!k->st->open)
         return http_failed(L, k, -LURK_ECLOSED, NULL);
-    k->rmode = R_HTTP;
-    k->h1 = h;
+    http_begin(k, h, max);
     k->h1_ref = lurk_pin(k->rt, L, 2);   /* the parser, until the response is in */
-    k->max_body = max > 0 ? (size_t)max : 0;
-    k->got_any = false;
-    k->first_ns = 0;
     n = try_http(L, k);
     if (n <= 0) {
         k->reader = t;
@@ -769,11 +775,7 @@ static int sock_http_exchange(lua_State *L)
         return sock_error(L, k, rc, "send");
     if (!lua_isnoneornil(L, 5))
         lurk_h1_reset(h, lua_toboolean(L, 5));
-    k->rmode = R_HTTP;
-    k->h1 = h;
-    k->max_body = max > 0 ? (size_t)max : 0;
-    k->got_any = false;
-    k->first_ns = 0;
+    http_begin(k, h, max);
     k->wlen = len;
     rc = lurk_stream_write(k->st, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
     if (rc < 0) {
