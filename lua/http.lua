@@ -1359,9 +1359,10 @@ local function do_request(session, o, method, url)
   end
   st.proxy = proxy
   if st.plain then
-    -- What could raise inside the request, checked before it starts.
+    -- What could raise inside the request, checked before it starts (the
+    -- request's own proxy option was checked just above).
     check_env_proxies()
-    proxy_for(u, proxy)
+    if o.proxy == nil then proxy_for(u, proxy) end
   end
   local retries = o.retries
   if retries == nil then retries = session.retries or 0 end
