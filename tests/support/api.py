@@ -22,7 +22,7 @@ def main():
     tlsserver.certs(d)
     import signal
     signal.signal(signal.SIGTERM, tlsserver.stop)
-    ports = {"http": tlsserver.free_port(), "https": tlsserver.free_port(), "httpbin": tlsserver.free_port()}
+    ports = {"httpbin": tlsserver.free_port()}
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
     gunicorn = subprocess.Popen(
         [python, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind",
@@ -46,8 +46,8 @@ def main():
       proxy_buffering off;
     }
 """ % {"d": d, "bin": ports["httpbin"]}
-    conf = os.path.join(d, "api-nginx.conf")
-    tlsserver.write_nginx_conf(conf, d, "api-nginx", """
+    tlsserver.wait_listen(ports["httpbin"])  # before nginx's ports are chosen
+    ports.update(tlsserver.start_nginx(d, "api-nginx", ["http", "https"], lambda p: """
   server { listen 127.0.0.1:%(http)d; %(common)s }
   server {
     listen 127.0.0.1:%(https)d ssl;
@@ -56,11 +56,7 @@ def main():
     ssl_protocols TLSv1.2 TLSv1.3;
     %(common)s
   }
-""" % {"d": d, "http": ports["http"], "https": ports["https"], "common": common})
-    nginx = subprocess.Popen(["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "api-nginx-error.log")])
-    tlsserver.CHILDREN.append(nginx)
-    for p in ports.values():
-        tlsserver.wait_listen(p)
+""" % {"d": d, "http": p["http"], "https": p["https"], "common": common}))
     with open(os.path.join(d, "ports.lua"), "w") as f:
         f.write("return { http = %d, https = %d, httpbin = %d, dir = %r }\n"
                 % (ports["http"], ports["https"], ports["httpbin"], d))

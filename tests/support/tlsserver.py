@@ -48,12 +48,24 @@ CASES = {
 }
 
 
+def free_ports(n):
+    """n distinct free loopback ports. The sockets stay bound until all n are
+    chosen: closed one at a time, the kernel may hand the same port out twice
+    (and nginx then silently serves two server blocks on one port)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
 
 
 CHILDREN = []
@@ -77,64 +89,92 @@ def certs(d):
     subprocess.run([os.path.join(HERE, "certs.sh"), d], check=True)
 
 
-def wait_listen(port):
+def wait_listen(port, proc=None):
     for _ in range(200):
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            return True
         except OSError:
             time.sleep(0.025)
     raise SystemExit("port %d never listened" % port)
 
 
 def run_nginx(d):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        raise SystemExit("nginx not found (scripts/install-deps.sh installs nginx-light)")
     size = int(os.environ.get("LURK_BIG_MB", "64")) << 20
     big = os.path.join(d, "big.bin")
     if not os.path.exists(big) or os.path.getsize(big) != size:
         with open(big, "wb") as f:
             f.write(os.urandom(size))
     digest = hashlib.sha256(open(big, "rb").read()).hexdigest()
-    ports = {name: free_port() for name in CASES}
-    servers = []
-    for name, (cert, protos, ciphers, suites) in CASES.items():
-        lines = [
-            "server {",
-            "  listen 127.0.0.1:%d ssl;" % ports[name],
-            "  ssl_certificate %s/%s.pem;" % (d, cert),
-            "  ssl_certificate_key %s/%s.key;" % (d, cert),
-            "  ssl_protocols %s;" % protos,
-            "  ssl_session_tickets on;",
-        ]
-        if ciphers:
-            lines.append("  ssl_ciphers %s;" % ciphers)
-        if suites:
-            lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
-        if name == "clientcert":
-            lines.append("  ssl_client_certificate %s/ca.pem;" % d)
-            lines.append("  ssl_verify_client on;")
-            lines.append("  location = /whoami { return 200 '$ssl_client_s_dn\\n'; }")
-        lines += [
-            "  location = / { return 200 'hello from nginx\\n'; }",
-            "  location = /big.bin { root %s; }" % d,
-            "}",
-        ]
-        servers.append("\n".join(lines))
-    conf = os.path.join(d, "nginx.conf")
-    write_nginx_conf(conf, d, "nginx", "\n".join(servers))
+
+    def servers(ports):
+        blocks = []
+        for name, (cert, protos, ciphers, suites) in CASES.items():
+            lines = [
+                "server {",
+                "  listen 127.0.0.1:%d ssl;" % ports[name],
+                "  ssl_certificate %s/%s.pem;" % (d, cert),
+                "  ssl_certificate_key %s/%s.key;" % (d, cert),
+                "  ssl_protocols %s;" % protos,
+                "  ssl_session_tickets on;",
+            ]
+            if ciphers:
+                lines.append("  ssl_ciphers %s;" % ciphers)
+            if suites:
+                lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
+            if name == "clientcert":
+                lines.append("  ssl_client_certificate %s/ca.pem;" % d)
+                lines.append("  ssl_verify_client on;")
+                lines.append("  location = /whoami { return 200 '$ssl_client_s_dn\\n'; }")
+            lines += [
+                "  location = / { return 200 'hello from nginx\\n'; }",
+                "  location = /big.bin { root %s; }" % d,
+                "}",
+            ]
+            blocks.append("\n".join(lines))
+        return "\n".join(blocks)
+
+    ports = start_nginx(d, "nginx", list(CASES), servers)
     with open(os.path.join(d, "ports.lua"), "w") as f:
         f.write("return {\n")
         for name, port in ports.items():
             f.write("  %s = %d,\n" % (name, port))
         f.write('  big_sha256 = "%s", big_size = %d, dir = "%s",\n}\n' % (digest, size, d))
-    proc = subprocess.Popen([nginx, "-c", conf, "-p", d, "-e", os.path.join(d, "nginx-error.log")])
-    CHILDREN.append(proc)
-    for port in ports.values():
-        wait_listen(port)
     print("PORT %d PID %d DIR %s" % (ports["good"], os.getpid(), d), flush=True)
     watch_parent()
+
+
+def start_nginx(d, name, names, servers):
+    """Starts nginx with the server blocks servers(ports) gives for fresh ports,
+    one per name, and returns {name: port} once all of them listen. A port
+    another process took between our choice and nginx's bind makes nginx exit;
+    then it starts again on new ports. nginx writes its pid file only after
+    every bind succeeded, so that file, not a connect (which another process's
+    listener could answer), says the ports are nginx's."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise SystemExit("nginx not found (scripts/install-deps.sh installs nginx-light)")
+    conf = os.path.join(d, name + ".conf")
+    log = os.path.join(d, name + "-error.log")
+    pidfile = os.path.join(d, name + ".pid")
+    for _ in range(5):
+        ports = dict(zip(names, free_ports(len(names))))
+        write_nginx_conf(conf, d, name, servers(ports))
+        if os.path.exists(pidfile):
+            os.remove(pidfile)
+        proc = subprocess.Popen([nginx, "-c", conf, "-p", d, "-e", log])
+        for _ in range(400):
+            if proc.poll() is not None or os.path.exists(pidfile):
+                break
+            time.sleep(0.025)
+        if proc.poll() is None and all(wait_listen(p, proc) for p in ports.values()):
+            CHILDREN.append(proc)
+            return ports
+        proc.kill()
+        proc.wait()
+    raise SystemExit("nginx did not start; see " + log)
 
 
 def write_nginx_conf(path, d, name, servers):
