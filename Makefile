@@ -11,8 +11,16 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/CMakeCache.txt:
+# A build directory configured before .deps/ last changed has the old
+# libraries' paths in its cache: configure it afresh.
+DEPS_STAMPS := $(wildcard .deps/.stamp-*)
+
+$(BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
+	rm -f $@
 	cmake -S . -B $(BUILD) -DLURK_WERROR=ON $(CMAKE_FLAGS)
+
+$(ASAN_BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
+	rm -f $@
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -23,7 +31,7 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-asan: deps
+test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake -S . -B $(ASAN_BUILD) -DLURK_WERROR=ON -DLURK_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug -DLURK_UML_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)

@@ -5,8 +5,11 @@
 # old (mbedTLS 3.6, liburing >= 2.5, llhttp 9): their Debian 13 binary packages are
 # fetched with apt-get download against a private apt state directory (the system's
 # apt sources are never touched) and unpacked into .deps/ in the source tree, which
-# CMake then searches first. When everything is present the script only checks and
-# exits, in well under a second.
+# CMake then searches first. Debian 12's LuaJIT (a 2022 snapshot) has JIT bugs that
+# give wrong results (pairs() ending early once compiled, LuaJIT issue 827), and
+# Debian 13's binary needs glibc 2.38, so LuaJIT is built from Debian 13's source
+# tarball into .deps/ (about a minute, once). When everything is present the
+# script only checks and exits, in well under a second.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,24 +52,35 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ -s /run/tinyproxy/tinyproxy.pid ]; then kill "$(cat /run/tinyproxy/tinyproxy.pid)" 2>/dev/null || true; fi
 fi
 
-# Debian 12: Debian 13's builds of mbedTLS 3.6, liburing 2.9 and llhttp 9.2.
+# Debian 12: Debian 13's builds of mbedTLS 3.6, liburing 2.9 and llhttp 9.2, and
+# LuaJIT built from Debian 13's source.
+trixie_apt() {
+    # apt-get or apt-cache against a private state directory that sees only
+    # Debian 13's archive; $state must be set.
+    local tool=$1; shift
+    "$tool" -q -o "Dir::State=$state" -o "Dir::State::status=/var/lib/dpkg/status" \
+        -o "Dir::Cache=$state/cache" -o "Dir::Etc::SourceList=$state/sources.list" \
+        -o "Dir::Etc::SourceParts=/dev/null" -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
+}
+trixie_state() {
+    state=$(mktemp -d)
+    trap 'rm -rf "$state"' EXIT
+    mkdir -p "$state"/lists/partial "$state"/cache/archives/partial "$state"/debs "$state"/src
+    local keys=/usr/share/keyrings/debian-archive-trixie-stable.gpg,/usr/share/keyrings/debian-archive-trixie-automatic.gpg
+    if [ ! -f /usr/share/keyrings/debian-archive-trixie-stable.gpg ]; then
+        log "Debian 13 archive keys missing: apt-get install debian-archive-keyring"; exit 1
+    fi
+    printf 'deb [signed-by=%s] http://deb.debian.org/debian trixie main\ndeb-src [signed-by=%s] http://deb.debian.org/debian trixie main\n' \
+        "$keys" "$keys" >"$state/sources.list"
+    trixie_apt apt-get update </dev/null >/dev/null
+}
+state=
 if [ "$ID" = debian ] && [ "${major:-0}" -lt 13 ] 2>/dev/null; then
     stamp="$deps/.stamp-trixie-3"
     if [ ! -f "$stamp" ]; then
-        state=$(mktemp -d)
-        trap 'rm -rf "$state"' EXIT
-        mkdir -p "$state"/lists/partial "$state"/cache/archives/partial "$state"/debs
-        keys=/usr/share/keyrings/debian-archive-trixie-stable.gpg,/usr/share/keyrings/debian-archive-trixie-automatic.gpg
-        if [ ! -f /usr/share/keyrings/debian-archive-trixie-stable.gpg ]; then
-            log "Debian 13 archive keys missing: apt-get install debian-archive-keyring"; exit 1
-        fi
-        printf 'deb [signed-by=%s] http://deb.debian.org/debian trixie main\n' "$keys" >"$state/sources.list"
-        apt_opts=(-q -o "Dir::State=$state" -o "Dir::State::status=/var/lib/dpkg/status"
-                  -o "Dir::Cache=$state/cache" -o "Dir::Etc::SourceList=$state/sources.list"
-                  -o "Dir::Etc::SourceParts=/dev/null" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+        [ -n "$state" ] || trixie_state
         log "fetching mbedTLS 3.6, liburing 2.9 and llhttp 9.2 from Debian 13 into .deps/"
-        apt-get "${apt_opts[@]}" update </dev/null >/dev/null
-        (cd "$state/debs" && apt-get "${apt_opts[@]}" download \
+        (cd "$state/debs" && trixie_apt apt-get download \
             libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 \
             liburing-dev liburing2 libllhttp-dev libllhttp9.2 </dev/null >/dev/null)
         rm -rf "$deps"; mkdir -p "$deps"
@@ -86,6 +100,29 @@ H
             sed -i -e "s|^prefix=.*|prefix=$deps/usr|" \
                    -E -e "s#^(libdir|includedir|exec_prefix)=/usr#\1=$deps/usr#" "$pc"
         done
+        touch "$stamp"
+    fi
+    stamp="$deps/.stamp-luajit-1"
+    if [ ! -f "$stamp" ]; then
+        [ -n "$state" ] || trixie_state
+        # The upstream tarball of Debian 13's luajit source package, checked
+        # against the SHA-256 in Debian's signed Sources index.
+        read -r dir file sum < <(trixie_apt apt-cache showsrc luajit | awk '
+            /^$/ && f { exit }
+            /^Directory:/ { d = $2 }
+            /^Checksums-Sha256:/ { c = 1; next }
+            /^[^ ]/ { c = 0 }
+            c && $3 ~ /\.orig\.tar\./ { f = $3; s = $1 }
+            END { if (f) print d, f, s }') || true
+        [ -n "${sum:-}" ] || { log "no luajit source in Debian 13's index"; exit 1; }
+        log "building LuaJIT from Debian 13's source ($file) into .deps/"
+        /usr/lib/apt/apt-helper -q -o APT::Sandbox::User=root download-file "http://deb.debian.org/debian/$dir/$file" \
+            "$state/src/$file" "SHA256:$sum" </dev/null >/dev/null
+        tar -xf "$state/src/$file" -C "$state/src"
+        src=$(find "$state/src" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+        make -C "$src" -j"$(nproc)" PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu >"$state/luajit-build.log" 2>&1 ||
+            { tail -n 30 "$state/luajit-build.log" >&2; log "LuaJIT build failed"; exit 1; }
+        make -C "$src" install PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu LDCONFIG=: >/dev/null
         touch "$stamp"
     fi
 fi

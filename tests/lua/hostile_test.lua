@@ -7,7 +7,7 @@ local P = dofile(dir .. "/hostile.lua")
 local tls = { cafile = dir .. "/ca.pem" }
 local plain, secure = "http://127.0.0.1:" .. P.http, "https://localhost:" .. P.https
 local wsplain, wssecure = "ws://127.0.0.1:" .. P.http, "wss://localhost:" .. P.https
-local SLACK = 0.5                   -- how late a deadline may fire on a loaded machine
+local SLACK = 1                     -- how late a deadline may fire on a loaded machine
 local MiB = 1024 * 1024
 
 -- ---- measuring ----
@@ -320,7 +320,7 @@ local rss_grew = status_kib("VmRSS") - base_rss
 local fds = open_fds()
 print(("  bystander: %d ticks in %.1f s, longest gap %.3f s; Lua heap %+d KiB, RSS %+d KiB, fds %d -> %d")
   :format(ticks, elapsed, max_gap, lua_grew, rss_grew, base_fds, fds))
-t.ok(max_gap < 0.25, ("the bystander task stalled for %.3f s"):format(max_gap))
+t.ok(max_gap < SLACK / 2, ("the bystander task stalled for %.3f s"):format(max_gap))
 t.ok(ticks > elapsed / 0.01 * 0.5, ("the bystander ticked %d times in %.1f s"):format(ticks, elapsed))
 t.ok(lua_grew < 1024, ("the Lua heap grew by %d KiB"):format(lua_grew))
 t.ok(rss_grew < 64 * 1024, ("RSS grew by %d KiB"):format(rss_grew))

@@ -260,7 +260,7 @@ end
 do
   local t0 = lurk.now()
   local err = t.fails("timeout", http.get(base .. "/delay/5", { timeout = 0.5 }))
-  t.near(lurk.now() - t0, 0.5, 0.4)
+  t.took(t0, 0.5)
   t.ok(err.message:find("timed out", 1, true), err.message)
   t.fails("limit", http.get(base .. "/static/1m", { max_body = 1000 }))
   t.fails("connect", http.get("http://127.0.0.1:1/"))
@@ -301,7 +301,7 @@ do
   t.raises("invalid HTTP response", function() for _ in res:chunks() do end end)
   local t0 = lurk.now()
   t.fails("timeout", http.get(raw .. "/drip", { timeout = 0.5 }))
-  t.ok(lurk.now() - t0 < 1.2, "a slow drip cannot hold a request past its total")
+  t.took(t0, 0.5, "a slow drip cannot hold a request past its total")
   -- A final answer to Expect: 100-continue: the body is never sent.
   local er = t.ok(http.put(raw .. "/expectfail", { body = ("b"):rep(100000), headers = { Expect = "100-continue" } }))
   t.eq(er.status, 417)
