@@ -36,32 +36,47 @@ def free_port():
     raise SystemExit("no free port")
 
 
-def main():
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    if not os.path.exists(exe):
-        print("dnsmasq not found (scripts/install-deps.sh installs dnsmasq-base)", file=sys.stderr)
-        sys.exit(1)
-    port = free_port()
-    proc = subprocess.Popen([
-        exe, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-        "--no-poll", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % port,
-        "--pid-file", "--user=root", "--log-facility=/dev/null",
-        "--address=/ok.lurk.test/127.0.0.1", "--host-record=v6.lurk.test,::1",
-        "--host-record=both.lurk.test,127.0.0.1,::1", "--address=/#/",
-    ])
-    # Wait until it answers on UDP.
-    for _ in range(100):
+def answers(port, proc):
+    """Whether dnsmasq, still running, answers a query on UDP within 5 s."""
+    for _ in range(50):
+        if proc.poll() is not None:
+            return False
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.settimeout(0.1)
             s.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02ok\x04lurk\x04test\x00\x00\x01\x00\x01",
                      ("127.0.0.1", port))
             s.recv(512)
-            break
+            return proc.poll() is None
         except OSError:
             time.sleep(0.05)
         finally:
             s.close()
+    return False
+
+
+def main():
+    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    if not os.path.exists(exe):
+        print("dnsmasq not found (scripts/install-deps.sh installs dnsmasq-base)", file=sys.stderr)
+        sys.exit(1)
+    # A port another process takes between our choice and dnsmasq's bind
+    # makes dnsmasq exit: start it again on another.
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen([
+            exe, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+            "--no-poll", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % port,
+            "--pid-file", "--user=root", "--log-facility=/dev/null",
+            "--address=/ok.lurk.test/127.0.0.1", "--host-record=v6.lurk.test,::1",
+            "--host-record=both.lurk.test,127.0.0.1,::1", "--address=/#/",
+        ])
+        if answers(port, proc):
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        raise SystemExit("dnsmasq did not start")
     # The test stops us with SIGTERM: take dnsmasq down too.
     signal.signal(signal.SIGTERM, lambda *_: (proc.terminate(), os._exit(0)))
     print("PORT %d PID %d" % (port, os.getpid()), flush=True)
