@@ -10,7 +10,7 @@ local function start(cmd)
   return tonumber(port), pid, f
 end
 local port, pid, server = start("tcpserver.py echo")
-local dir = os.tmpname() .. ".d"
+local dir = assert(io.popen("mktemp -d /tmp/lurk-demo.XXXXXX")):read("*l")
 local _, api_pid, api = start("api.py " .. dir)
 local P = dofile(dir .. "/ports.lua")
 local _, ws_pid, wsf = (function()

@@ -6,7 +6,7 @@ local t = dofile(arg[0]:match("(.*/)") .. "../lua/lib/t.lua")
 
 local host = assert(os.getenv("LURK_EMBED_HOST"), "LURK_EMBED_HOST not set")
 local script = arg[0]:match("(.*/)") .. "script.lua"
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 os.execute("mkdir -p " .. dir .. " && " .. t.support .. "/certs.sh " .. dir)
 t.server("api.py", dir)
 t.server("wsserver.js", dir)

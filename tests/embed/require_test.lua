@@ -10,7 +10,7 @@ t.eq(require "lurk", lurk, "require is idempotent")
 t.eq(type(lurk.run), "function")
 t.eq(rawget(_G, "https"), nil, "no globals are set for a C module user")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 os.execute("mkdir -p " .. dir .. " && " .. t.support .. "/certs.sh " .. dir)
 t.server("api.py", dir)
 local P = dofile(dir .. "/ports.lua")

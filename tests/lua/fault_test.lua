@@ -1,7 +1,7 @@
 -- Fault injection (LURK_FAULT): failed connects, receives and sends, at every position, over TCP, TLS, HTTP(S) and WebSocket(S), end as nil, err of the right kind with nothing leaked and another task's traffic undisturbed; short receives and sends keep results byte-exact.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 os.execute("mkdir -p " .. dir .. " && " .. t.support .. "/certs.sh " .. dir)
 local ca = dir .. "/ca.pem"
 local echo = t.server("tcpserver.py", "echo")

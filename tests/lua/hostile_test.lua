@@ -1,7 +1,7 @@
 -- Hostile peers (stalling, dripping, flooding, lying about lengths, breaking off): each request ends with the right err.kind within its deadline and in bounded memory, while another task runs on undisturbed.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 t.server("hostile.py", dir)
 local P = dofile(dir .. "/hostile.lua")
 local tls = { cafile = dir .. "/ca.pem" }
@@ -327,5 +327,5 @@ t.ok(rss_grew < 64 * 1024, ("RSS grew by %d KiB"):format(rss_grew))
 if fds ~= base_fds then os.execute("ls -l /proc/" .. status_kib("Pid") .. "/fd >&2") end
 t.eq(fds, base_fds, "every connection's descriptor is closed")
 
-os.execute("rm -rf " .. dir .. " " .. fd_list)
+os.remove(fd_list)
 t.done()

@@ -3,7 +3,7 @@
 -- they cannot be replayed, traces mask secrets, options are checked.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 t.server("api.py", dir)
 local P = dofile(dir .. "/ports.lua")
 local base = "http://127.0.0.1:" .. P.http

@@ -1,7 +1,7 @@
 -- HTTP client: methods, bodies, headers, redirects, auth, keep-alive, timeouts, limits, HTTPS, against httpbin behind nginx and a raw byte-exact server.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 t.server("api.py", dir)
 local P = dofile(dir .. "/ports.lua")
 local base = "http://127.0.0.1:" .. P.http

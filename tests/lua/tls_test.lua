@@ -1,7 +1,7 @@
 -- TLS: versions and ciphers against nginx, certificate failures, starttls, close_notify/truncation/reset, kTLS fallback reporting.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.getenv("LURK_TLS_DIR") or os.tmpname() .. ".d"
+local dir = os.getenv("LURK_TLS_DIR") or t.tmpdir()
 t.server("tlsserver.py", "nginx", dir)
 local P = dofile(dir .. "/ports.lua")
 local ca = dir .. "/ca.pem"

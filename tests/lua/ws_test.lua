@@ -1,7 +1,7 @@
 -- WebSocket client against the npm ws server over ws:// and wss://: echo at every size class, close codes both ways, pings, subprotocols, handshake refusals, concurrency, and a raw server's protocol violations.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local dir = os.tmpname() .. ".d"
+local dir = t.tmpdir()
 os.execute("mkdir -p " .. dir .. " && " .. t.support .. "/certs.sh " .. dir)
 t.server("wsserver.js", dir)
 local P = dofile(dir .. "/ws-ports.lua")

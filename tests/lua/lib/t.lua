@@ -89,6 +89,20 @@ function t.server(script, ...)
   return tonumber(port)
 end
 
+-- t.tmpdir() -> path: a new directory under /tmp for this test's servers and
+-- files, removed at t.done() once the servers have stopped (a failed test
+-- keeps it, to look at).
+local tmpdirs = {}
+
+function t.tmpdir()
+  local p = io.popen("mktemp -d /tmp/lurk-test.XXXXXX")
+  local dir = p:read("*l")
+  p:close()
+  if not dir or dir == "" then fail(2, "mktemp -d failed") end
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir
+end
+
 -- The lurk program running this test (for tests that start another one).
 t.lurk = arg[-1]
 
@@ -106,6 +120,7 @@ end
 function t.done()
   if t.checks == 0 then fail(2, "the test ran no checks") end
   stop_servers()
+  for _, dir in ipairs(tmpdirs) do os.execute("rm -rf '" .. dir .. "'") end
   io.stdout:write(("ok: %d checks\n"):format(t.checks))
 end
 
