@@ -1,6 +1,7 @@
 # Front door: `make demo` and `make test` work from a fresh clone.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
@@ -19,7 +20,7 @@ $(BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
 	rm -f $@
 	cmake -S . -B $(BUILD) -DLURK_WERROR=ON $(CMAKE_FLAGS)
 
-$(ASAN_BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
+$(ASAN_BUILD)/CMakeCache.txt $(FUZZ_BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
 	rm -f $@
 
 build: deps $(BUILD)/CMakeCache.txt
@@ -47,8 +48,8 @@ soak: build
 
 # libFuzzer targets (tests/fuzz), FUZZ_SECONDS each, in build-fuzz/ (clang).
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) scripts/fuzz.sh
 
 # The Lua integration tests under valgrind memcheck (slow; optional).
 valgrind: build

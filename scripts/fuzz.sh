@@ -39,10 +39,6 @@ log() { printf 'fuzz: %s\n' "$*" >&2; }
 
 command -v clang >/dev/null || { log "clang is missing (scripts/install-deps.sh installs it)"; exit 1; }
 
-# Configured before .deps/ last changed: its cache has the old libraries' paths.
-if [ -f "$build/CMakeCache.txt" ] && [ -n "$(find "$top/.deps" -maxdepth 1 -name '.stamp-*' -newer "$build/CMakeCache.txt" 2>/dev/null)" ]; then
-    rm -f "$build/CMakeCache.txt"
-fi
 # Coverage and sanitizers on lurk's code too (LURK_SANITIZE), not only on the
 # targets; CC applies when the build directory is first configured.
 CC=clang cmake -S "$top" -B "$build" -DLURK_FUZZ=ON -DLURK_UML_TESTS=OFF \
