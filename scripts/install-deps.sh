@@ -8,7 +8,7 @@
 # CMake then searches first. Debian 12's LuaJIT (a 2022 snapshot) has JIT bugs that
 # give wrong results (pairs() ending early once compiled, LuaJIT issue 827), and
 # Debian 13's binary needs glibc 2.38, so LuaJIT is built from Debian 13's source
-# tarball into .deps/ (about a minute, once). When everything is present the
+# tarball into .deps/ (about 20 seconds, once). When everything is present the
 # script only checks and exits, in well under a second.
 set -euo pipefail
 
