@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Installs everything lurk needs to build, test and benchmark, idempotently.
 #
-# System packages come from the distribution. On Debian 12 three libraries are too
-# old (mbedTLS 3.6, liburing >= 2.5, llhttp 9): their Debian 13 binary packages are
-# fetched with apt-get download against a private apt state directory (the system's
-# apt sources are never touched) and unpacked into .deps/ in the source tree, which
+# System packages come from the distribution. On Debian 12 two libraries are too
+# old (liburing >= 2.5, llhttp 9): their Debian 13 binary packages are fetched
+# with apt-get download against a private apt state directory (the system's apt
+# sources are never touched) and unpacked into .deps/ in the source tree, which
 # CMake then searches first. Debian 12's LuaJIT (a 2022 snapshot) has JIT bugs that
 # give wrong results (pairs() ending early once compiled, LuaJIT issue 827), and
 # Debian 13's binary needs glibc 2.38, so LuaJIT is built from Debian 13's source
-# tarball into .deps/ (about 20 seconds, once). When everything is present the
-# script only checks and exits, in well under a second.
+# tarball into .deps/ (about 20 seconds, once).
+#
+# mbedTLS is built on every Debian release, from Debian 13's source package with
+# lurk's patch (scripts/patches/mbedtls-3.6.patch: a TLS 1.2 RSA-PSS regression of
+# 3.6.6, and a hook for certificate extensions such as a critical nameConstraints),
+# as static PIC archives in .deps/mbedtls (about 40 seconds, once).
+#
+# Every source tarball is checked against the SHA-256 in Debian's signed Sources
+# index. When everything is present the script only checks and exits, in well
+# under a second.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,13 +28,16 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 . /etc/os-release
 major=${VERSION_ID%%.*}
 
-pkgs=(build-essential cmake pkg-config git
+pkgs=(build-essential cmake pkg-config git patch bzip2 xz-utils
       libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev
-      nginx-light openssl ca-certificates dnsmasq-base python3 iproute2
-      wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy nodejs npm
-      clang libclang-rt-dev valgrind)
+      nginx-light openssl ca-certificates debian-archive-keyring curl dnsmasq-base
+      python3 iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy
+      nodejs npm clang libclang-rt-dev valgrind)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
-    pkgs+=(libmbedtls-dev liburing-dev libllhttp-dev)
+    pkgs+=(liburing-dev libllhttp-dev)
+fi
+if [ "$ID" != debian ]; then
+    pkgs+=(libmbedtls-dev)            # unpatched: see the mbedTLS step below
 fi
 
 missing=()
@@ -52,8 +63,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ -s /run/tinyproxy/tinyproxy.pid ]; then kill "$(cat /run/tinyproxy/tinyproxy.pid)" 2>/dev/null || true; fi
 fi
 
-# Debian 12: Debian 13's builds of mbedTLS 3.6, liburing 2.9 and llhttp 9.2, and
-# LuaJIT built from Debian 13's source.
+# Debian 12: Debian 13's builds of liburing 2.9 and llhttp 9.2, and LuaJIT built
+# from Debian 13's source. Every Debian: mbedTLS built from Debian 13's source.
 trixie_apt() {
     # apt-get or apt-cache against a private state directory that sees only
     # Debian 13's archive; $state must be set.
@@ -74,14 +85,31 @@ trixie_state() {
         "$keys" "$keys" >"$state/sources.list"
     trixie_apt apt-get update </dev/null >/dev/null
 }
+# trixie_source PACKAGE: downloads the upstream tarball of Debian 13's source
+# package into $state/src, checked against the SHA-256 in the signed Sources
+# index, and prints its path. With WITH_DEBIAN=1 it also fetches and unpacks
+# the package's debian/ directory next to it.
+trixie_source() {
+    local dir file sum
+    read -r dir file sum < <(trixie_apt apt-cache showsrc "$1" | awk '
+        /^$/ && f { exit }
+        /^Directory:/ { d = $2 }
+        /^Checksums-Sha256:/ { c = 1; next }
+        /^[^ ]/ { c = 0 }
+        c && $3 ~ /\.orig\.tar\./ { f = $3; s = $1 }
+        END { if (f) print d, f, s }') || true
+    [ -n "${sum:-}" ] || { log "no $1 source in Debian 13's index"; exit 1; }
+    /usr/lib/apt/apt-helper -q -o APT::Sandbox::User=root download-file "http://deb.debian.org/debian/$dir/$file" \
+        "$state/src/$file" "SHA256:$sum" </dev/null >/dev/null
+    printf '%s\n' "$state/src/$file"
+}
 state=
 if [ "$ID" = debian ] && [ "${major:-0}" -lt 13 ] 2>/dev/null; then
-    stamp="$deps/.stamp-trixie-3"
+    stamp="$deps/.stamp-trixie-4"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
-        log "fetching mbedTLS 3.6, liburing 2.9 and llhttp 9.2 from Debian 13 into .deps/"
+        log "fetching liburing 2.9 and llhttp 9.2 from Debian 13 into .deps/"
         (cd "$state/debs" && trixie_apt apt-get download \
-            libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 \
             liburing-dev liburing2 libllhttp-dev libllhttp9.2 </dev/null >/dev/null)
         rm -rf "$deps"; mkdir -p "$deps"
         for d in "$state"/debs/*.deb; do dpkg-deb -x "$d" "$deps"; done
@@ -105,24 +133,46 @@ H
     stamp="$deps/.stamp-luajit-1"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
-        # The upstream tarball of Debian 13's luajit source package, checked
-        # against the SHA-256 in Debian's signed Sources index.
-        read -r dir file sum < <(trixie_apt apt-cache showsrc luajit | awk '
-            /^$/ && f { exit }
-            /^Directory:/ { d = $2 }
-            /^Checksums-Sha256:/ { c = 1; next }
-            /^[^ ]/ { c = 0 }
-            c && $3 ~ /\.orig\.tar\./ { f = $3; s = $1 }
-            END { if (f) print d, f, s }') || true
-        [ -n "${sum:-}" ] || { log "no luajit source in Debian 13's index"; exit 1; }
-        log "building LuaJIT from Debian 13's source ($file) into .deps/"
-        /usr/lib/apt/apt-helper -q -o APT::Sandbox::User=root download-file "http://deb.debian.org/debian/$dir/$file" \
-            "$state/src/$file" "SHA256:$sum" </dev/null >/dev/null
-        tar -xf "$state/src/$file" -C "$state/src"
-        src=$(find "$state/src" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+        tarball=$(trixie_source luajit)
+        log "building LuaJIT from Debian 13's source (${tarball##*/}) into .deps/"
+        mkdir "$state/src/luajit"
+        tar -xf "$tarball" -C "$state/src/luajit"
+        src=$(find "$state/src/luajit" -mindepth 1 -maxdepth 1 -type d | head -n 1)
         make -C "$src" -j"$(nproc)" PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu >"$state/luajit-build.log" 2>&1 ||
             { tail -n 30 "$state/luajit-build.log" >&2; log "LuaJIT build failed"; exit 1; }
         make -C "$src" install PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu LDCONFIG=: >/dev/null
+        touch "$stamp"
+    fi
+fi
+
+# mbedTLS from Debian 13's source with lurk's patch, static and PIC (it goes
+# into liblurk.so and the C module), with Debian's configuration (threading
+# on, as one runtime per thread needs). The stamp names the patch's hash, so
+# a changed patch rebuilds it.
+if [ "$ID" = debian ]; then
+    patch_file="$top/scripts/patches/mbedtls-3.6.patch"
+    stamp="$deps/.stamp-mbedtls-$(sha256sum "$patch_file" | cut -c1-12)"
+    if [ ! -f "$stamp" ]; then
+        [ -n "$state" ] || trixie_state
+        tarball=$(trixie_source mbedtls)
+        log "building mbedTLS from Debian 13's source (${tarball##*/}) with lurk's patch into .deps/mbedtls"
+        mkdir "$state/src/mbedtls"
+        tar -xf "$tarball" -C "$state/src/mbedtls"
+        src=$(find "$state/src/mbedtls" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+        patch -d "$src" -p1 -s <"$patch_file" ||
+            { log "lurk's mbedTLS patch does not apply to ${tarball##*/}: update scripts/patches/mbedtls-3.6.patch"; exit 1; }
+        for opt in MBEDTLS_THREADING_C MBEDTLS_THREADING_PTHREAD; do
+            python3 "$src/scripts/config.py" -f "$src/include/mbedtls/mbedtls_config.h" set "$opt"
+        done
+        rm -rf "$deps/mbedtls" "$deps"/.stamp-mbedtls-*
+        cmake -S "$src" -B "$state/mbedtls-build" -DCMAKE_BUILD_TYPE=Release \
+            -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INSTALL_PREFIX="$deps/mbedtls" \
+            -DCMAKE_INSTALL_LIBDIR=lib -DUSE_SHARED_MBEDTLS_LIBRARY=OFF -DUSE_STATIC_MBEDTLS_LIBRARY=ON \
+            -DENABLE_PROGRAMS=OFF -DENABLE_TESTING=OFF -DGEN_FILES=OFF -DMBEDTLS_FATAL_WARNINGS=OFF \
+            >"$state/mbedtls-build.log" 2>&1 &&
+        cmake --build "$state/mbedtls-build" -j"$(nproc)" >>"$state/mbedtls-build.log" 2>&1 &&
+        cmake --install "$state/mbedtls-build" >>"$state/mbedtls-build.log" 2>&1 ||
+            { tail -n 30 "$state/mbedtls-build.log" >&2; log "mbedTLS build failed"; exit 1; }
         touch "$stamp"
     fi
 fi

@@ -27,7 +27,7 @@ export PKG_CONFIG_PATH="$pc:$src/.deps/usr/lib/x86_64-linux-gnu/pkgconfig:$src/.
 libdir=$(pkg-config --variable=libdir lurk)
 # shellcheck disable=SC2046
 cc $sanitize -o "$prefix/host" "$src/examples/embed/host.c" $(pkg-config --cflags --libs lurk) -lpthread \
-    -Wl,-rpath,"$libdir" $(pkg-config --libs-only-L liburing libllhttp mbedtls | sed 's/-L/-Wl,-rpath,/g') \
+    -Wl,-rpath,"$libdir" $(pkg-config --libs-only-L liburing libllhttp | sed 's/-L/-Wl,-rpath,/g') \
     || fail "the embedding example does not build against the installed lurk"
 cat >"$prefix/hello.lua" <<'LUA'
 local lurk, json = require "lurk", require "lurk.json"

@@ -347,6 +347,39 @@ int lurk_tcp_read_max(struct lurk_tcp *s, size_t max, int64_t deadline_ns,
     return start_read(s, 0, max ? max : 1, deadline_ns, cb, arg);
 }
 
+static void recvmsg_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+    lurk_done_cb *cb = s->rcb;
+
+    s->rop = NULL;
+    s->rcb = NULL;
+    if (res < 0 && s->closing)
+        res = -LURK_ECLOSED;
+    cb(s->rarg, res);
+    op_ended(s);
+}
+
+int lurk_tcp_recvmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg)
+{
+    struct io_uring_sqe *sqe;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->rop)
+        return -EBUSY;
+    s->rcb = cb;
+    s->rarg = arg;
+    sqe = lurk_loop_sqe(s->loop, 2);
+    io_uring_prep_recvmsg(sqe, s->fd, msg, 0);
+    s->rop = start_op(s, recvmsg_done);
+    lurk_op_arm(s->loop, s->rop, sqe, deadline_ns);
+    return 0;
+}
+
 struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s)
 {
     return &s->rbuf;
@@ -415,6 +448,44 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
     s->warg = arg;
     send_more(s);
     return 0;
+}
+
+static void sendmsg_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+    lurk_done_cb *cb = s->wcb;
+
+    s->wop = NULL;
+    s->wcb = NULL;
+    if (res < 0 && s->closing)
+        res = -LURK_ECLOSED;
+    cb(s->warg, res);
+    op_ended(s);
+}
+
+int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg)
+{
+    struct io_uring_sqe *sqe;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->wcb)
+        return -EBUSY;
+    s->wcb = cb;
+    s->warg = arg;
+    sqe = lurk_loop_sqe(s->loop, 2);
+    io_uring_prep_sendmsg(sqe, s->fd, msg, MSG_NOSIGNAL);
+    s->wop = start_op(s, sendmsg_done);
+    lurk_op_arm(s->loop, s->wop, sqe, deadline_ns);
+    return 0;
+}
+
+int lurk_tcp_writing(const struct lurk_tcp *s)
+{
+    return s->wcb != NULL;
 }
 
 void lurk_tcp_cancel(struct lurk_tcp *s, int which)

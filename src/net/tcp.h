@@ -64,6 +64,30 @@ struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s);
 int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
                    lurk_done_cb *cb, void *arg);
 
+struct msghdr;
+
+/*
+ * Receives one message with its control data (kernel TLS reports each
+ * record's type in a cmsg). msg and every buffer it points to stay valid and
+ * unmoved until cb runs; nothing goes into the read buffer. cb(arg, n >= 0
+ * bytes | < 0). Takes the read slot, so lurk_tcp_cancel(READ) and
+ * lurk_tcp_close() reach it and the descriptor outlives it.
+ */
+int lurk_tcp_recvmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg);
+
+/*
+ * Sends one message with its control data (a kernel TLS record of another
+ * type than application data) in one sendmsg; the same lifetime rules.
+ * cb(arg, bytes sent | < 0). Takes the write slot: it cannot start while a
+ * write is in flight (-EBUSY), so it never overtakes one.
+ */
+int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg);
+
+/* True while a write or sendmsg is in flight. */
+int lurk_tcp_writing(const struct lurk_tcp *s);
+
 enum { LURK_TCP_READ = LURK_STREAM_READ, LURK_TCP_WRITE = LURK_STREAM_WRITE, LURK_TCP_CONNECT = 4 };
 
 /* Cancels the operations named in `which`; their callbacks see -ECANCELED. */

@@ -1,0 +1,61 @@
+/*
+ * ctx.h - what a TLS connection is configured from: the per-runtime context
+ * (random generator, the system trust store parsed once) and each
+ * connection's mbedTLS configuration (its own CA file, client certificate,
+ * ALPN list, cipher suites, versions, and lurk's verification rules).
+ *
+ * Internal to src/tls: tls.c builds one lurk_tls_conf per connection.
+ */
+#ifndef LURK_TLS_CTX_H
+#define LURK_TLS_CTX_H
+
+#include "tls/tls.h"
+#include "tls/verify.h"
+
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include <stddef.h>
+
+#define LURK_TLS_MAX_ALPN 8
+#define LURK_TLS_MAX_SUITES 15
+
+struct lurk_tls_conf {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt own_ca, cert;
+    mbedtls_pk_context key;
+    const char *alpn_list[LURK_TLS_MAX_ALPN + 1];
+    char alpn_store[128];
+    int suites[LURK_TLS_MAX_SUITES + 1];
+};
+
+/*
+ * Configures c for a client connection with options o, verifying with the
+ * rules in v (already initialised for the host; unused when o->insecure).
+ * Returns 0, or -LURK_ETLS / -EINVAL with a sentence in err. Whatever the
+ * result, c must be released with lurk_tls_conf_fini().
+ */
+int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const struct lurk_tls_opts *o,
+                       struct lurk_tls_verify *v, char *err, size_t errlen);
+
+void lurk_tls_conf_fini(struct lurk_tls_conf *c);
+
+/* The random generator for mbedtls_ssl_conf_rng (after conf_init). */
+void *lurk_tls_ctx_drbg(struct lurk_tls_ctx *ctx);
+
+/* Test-only: the kTLS setup step (1 ULP, 2 RX, 3 TX) made to fail with
+ * EINVAL, from LURK_KTLS_FAIL_STEP when the context was made; 0: none. */
+int lurk_tls_ctx_fail_step(const struct lurk_tls_ctx *ctx);
+
+/*
+ * Splits list at any of the characters in seps into at most max non-empty
+ * items, copied into store (size bytes) and pointed to from items[], which
+ * is NULL-terminated (items has max + 1 slots). No hidden state: safe in
+ * every thread. Returns the number of items, or -EINVAL when the list does
+ * not fit in store or has more than max items.
+ */
+int lurk_tls_split(const char *list, const char *seps, char *store, size_t size, const char **items,
+                   size_t max);
+
+#endif

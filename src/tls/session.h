@@ -1,0 +1,133 @@
+/*
+ * session.h - the TLS connection object, shared by the two files that carry
+ * its records: tls.c (the handshake, and records in userspace through
+ * mbedTLS) and ktls.c (records through the kernel once it has the keys).
+ *
+ * Internal to src/tls. The stream view's operations are tls.c's until
+ * lurk_ktls_setup() hands a direction to the kernel; then they are ktls.c's,
+ * which pass a direction the kernel did not take back to tls.c's userspace
+ * functions.
+ *
+ * Lifetime: one reference for the owner, one per operation in flight that
+ * points at the object (raw reads and sends, kTLS receives and the kTLS
+ * close_notify).
+ */
+#ifndef LURK_TLS_SESSION_H
+#define LURK_TLS_SESSION_H
+
+#include "tls/ctx.h"
+#include "tls/keys.h"
+#include "tls/tls.h"
+#include "tls/verify.h"
+#include "core/buf.h"
+
+#include <mbedtls/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum lurk_tls_state { S_NEW, S_HANDSHAKE, S_FLUSH, S_OPEN, S_FAILED, S_CLOSED };
+
+struct lurk_tls {
+    struct lurk_stream stream;        /* first: the stream view */
+    struct lurk_tls_ctx *ctx;
+    struct lurk_tcp *tcp;
+    struct lurk_loop *loop;
+    int refs;
+    enum lurk_tls_state state;
+    bool closing;                     /* closed while the handshake ran */
+    enum lurk_ktls_policy policy;
+
+    struct lurk_tls_conf conf;
+    struct lurk_tls_verify verify;
+    mbedtls_ssl_context ssl;
+
+    /* handshake */
+    int64_t hs_deadline;
+    lurk_done_cb *hs_cb;
+    void *hs_arg;
+    size_t want;                      /* bytes mbedTLS last asked for */
+    bool raw_reading;
+
+    /* output queue (userspace records) */
+    struct lurk_buf q, inflight;
+    bool sending;
+    uint64_t queued, sent;
+    int send_err;
+    int64_t send_deadline;
+    bool close_after_send;
+
+    /* plaintext input */
+    struct lurk_buf rbuf;
+    lurk_done_cb *rcb;
+    void *rarg;
+    int64_t rdeadline;
+
+    /* writer (userspace records) */
+    const char *wp;
+    size_t wlen, woff;
+    lurk_done_cb *wcb;
+    void *warg;
+
+    /* secrets from the export callback */
+    uint16_t version;
+    enum lurk_tls_cipher cipher;
+    int prf;
+    unsigned char master[48], crand[32], srand[32];
+    unsigned char csecret[48], ssecret[48];
+    size_t secret_len;
+    bool have_master, have_csecret, have_ssecret;
+
+    /* kernel TLS */
+    bool ktls_tx, ktls_rx;
+    bool released;                    /* mbedTLS state freed (kTLS both ways) */
+    const char *suite_name, *alpn;    /* kept across lurk_tls_release_mbedtls() */
+    bool rx_reading;                  /* a kTLS recvmsg is in flight */
+    struct msghdr msg;
+    struct iovec iov;
+    union {
+        size_t align;                 /* a cmsghdr's alignment (its flexible data member */
+        char buf[CMSG_SPACE(sizeof(unsigned char))];   /* would make this union variable-sized) */
+    } cbuf;
+    /* close_notify through kTLS TX */
+    struct msghdr cn_msg;
+    struct iovec cn_iov;
+    unsigned char cn_alert[2];
+    union {
+        size_t align;
+        char buf[CMSG_SPACE(sizeof(unsigned char))];
+    } cn_cbuf;
+
+    int64_t t_start, t_done;          /* handshake stamps */
+    char fallback[200];
+    char errmsg[400];
+};
+
+/* Sets errmsg from a printf format and returns -LURK_ETLS. */
+int lurk_tls_fail(struct lurk_tls *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Drops a reference; the last one frees the object. */
+void lurk_tls_put(struct lurk_tls *t);
+
+/* tls.c's userspace record path, for a direction the kernel did not take. */
+int lurk_tls_user_read(struct lurk_tls *t);
+int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t deadline_ns,
+                        lurk_done_cb *cb, void *arg);
+void lurk_tls_user_close(struct lurk_tls *t);
+
+/* Calls the reader's callback (after which another read may start). */
+void lurk_tls_read_finish(struct lurk_tls *t, int res);
+
+/* Frees mbedTLS's state once the kernel carries both directions. */
+void lurk_tls_release_mbedtls(struct lurk_tls *t);
+
+/*
+ * ktls.c: tries to hand both directions to the kernel after the handshake,
+ * every handshake byte having been sent. Returns 0 whatever the outcome
+ * (the reason in t->fallback; the stream's operations swapped to ktls.c's
+ * when a direction was taken), or -LURK_ETLS when the policy requires kTLS
+ * and it could not be had.
+ */
+int lurk_ktls_setup(struct lurk_tls *t);
+
+#endif
