@@ -111,7 +111,8 @@ bool lurk_tls_name_match(const char *pattern, size_t plen, const char *host, siz
     rest = pattern + 2;
     rlen = plen - 2;
     dot = memchr(rest, '.', rlen);
-    if (memchr(rest, '*', rlen) || !dot || dot == rest || dot == rest + rlen - 1)
+    if (memchr(rest, '*', rlen) || !dot || dot == rest || dot == rest + rlen - 1 ||
+        memmem(rest, rlen, "..", 2))    /* every label after it non-empty */
         return false;
     dot = memchr(host, '.', hlen);
     if (!dot || dot == host)          /* the wildcard stands for a non-empty label */
@@ -221,8 +222,11 @@ static void check_eku(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, in
 
 /* ---- nameConstraints ---- */
 
-/* Finds the nameConstraints extension's value in the certificate's DER. */
-static bool find_name_constraints(const mbedtls_x509_crt *crt, const unsigned char **val, size_t *vlen)
+/* Finds an extension's value (inside its OCTET STRING) in the certificate's
+ * DER; mbedTLS keeps the parsed form of some extensions private and does not
+ * parse others at all. */
+static bool find_ext(const mbedtls_x509_crt *crt, const char *want, size_t want_len,
+                     const unsigned char **val, size_t *vlen)
 {
     unsigned char *p = crt->v3_ext.p, *end;
     size_t len;
@@ -249,7 +253,7 @@ static bool find_name_constraints(const mbedtls_x509_crt *crt, const unsigned ch
             critical = 0;             /* absent: DEFAULT FALSE (p has not moved) */
         if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0)
             return false;
-        if (MBEDTLS_OID_CMP(MBEDTLS_OID_NAME_CONSTRAINTS, &oid) == 0) {
+        if (oid.len == want_len && memcmp(oid.p, want, want_len) == 0) {
             *val = p;
             *vlen = len;
             return true;
@@ -464,6 +468,79 @@ static void check_name_constraints(struct lurk_tls_verify *v, const mbedtls_x509
     }
 }
 
+/* ---- why a chain does not reach a trusted root ---- */
+
+/* basicConstraints: *ca and *pathlen (-1: no limit); false when absent. */
+static bool basic_constraints(const mbedtls_x509_crt *crt, int *ca, int *pathlen)
+{
+    const unsigned char *val;
+    unsigned char *p, *end;
+    size_t len, vlen;
+
+    *ca = 0;
+    *pathlen = -1;
+    if (!find_ext(crt, MBEDTLS_OID_BASIC_CONSTRAINTS, MBEDTLS_OID_SIZE(MBEDTLS_OID_BASIC_CONSTRAINTS), &val, &vlen))
+        return false;
+    p = (unsigned char *)val;
+    end = p + vlen;
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+        return true;
+    end = p + len;
+    if (p < end && *p == MBEDTLS_ASN1_BOOLEAN && mbedtls_asn1_get_bool(&p, end, ca) != 0)
+        return true;
+    if (p < end && mbedtls_asn1_get_int(&p, end, pathlen) != 0)
+        *pathlen = -1;
+    return true;
+}
+
+/*
+ * The chain mbedTLS built stops at `top`, which no trusted CA signed. Says
+ * why in words: the certificate that should have issued it was missing, or
+ * was sent but may not issue certificates. leaf heads the list of
+ * certificates the server sent; the diagnosis replaces mbedTLS's "not
+ * correctly signed by the trusted CA".
+ */
+static void explain_untrusted(struct lurk_tls_verify *v, const mbedtls_x509_crt *leaf, uint32_t *flags)
+{
+    const mbedtls_x509_crt *top = v->untrusted, *issuer = NULL;
+    char top_name[160], iss_name[160];
+    int ca, pathlen;
+
+    who(v, top, v->top, MBEDTLS_X509_BADCERT_NOT_TRUSTED, top_name, sizeof top_name);
+    v->reason[0] = '\0';
+    if (top->issuer_raw.len == top->subject_raw.len &&
+        memcmp(top->issuer_raw.p, top->subject_raw.p, top->subject_raw.len) == 0) {
+        fail(v, flags, 0, "%s is self-signed and not in the trust store", top_name);
+        return;
+    }
+    for (const mbedtls_x509_crt *c = leaf; c && c->raw.p; c = c->next)
+        if (c != top && c->subject_raw.len == top->issuer_raw.len &&
+            memcmp(c->subject_raw.p, top->issuer_raw.p, c->subject_raw.len) == 0)
+            issuer = c;
+    if (!issuer) {
+        if (mbedtls_x509_dn_gets(iss_name, sizeof iss_name, &top->issuer) < 0)
+            snprintf(iss_name, sizeof iss_name, "?");
+        fail(v, flags, 0, "%s was issued by %s, which is not in the trust store and was not sent by "
+             "the server (an unknown CA, or a missing intermediate certificate)", top_name, iss_name);
+        return;
+    }
+    who(v, issuer, v->top + 1, MBEDTLS_X509_BADCERT_NOT_TRUSTED, iss_name, sizeof iss_name);
+    if (!basic_constraints(issuer, &ca, &pathlen)) {
+        fail(v, flags, 0, "%s, which issued %s, is not a CA (no basicConstraints)", iss_name, top_name);
+    } else if (!ca) {
+        fail(v, flags, 0, "%s, which issued %s, is not a CA (basicConstraints CA:FALSE)", iss_name, top_name);
+    } else if (mbedtls_x509_crt_check_key_usage(issuer, MBEDTLS_X509_KU_KEY_CERT_SIGN) != 0) {
+        fail(v, flags, 0, "%s, which issued %s, may not sign certificates (keyUsage without keyCertSign)",
+             iss_name, top_name);
+    } else if (pathlen >= 0 && pathlen < v->top) {
+        fail(v, flags, 0, "%s allows %d intermediate certificate%s below it (pathLenConstraint); "
+             "the chain has %d", iss_name, pathlen, pathlen == 1 ? "" : "s", v->top);
+    } else {
+        fail(v, flags, 0, "%s: the signature of %s does not verify, or %s does not lead to a trusted root",
+             iss_name, top_name, iss_name);
+    }
+}
+
 /* ---- the host ---- */
 
 static void check_host(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, const char *name,
@@ -521,12 +598,15 @@ int lurk_tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
         v->in_pass = true;
         v->top = depth;
         v->n_nc = 0;
+        v->untrusted = NULL;
         v->reason[0] = '\0';
     }
     who(v, crt, depth, *flags, name, sizeof name);
     if (depth == 0)
         check_host(v, crt, name, flags);
-    if (*flags && !v->reason[0]) {    /* mbedTLS's own verdict on this certificate */
+    if (depth == v->top && (*flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED))
+        v->untrusted = crt;           /* explained once the leaf shows what was sent */
+    if (*flags && !v->reason[0] && v->untrusted != crt) {   /* mbedTLS's own verdict */
         char info[300], *nl;
 
         mbedtls_x509_crt_verify_info(info, sizeof info, "", *flags);
@@ -536,7 +616,8 @@ int lurk_tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
     }
     check_eku(v, crt, depth, name, flags);
     check_name_constraints(v, crt, depth, name, flags);
-    if (depth > 0 && find_name_constraints(crt, &nc, &nc_len)) {
+    if (depth > 0 && find_ext(crt, MBEDTLS_OID_NAME_CONSTRAINTS, MBEDTLS_OID_SIZE(MBEDTLS_OID_NAME_CONSTRAINTS),
+                              &nc, &nc_len)) {
         if (v->n_nc == LURK_VERIFY_MAX_NC) {
             fail(v, flags, MBEDTLS_X509_BADCERT_OTHER, "more than %d CAs with nameConstraints in the chain",
                  LURK_VERIFY_MAX_NC);
@@ -547,6 +628,8 @@ int lurk_tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
             v->n_nc++;
         }
     }
+    if (depth == 0 && v->untrusted)
+        explain_untrusted(v, crt, flags);
     if (depth == 0)
         v->in_pass = false;
     return 0;

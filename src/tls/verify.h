@@ -47,6 +47,7 @@ struct lurk_tls_verify {
     /* one pass over a chain, root first */
     bool in_pass;
     int top;                          /* depth of the pass's first certificate */
+    const mbedtls_x509_crt *untrusted;   /* the top, when no trusted CA signed it */
     int n_nc;
     struct {
         const unsigned char *p;       /* the extension's value, inside the CA's raw DER */

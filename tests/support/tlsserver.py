@@ -7,7 +7,7 @@ usage:
   tlsserver.py echo DIR      a TLS 1.2/1.3 echo server (Python's ssl, i.e. OpenSSL)
   tlsserver.py starttls DIR  plain text until "STARTTLS\\n", then TLS echo
   tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset, midrecord (each
-                             after the client sends a line), eager (see below)
+                             after the client sends a line), eager, sink (see below)
 
 Prints "PORT <n> PID <pid> DIR <dir>" once ready; exits when its parent does.
 Certificates come from certs.sh in DIR.
@@ -269,8 +269,8 @@ def handle(mode, raw, ctx):
                 raw.sendall(b"ERR\n")
                 return
             raw.sendall(b"GO\n")
-        conn = ctx.wrap_socket(raw, server_side=True)
-        if mode in ("close_notify", "noclose", "reset"):
+        conn = ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=(mode != "sink"))
+        if mode in ("close_notify", "noclose", "reset", "sink"):
             # Wait for the client's "go", so its handshake (and its switch to
             # kernel TLS) is over before this connection ends.
             buf = b""
@@ -293,6 +293,24 @@ def handle(mode, raw, ctx):
             conn.sendall(b"x" * 100)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             raw.close()
+        elif mode == "sink":
+            # Reads nothing for half a second (a big send from the client
+            # stays in flight), then everything, and appends to DIR/sink.log
+            # how many bytes came and whether close_notify ended them (a
+            # cut stream raises SSLEOFError instead).
+            time.sleep(0.5)
+            n, clean = 0, 0
+            try:
+                while True:
+                    data = conn.recv(1 << 20)
+                    if not data:
+                        clean = 1
+                        break
+                    n += len(data)
+            except (OSError, ssl.SSLError):
+                pass
+            with open(os.path.join(SINK_DIR, "sink.log"), "a") as f:
+                f.write("bytes=%d clean=%d\n" % (n, clean))
         elif mode == "eager":
             # Data right behind the handshake (and TLS 1.3 tickets): what the
             # kernel must find in the socket after the switch.
@@ -373,8 +391,13 @@ def wait_listen_state(port):
     raise SystemExit("s_server never listened")
 
 
+SINK_DIR = "."
+
+
 def main():
+    global SINK_DIR
     mode, d = sys.argv[1], os.path.abspath(sys.argv[2])
+    SINK_DIR = d
     certs(d)
     signal.signal(signal.SIGTERM, stop)
     if mode == "nginx":

@@ -1,4 +1,4 @@
-/* test_tcp: the net layer without Lua: connect, send-all, buffered reads, EOF, close with ops pending, refusal, resolution. */
+/* test_tcp: the net layer without Lua: connect, send-all, buffered reads, EOF, close with ops pending, recvmsg/sendmsg in the read/write slots, refusal, resolution. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,58 @@ static void test_close_with_pending_ops(void **state)
     close(lfd);
 }
 
+/* kernel TLS reads records with recvmsg and sends close_notify with
+ * sendmsg: both hold the descriptor open like any other op (a close while
+ * one is in flight must not free the descriptor number for reuse under it),
+ * and a sendmsg cannot start while a write is in flight, so it can never
+ * overtake one. */
+static void test_msg_ops_hold_the_descriptor(void **state)
+{
+    int port, lfd = listener(&port), peer, fd;
+    struct lurk_tcp *s = connected("127.0.0.1", lfd, port, &peer);
+    struct rec r = { 0 }, w = { 0 }, m = { 0 };
+    char in[8], big[1 << 16] = { 0 };
+    struct iovec iov = { in, sizeof in }, oiov = { (void *)"bye", 3 };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 }, omsg = { .msg_iov = &oiov, .msg_iovlen = 1 };
+
+    (void)state;
+    assert_int_equal(write(peer, "abc", 3), 3);
+    assert_int_equal(lurk_tcp_recvmsg(s, &msg, 0, done, &r), 0);
+    assert_int_equal(lurk_tcp_read(s, 0, 0, done, &r), -EBUSY);  /* the read slot is taken */
+    wait_for(&r, 1);
+    assert_int_equal(r.res, 3);
+    assert_memory_equal(in, "abc", 3);
+    assert_int_equal(lurk_buf_len(lurk_tcp_rbuf(s)), 0);         /* nothing went to the buffer */
+
+    /* A write fills the socket (the peer reads nothing): the sendmsg waits its turn. */
+    for (int i = 0; i < 64 && !lurk_tcp_writing(s); i++) {
+        assert_int_equal(lurk_tcp_write(s, big, sizeof big, 0, done, &w), 0);
+        lurk_loop_turn(loop, false);
+        if (w.calls)                  /* it went out whole: try again, the buffer fills */
+            w.calls = 0;
+    }
+    assert_true(lurk_tcp_writing(s));
+    assert_int_equal(lurk_tcp_sendmsg(s, &omsg, 0, done, &m), -EBUSY);
+
+    assert_int_equal(lurk_tcp_recvmsg(s, &msg, 0, done, &r), 0);
+    lurk_loop_turn(loop, false);
+    fd = lurk_tcp_fd(s);
+    lurk_tcp_close(s);
+    assert_int_equal(lurk_tcp_fd(s), fd);
+    assert_true(fcntl(fd, F_GETFD) != -1);    /* still open under the recvmsg */
+    wait_for(&r, 2);
+    wait_for(&w, 1);
+    assert_int_equal(r.res, -LURK_ECLOSED);
+    assert_int_equal(w.res, -LURK_ECLOSED);
+    assert_int_equal(lurk_tcp_fd(s), -1);
+    assert_int_equal(lurk_tcp_sendmsg(s, &omsg, 0, done, &m), -LURK_ECLOSED);
+    assert_int_equal(m.calls, 0);
+    lurk_tcp_unref(s);
+    close(peer);
+    close(lfd);
+    assert_int_equal(lurk_loop_in_flight(loop), 0);
+}
+
 static void test_deadline_on_read(void **state)
 {
     int port, lfd = listener(&port), peer;
@@ -209,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exchange_and_eof),
         cmocka_unit_test(test_close_with_pending_ops),
+        cmocka_unit_test(test_msg_ops_hold_the_descriptor),
         cmocka_unit_test(test_deadline_on_read),
         cmocka_unit_test(test_refused_and_resolved),
         cmocka_unit_test(test_literals),
