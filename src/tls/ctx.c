@@ -24,6 +24,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/base64.h>
 #include <psa/crypto.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -116,6 +117,60 @@ static int ctx_rng(struct lurk_tls_ctx *c)
     return 0;
 }
 
+/* The whole file, NUL-terminated; NULL (errno set) when unreadable. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long size;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)size + 1)) != NULL) {
+        *len = fread(buf, 1, (size_t)size, f);
+        buf[*len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+/*
+ * Parses every certificate of a PEM (or single DER) file into chain, with
+ * the extension callback verify.c enforces: mbedtls_x509_crt_parse_file has
+ * none, so it skips a root with a critical nameConstraints, a trust anchor
+ * lurk can check. Returns the number of certificates skipped (>= 0, as
+ * mbedtls_x509_crt_parse_file does) or a negative mbedTLS or errno code.
+ */
+static int parse_pem_file(mbedtls_x509_crt *chain, const char *path)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
+    size_t len = 0;
+    char *buf = read_file(path, &len), *p, *q;
+    int skipped = 0, found = 0;
+
+    if (!buf)
+        return -errno;
+    for (p = buf; (p = strstr(p, begin)) != NULL && (q = strstr(p, end)) != NULL; p = q + sizeof end - 1) {
+        size_t der_len = 0;
+        unsigned char *der;
+
+        found++;
+        p += sizeof begin - 1;
+        mbedtls_base64_decode(NULL, 0, &der_len, (const unsigned char *)p, (size_t)(q - p));
+        der = der_len ? malloc(der_len) : NULL;
+        if (!der || mbedtls_base64_decode(der, der_len, &der_len, (const unsigned char *)p, (size_t)(q - p)) != 0 ||
+            mbedtls_x509_crt_parse_der_with_ext_cb(chain, der, der_len, 1, lurk_tls_crt_ext_cb, NULL) != 0)
+            skipped++;
+        free(der);
+    }
+    if (!found && mbedtls_x509_crt_parse_der_with_ext_cb(chain, (unsigned char *)buf, len, 1,
+                                                         lurk_tls_crt_ext_cb, NULL) != 0)
+        skipped++;
+    free(buf);
+    return skipped;
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -143,10 +198,10 @@ static int ctx_ca(struct lurk_tls_ctx *c)
     if (c->ca_state != 0)
         return c->ca_state > 0 ? 0 : -LURK_ETLS;
     if (c->ca_file) {
-        rc = mbedtls_x509_crt_parse_file(&c->ca, c->ca_file);
+        rc = parse_pem_file(&c->ca, c->ca_file);
         snprintf(c->ca_source, sizeof c->ca_source, "%s (runtime option)", c->ca_file);
     } else if (file && *file) {
-        rc = mbedtls_x509_crt_parse_file(&c->ca, file);
+        rc = parse_pem_file(&c->ca, file);
         snprintf(c->ca_source, sizeof c->ca_source, "%s (SSL_CERT_FILE)", file);
     } else if (dir && *dir) {
         rc = mbedtls_x509_crt_parse_path(&c->ca, dir);
@@ -155,7 +210,7 @@ static int ctx_ca(struct lurk_tls_ctx *c)
         for (size_t i = 0; i < sizeof files / sizeof files[0] && rc < 0; i++) {
             if (access(files[i], R_OK) != 0)
                 continue;
-            rc = mbedtls_x509_crt_parse_file(&c->ca, files[i]);
+            rc = parse_pem_file(&c->ca, files[i]);
             snprintf(c->ca_source, sizeof c->ca_source, "%s", files[i]);
         }
         if (rc < 0 && access("/etc/ssl/certs", R_OK) == 0) {
@@ -319,7 +374,7 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
         if (o->cafile || o->cadir) {
             const char *path = o->cafile ? o->cafile : o->cadir;
 
-            rc = o->cafile ? mbedtls_x509_crt_parse_file(&c->own_ca, o->cafile)
+            rc = o->cafile ? parse_pem_file(&c->own_ca, o->cafile)
                            : mbedtls_x509_crt_parse_path(&c->own_ca, o->cadir);
             if (rc < 0 || c->own_ca.raw.len == 0)
                 return load_fail(err, errlen, "CA certificates", path, rc);

@@ -541,6 +541,40 @@ static void explain_untrusted(struct lurk_tls_verify *v, const mbedtls_x509_crt 
     }
 }
 
+/* ---- mbedTLS's verdict on one certificate, in words ---- */
+
+static void show_time(const mbedtls_x509_time *t, char *buf, size_t size)
+{
+    snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d UTC", t->year, t->mon, t->day, t->hour, t->min, t->sec);
+}
+
+static void explain_flags(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, const char *name,
+                          uint32_t *flags)
+{
+    char when[40], info[300], *nl;
+
+    if (*flags & MBEDTLS_X509_BADCERT_EXPIRED) {
+        show_time(&crt->valid_to, when, sizeof when);
+        fail(v, flags, 0, "%s expired at %s", name, when);
+    } else if (*flags & MBEDTLS_X509_BADCERT_FUTURE) {
+        show_time(&crt->valid_from, when, sizeof when);
+        fail(v, flags, 0, "%s is not valid until %s (in the future)", name, when);
+    } else if (*flags & MBEDTLS_X509_BADCERT_BAD_MD) {
+        fail(v, flags, 0, "%s is signed with a hash lurk does not accept (SHA-1 or weaker: "
+             "SHA-256 or better is needed)", name);
+    } else if (*flags & MBEDTLS_X509_BADCERT_BAD_KEY) {
+        fail(v, flags, 0, "%s has a key lurk does not accept (RSA under 2048 bits, or an "
+             "unsupported curve)", name);
+    } else if (*flags & MBEDTLS_X509_BADCERT_BAD_PK) {
+        fail(v, flags, 0, "%s uses a public-key algorithm lurk does not accept", name);
+    } else {
+        mbedtls_x509_crt_verify_info(info, sizeof info, "", *flags);
+        while ((nl = strchr(info, '\n')) != NULL)
+            *nl = nl[1] ? ';' : '\0';
+        fail(v, flags, 0, "%s: %s", name, info);
+    }
+}
+
 /* ---- the host ---- */
 
 static void check_host(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, const char *name,
@@ -581,8 +615,9 @@ static void check_host(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, c
         if (w > 0 && (size_t)w < sizeof names - used)
             used += (size_t)w;
     }
-    fail(v, flags, MBEDTLS_X509_BADCERT_CN_MISMATCH, "%s does not match host %s (its names: %s)",
-         name, host, used ? names : "none a server can be reached by");
+    fail(v, flags, MBEDTLS_X509_BADCERT_CN_MISMATCH,
+         "%s does not match host %s: its subjectAltName has %s (the CN is not used)",
+         name, host, used ? names : "no DNS name or IP address");
 }
 
 /* ---- the callbacks ---- */
@@ -606,14 +641,8 @@ int lurk_tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
         check_host(v, crt, name, flags);
     if (depth == v->top && (*flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED))
         v->untrusted = crt;           /* explained once the leaf shows what was sent */
-    if (*flags && !v->reason[0] && v->untrusted != crt) {   /* mbedTLS's own verdict */
-        char info[300], *nl;
-
-        mbedtls_x509_crt_verify_info(info, sizeof info, "", *flags);
-        while ((nl = strchr(info, '\n')) != NULL)
-            *nl = nl[1] ? ';' : '\0';
-        fail(v, flags, 0, "%s: %s", name, info);
-    }
+    if (*flags && !v->reason[0] && v->untrusted != crt)
+        explain_flags(v, crt, name, flags);   /* mbedTLS's own verdict, in words */
     check_eku(v, crt, depth, name, flags);
     check_name_constraints(v, crt, depth, name, flags);
     if (depth > 0 && find_ext(crt, MBEDTLS_OID_NAME_CONSTRAINTS, MBEDTLS_OID_SIZE(MBEDTLS_OID_NAME_CONSTRAINTS),
