@@ -347,37 +347,67 @@ int lurk_tcp_read_max(struct lurk_tcp *s, size_t max, int64_t deadline_ns,
     return start_read(s, 0, max ? max : 1, deadline_ns, cb, arg);
 }
 
-static void recvmsg_done(struct lurk_op *op, int res)
+/* recvmsg in the read slot or sendmsg in the write slot: one message, its
+ * result handed on as it came. */
+static void msg_done(struct lurk_op *op, int res)
 {
     struct lurk_tcp *s = op->arg;
-    lurk_done_cb *cb = s->rcb;
+    bool reading = op == s->rop;
+    lurk_done_cb *cb = reading ? s->rcb : s->wcb;
+    void *arg = reading ? s->rarg : s->warg;
 
-    s->rop = NULL;
-    s->rcb = NULL;
+    if (reading) {
+        s->rop = NULL;
+        s->rcb = NULL;
+    } else {
+        s->wop = NULL;
+        s->wcb = NULL;
+    }
     if (res < 0 && s->closing)
         res = -LURK_ECLOSED;
-    cb(s->rarg, res);
+    cb(arg, res);
     op_ended(s);
 }
 
-int lurk_tcp_recvmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+static int start_msg(struct lurk_tcp *s, bool reading, struct msghdr *msg, int64_t deadline_ns,
                      lurk_done_cb *cb, void *arg)
 {
     struct io_uring_sqe *sqe;
+    struct lurk_op *op;
 
     if (s->closing)
         return -LURK_ECLOSED;
     if (!s->connected)
         return -ENOTCONN;
-    if (s->rop)
+    if (reading ? s->rop != NULL : s->wcb != NULL)
         return -EBUSY;
-    s->rcb = cb;
-    s->rarg = arg;
     sqe = lurk_loop_sqe(s->loop, 2);
-    io_uring_prep_recvmsg(sqe, s->fd, msg, 0);
-    s->rop = start_op(s, recvmsg_done);
-    lurk_op_arm(s->loop, s->rop, sqe, deadline_ns);
+    op = start_op(s, msg_done);
+    if (reading) {
+        io_uring_prep_recvmsg(sqe, s->fd, msg, 0);
+        s->rop = op;
+        s->rcb = cb;
+        s->rarg = arg;
+    } else {
+        io_uring_prep_sendmsg(sqe, s->fd, msg, MSG_NOSIGNAL);
+        s->wop = op;
+        s->wcb = cb;
+        s->warg = arg;
+    }
+    lurk_op_arm(s->loop, op, sqe, deadline_ns);
     return 0;
+}
+
+int lurk_tcp_recvmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg)
+{
+    return start_msg(s, true, msg, deadline_ns, cb, arg);
+}
+
+int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
+                     lurk_done_cb *cb, void *arg)
+{
+    return start_msg(s, false, msg, deadline_ns, cb, arg);
 }
 
 struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s)
@@ -447,39 +477,6 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
     s->wcb = cb;
     s->warg = arg;
     send_more(s);
-    return 0;
-}
-
-static void sendmsg_done(struct lurk_op *op, int res)
-{
-    struct lurk_tcp *s = op->arg;
-    lurk_done_cb *cb = s->wcb;
-
-    s->wop = NULL;
-    s->wcb = NULL;
-    if (res < 0 && s->closing)
-        res = -LURK_ECLOSED;
-    cb(s->warg, res);
-    op_ended(s);
-}
-
-int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
-                     lurk_done_cb *cb, void *arg)
-{
-    struct io_uring_sqe *sqe;
-
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
-    if (s->wcb)
-        return -EBUSY;
-    s->wcb = cb;
-    s->warg = arg;
-    sqe = lurk_loop_sqe(s->loop, 2);
-    io_uring_prep_sendmsg(sqe, s->fd, msg, MSG_NOSIGNAL);
-    s->wop = start_op(s, sendmsg_done);
-    lurk_op_arm(s->loop, s->wop, sqe, deadline_ns);
     return 0;
 }
 

@@ -225,24 +225,14 @@ static void rx_arm(struct lurk_tls *t)
 static int ktls_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
 {
     struct lurk_tls *t = (struct lurk_tls *)st;
+    int rc = lurk_tls_read_begin(t, deadline_ns, cb, arg);
 
     (void)room;
-    if (t->state != S_OPEN)
-        return t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
-    if (t->rcb)
-        return -EBUSY;
-    if (t->stream.eof) {
-        cb(arg, 0);
-        return 0;
-    }
-    t->rcb = cb;
-    t->rarg = arg;
-    t->rdeadline = deadline_ns;
-    if (t->ktls_rx)
+    if (rc > 0 && t->ktls_rx)
         rx_arm(t);
-    else
+    else if (rc > 0)
         lurk_tls_user_read(t);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- writing ---- */

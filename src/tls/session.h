@@ -115,6 +115,14 @@ int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t d
                         lurk_done_cb *cb, void *arg);
 void lurk_tls_user_close(struct lurk_tls *t);
 
+/*
+ * The checks every read of the stream starts with (one reader, an open
+ * stream, nothing after the end). Returns 1 when the read goes on (the
+ * reader and its deadline recorded), 0 when it ended at once (cb ran with
+ * 0: end of stream), or a negative code (nothing started).
+ */
+int lurk_tls_read_begin(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb, void *arg);
+
 /* Calls the reader's callback (after which another read may start). */
 void lurk_tls_read_finish(struct lurk_tls *t, int res);
 

@@ -466,12 +466,8 @@ int lurk_tls_user_read(struct lurk_tls *t)
     return 0;
 }
 
-/* The stream's read while mbedTLS carries the records. */
-static int tls_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+int lurk_tls_read_begin(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
 {
-    struct lurk_tls *t = (struct lurk_tls *)st;
-
-    (void)room;
     if (t->state != S_OPEN)
         return t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
     if (t->rcb)
@@ -483,8 +479,19 @@ static int tls_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lu
     t->rcb = cb;
     t->rarg = arg;
     t->rdeadline = deadline_ns;
-    user_read_step(t);
-    return 0;
+    return 1;
+}
+
+/* The stream's read while mbedTLS carries the records. */
+static int tls_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+{
+    struct lurk_tls *t = (struct lurk_tls *)st;
+    int rc = lurk_tls_read_begin(t, deadline_ns, cb, arg);
+
+    (void)room;
+    if (rc > 0)
+        user_read_step(t);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- writing ---- */

@@ -24,22 +24,7 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CHILDREN = []
-
-
-def stop(*_):
-    for p in CHILDREN:
-        p.kill()
-    os._exit(0)
-
-
-def watch_parent():
-    parent = os.getppid()
-    while True:
-        time.sleep(0.2)
-        if os.getppid() != parent:
-            stop()
+from tlsserver import CHILDREN, HERE, stop, watch_parent   # the same child and parent handling
 
 
 def start(d, pki, name, addr, cert, chain, extra):
