@@ -17,7 +17,7 @@ set -eu
 d=$1
 mkdir -p "$d"
 cd "$d"
-stamp=.pki-done-2
+stamp=.pki-done-3
 [ -f $stamp ] && exit 0
 
 day() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
@@ -53,6 +53,10 @@ $ids
 [int_nc_permitted_ip]
 $ca_ext
 nameConstraints=critical,permitted;IP:127.0.0.0/255.0.0.0
+$ids
+[int_nc_permitted_noncrit]
+$ca_ext
+nameConstraints=permitted;DNS:example.test
 $ids
 [int_nc_excluded_noncrit]
 $ca_ext
@@ -176,6 +180,7 @@ int int.eku_server "lurk matrix int eku serverAuth" int_eku_server
 int int.eku_email "lurk matrix int eku emailProtection" int_eku_email
 int int.nc_permitted_crit "lurk matrix int nc permitted example.test" int_nc_permitted_crit
 int int.nc_permitted_ip "lurk matrix int nc permitted 127.0.0.0 mask 8" int_nc_permitted_ip
+int int.nc_permitted_noncrit "lurk matrix int nc permitted example.test (non-critical)" int_nc_permitted_noncrit
 int int.nc_excluded_noncrit "lurk matrix int nc excluded good (non-critical)" int_nc_excluded_noncrit
 int int.nc_excluded_crit "lurk matrix int nc excluded good" int_nc_excluded_crit
 int int.nc_excluded_ip "lurk matrix int nc excluded 127.0.0.0 mask 8" int_nc_excluded_ip
@@ -223,6 +228,8 @@ leaf int_eku_email int.eku_email $good
 leaf nc_excluded_noncrit int.nc_excluded_noncrit $good
 leaf nc_excluded_crit int.nc_excluded_crit $good
 leaf nc_permitted_outside int.nc_permitted_crit DNS:good.other.test
+leaf nc_permitted_noncrit int.nc_permitted_noncrit $good
+leaf nc_permitted_noncrit_outside int.nc_permitted_noncrit DNS:good.other.test
 leaf nc_excluded_ip int.nc_excluded_ip IP:127.0.0.1
 leaf nc_dirname int.nc_dirname $good
 leaf nc_root_permitted nc_root $good
