@@ -29,5 +29,13 @@ out=$("$lurk" -e 'lurk.spawn(function() lurk.sleep(0.05); print("late task ran")
 # A failing task that is not the main chunk is reported but does not fail the run.
 "$lurk" -e 'lurk.spawn(function() error("side task") end)' 2>/tmp/lurk-cli.$$ || fail "side task error must not fail the run"
 grep -q 'side task' /tmp/lurk-cli.$$ || fail "side task error not reported"
-rm -f /tmp/lurk-cli.$$ /tmp/lurk-cli-$$.lua
+# The program ends while a task's file write is in flight (a download cut
+# short by an error elsewhere): the runtime is torn down cleanly.
+"$lurk" -e "local f = assert(lurk._open_write('/tmp/lurk-cli-$$.bin'))
+    lurk.spawn(function() f:write(('x'):rep(64 * 1048576)) end)
+    error('main failed')" 2>/tmp/lurk-cli.$$
+rc=$?
+[ $rc = 1 ] || fail "teardown with a file write in flight: exit $rc (want 1): $(tail -n 3 /tmp/lurk-cli.$$)"
+grep -q 'main failed' /tmp/lurk-cli.$$ || fail "main error not reported"
+rm -f /tmp/lurk-cli.$$ /tmp/lurk-cli-$$.lua /tmp/lurk-cli-$$.bin
 echo "ok: cli"

@@ -50,6 +50,8 @@ const char *lurk_error_kind(int rc, const char *phase)
     default:
         break;
     }
+    if (phase && strcmp(phase, "io") == 0)
+        return "io";                  /* a local file, not the network */
     if (phase && strcmp(phase, "connect") == 0)
         return "connect";
     if (phase && strcmp(phase, "dns") == 0)
@@ -87,6 +89,8 @@ static const char *doing(const char *phase)
         return "reading from";
     if (strcmp(phase, "tls") == 0)
         return "TLS with";
+    if (strcmp(phase, "io") == 0)
+        return "writing";
     return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 struct file {
     struct lurk_rt *rt;
     int fd;
+    char path[256];                   /* for messages (cut if longer) */
     int64_t off;
     struct lurk_task *writer;
     struct lurk_op *op;
@@ -44,7 +46,10 @@ static void write_done(struct lurk_op *op, int res)
     struct file *f = op->arg;
 
     f->op = NULL;
-    lurk_task_wake(f->writer, res);
+    /* No writer: the runtime is being torn down, and released the wait
+     * (write_release) before it drained the ring. */
+    if (f->writer)
+        lurk_task_wake(f->writer, res);
 }
 
 static int submit(struct file *f)
@@ -64,15 +69,10 @@ static int write_results(lua_State *L, void *ud, int res)
 {
     struct file *f = ud;
 
-    if (res <= 0 && res != -ECANCELED) {
-        /* The disk failed, not the network: the kind a failed open has. */
-        lurk_lua_error(L, res < 0 ? res : -EIO, "send", "file");
-        lua_pushstring(L, "limit");
-        lua_setfield(L, -2, "kind");
-        return 2;
-    }
-    if (res < 0)
-        return lurk_lua_error(L, res, "send", "file");
+    if (res < 0 && (res == -ECANCELED || res == -ETIMEDOUT))
+        return lurk_lua_error(L, res, "io", f->path);
+    if (res <= 0)                     /* the disk failed: kind io */
+        return lurk_lua_error(L, res < 0 ? res : -EIO, "io", f->path);
     f->done += (size_t)res;
     f->off += res;
     if (f->done < f->len) {
@@ -121,7 +121,7 @@ static int file_write(lua_State *L)
     }
     rc = lurk_task_check(t);
     if (rc < 0)
-        return lurk_lua_error(L, rc, "send", "file");
+        return lurk_lua_error(L, rc, "io", f->path);
     f->p = p;
     f->len = len;
     f->done = 0;
@@ -163,23 +163,20 @@ static int l_open_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct file *f;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-    if (fd < 0) {
-        int rc = -errno;
-
-        lurk_lua_error(L, rc, NULL, path);
-        lua_pushstring(L, "limit");   /* not a network failure: a local one */
-        lua_setfield(L, -2, "kind");
-        return 2;
-    }
+    /* The object first, closed (liolib's rule): if making it raises (out of
+     * memory), no descriptor is open yet to leak. */
     f = lua_newuserdata(L, sizeof *f);
     memset(f, 0, sizeof *f);
     f->rt = lurk_rt_get(L);
-    f->fd = fd;
+    f->fd = -1;
     f->data_ref = f->self_ref = LUA_NOREF;
+    snprintf(f->path, sizeof f->path, "%s", path);
     luaL_getmetatable(L, FILE_MT);
     lua_setmetatable(L, -2);
+    f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0)
+        return lurk_lua_error(L, -errno, "io", path);   /* a local failure: kind io */
     return 1;
 }
 

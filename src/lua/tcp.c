@@ -259,17 +259,32 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
     lua_pop(L, 1);
     lua_getfield(L, idx, "alpn");
     if (lua_istable(L, -1)) {
-        luaL_Buffer b;
+        /* Joined in C, not in a luaL_Buffer: LuaJIT's buffer may leave
+         * pieces on the stack, which would move the list's index. */
+        char joined[8 * 256];
+        size_t used = 0;
         int n = (int)lua_objlen(L, -1);
 
-        luaL_buffinit(L, &b);
         for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1 - (i > 1 ? 0 : 0), i);
+            size_t len;
+            const char *p;
+
+            lua_rawgeti(L, -1, i);    /* list, entry */
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "tls.alpn entries must be protocol names (strings), not %s",
+                           luaL_typename(L, -1));
+            p = lua_tolstring(L, -1, &len);
+            if (len == 0 || len > 255 || memchr(p, ',', len))
+                luaL_error(L, "tls.alpn entries must be protocol names of 1 to 255 bytes without ','");
+            if (used + len + 1 > sizeof joined)
+                luaL_error(L, "tls.alpn: at most 8 protocols");
             if (i > 1)
-                luaL_addchar(&b, ',');
-            luaL_addvalue(&b);
+                joined[used++] = ',';
+            memcpy(joined + used, p, len);
+            used += len;
+            lua_pop(L, 1);            /* list */
         }
-        luaL_pushresult(&b);
+        lua_pushlstring(L, joined, used);
         lua_replace(L, -2);           /* the joined list stays on the stack */
         o->alpn = lua_tostring(L, -1);
     } else if (lua_isstring(L, -1)) {
@@ -327,7 +342,16 @@ static int l_connect(lua_State *L)
     k->self_ref = k->data_ref = k->h1_ref = LUA_NOREF;
     k->timeout = opt_timeout(L, 3, DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
-    k->max_buffer = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : DEFAULT_MAX_BUFFER;
+    if (lua_isnil(L, -1)) {
+        k->max_buffer = DEFAULT_MAX_BUFFER;
+    } else {
+        lua_Number n = lua_tonumber(L, -1);
+
+        /* Checked before the cast: a negative or huge number would wrap. */
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= (lua_Number)(1ull << 40)))
+            return luaL_argerror(L, 3, "max_buffer must be a number of bytes from 1 to 2^40");
+        k->max_buffer = (size_t)n;
+    }
     lua_pop(L, 1);
     rc = lurk_tcp_new(&k->s, rt->loop, rt->resolver);
     if (rc < 0)
@@ -615,28 +639,34 @@ static int sock_receive(lua_State *L)
 {
     struct sock *k = check_open(L);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive");
+    enum rmode mode;
+    size_t want = 0;
 
     if (lua_isnumber(L, 2)) {
-        lua_Number want = lua_tonumber(L, 2);
+        lua_Number n = lua_tonumber(L, 2);
 
-        luaL_argcheck(L, want >= 0 && want <= (lua_Number)k->max_buffer, 2,
+        luaL_argcheck(L, n >= 0 && n <= (lua_Number)k->max_buffer, 2,
                       "byte count must be between 0 and the socket's max_buffer");
-        k->rmode = R_BYTES;
-        k->rwant = (size_t)want;
+        mode = R_BYTES;
+        want = (size_t)n;
     } else {
         const char *pat = luaL_optstring(L, 2, "*l");
 
         if (pat[0] == '*')
             pat++;
         if (pat[0] == 'l')
-            k->rmode = R_LINE;
+            mode = R_LINE;
         else if (pat[0] == 'a')
-            k->rmode = R_ALL;
+            mode = R_ALL;
         else
             return luaL_argerror(L, 2, "pattern must be a byte count, \"*l\" or \"*a\"");
     }
+    /* Checked before the reader's mode is touched: the waiting reader keeps
+     * its pattern and count. */
     if (k->reader)
         return luaL_error(L, "another task is already receiving on this socket");
+    k->rmode = mode;
+    k->rwant = want;
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
     return start_receive(L, k, t);

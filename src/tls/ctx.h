@@ -26,7 +26,7 @@ struct lurk_tls_conf {
     mbedtls_x509_crt own_ca, cert;
     mbedtls_pk_context key;
     const char *alpn_list[LURK_TLS_MAX_ALPN + 1];
-    char alpn_store[128];
+    char alpn_store[LURK_TLS_MAX_ALPN * 256];   /* names of up to 255 bytes (RFC 7301) */
     int suites[LURK_TLS_MAX_SUITES + 1];
 };
 

@@ -345,7 +345,7 @@ print("STDIN " .. (ok and #lines or ("fail %s %s"):format(lines.kind, tostring(l
   t.ok(out:find("STDIN " .. want, 1, true), "stdin read in short pieces is intact\n" .. out)
   t.ok(tonumber(out:match("(%d+) request%(s%) cut short")) > 0, out)
   out = run("write:ENOSPC:1,read:EIO:1")
-  t.ok(out:find("DOWNLOAD fail limit ENOSPC", 1, true), "a failed file write\n" .. out)
+  t.ok(out:find("DOWNLOAD fail io ENOSPC", 1, true), "a failed file write\n" .. out)
   t.ok(out:find("STDIN fail %S+ EIO"), "a failed stdin read\n" .. out)
   io.write("files: ", (out:gsub("lurk: [^\n]*\n", ""):gsub("\n", "; ")), "\n")
 end

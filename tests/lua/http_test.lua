@@ -169,7 +169,8 @@ do
   t.eq(data:sub(1, 3), "\0\1\2")
   local err = t.fails("status", http.download(base .. "/status/404", path))
   t.eq(err.status, 404)
-  t.fails("limit", http.download(base .. "/static/1k", "/nonexistent-dir/x"))
+  local ferr = t.fails("io", http.download(base .. "/static/1k", "/nonexistent-dir/x"))
+  t.ok(ferr.message:find("/nonexistent-dir/x: No such file or directory", 1, true), ferr.message)
   local out = io.popen(("%s -e 'assert(http.download(%q, %q, { progress = true }))' 2>&1"):format(
     t.lurk, base .. "/static/1m", path)):read("*a")
   t.ok(out:find("1.0 MiB / 1.0 MiB (100%)", 1, true), "forced progress line: " .. out)

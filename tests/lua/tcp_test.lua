@@ -55,6 +55,27 @@ do
   s:close()
 end
 
+-- max_buffer is a byte count from 1 to 2^40: nothing that would wrap
+-- around when it becomes a size.
+for _, bad in ipairs { -1, 0, 2 ^ 41, 0 / 0, "lots", true } do
+  t.raises("max_buffer must be", tcp.connect, "127.0.0.1", echo, { max_buffer = bad })
+end
+
+-- A second reader is refused without disturbing the first: the waiting
+-- reader keeps its own pattern and count.
+do
+  local s = t.ok(tcp.connect("127.0.0.1", echo))
+  local first = lurk.spawn(function() return s:receive("*l") end)
+  t.raises("already receiving", s.receive, s, 3)
+  t.raises("already receiving", s.receive, s, "*a")
+  t.ok(s:send("a line\nmore"))
+  local ok, line = first:join()
+  t.eq(ok, true)
+  t.eq(line, "a line", "the first reader still reads a line")
+  t.eq(s:receive(4), "more")
+  s:close()
+end
+
 -- Connection refused: kind connect, errno ECONNREFUSED, the address named.
 do
   local err = t.fails("connect", tcp.connect("127.0.0.1", 1))

@@ -116,6 +116,14 @@ do
   local s = t.ok(tcp.connect("localhost", P.good, { tls = { cafile = ca, alpn = { "h2", "http/1.1" } } }))
   t.eq(s.tls.alpn, "http/1.1")
   s:close()
+  -- a long entry before another (LuaJIT's string buffer used to move the
+  -- list under its reader), and entries that are no protocol names
+  s = t.ok(tcp.connect("localhost", P.good, { tls = { cafile = ca, alpn = { ("x"):rep(255), "http/1.1" } } }))
+  t.eq(s.tls.alpn, "http/1.1")
+  s:close()
+  for _, bad in ipairs { { ("x"):rep(9000), "http/1.1" }, { "" }, { 42 }, { "a,b" } } do
+    t.raises("tls.alpn entries must be", tcp.connect, "localhost", P.good, { tls = { cafile = ca, alpn = bad } })
+  end
 end
 -- ktls = false is honoured and reported.
 do
