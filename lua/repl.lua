@@ -3,7 +3,7 @@
 -- C hands each line to feed(); a complete chunk runs as a task, so it may
 -- wait on the network while other tasks go on, and C keeps the loop turning
 -- and asks busy() until it has finished. Values are shown by pretty().
-local C = ...                   -- { write = fn(s), tty = bool, color = bool }
+local C = ...                   -- { write = fn(s), chunk = fn(co), tty = bool, color = bool }
 local lurk = require "lurk"
 
 local concat, format, rep = table.concat, string.format, string.rep
@@ -184,7 +184,12 @@ local running = false            -- a chunk's task has not finished
 
 local function run(fn)
   cancelled = false
-  report(xpcall(fn, traceback))
+  C.chunk(coroutine.running())    -- where a Ctrl-C may stop code busy in Lua
+  local function finish(...)
+    C.chunk(nil)
+    report(...)
+  end
+  finish(xpcall(fn, traceback))
   running = false
   R.task = nil
 end

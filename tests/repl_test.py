@@ -180,6 +180,26 @@ def run(work, https_port):
     r.line("=1")
     r.expect(r"\n1\n> ", what="prompt works after Ctrl-C")
 
+    # Ctrl-C stops the chunk, not a background task that happens to be
+    # running Lua when the signal comes (LuaJIT's hook is global).
+    r.line("bg, stop_bg = 0, false")
+    r.expect(r"> ", what="bg set")
+    r.line("lurk.spawn(function() while not stop_bg do for i = 1, 3e5 do end bg = bg + 1 lurk.sleep(0) end end)")
+    r.expect(r"> ", what="busy background task started")
+    r.line("repeat until not lurk.sleep(0.001)")   # ends when cancelled
+    time.sleep(0.5)
+    r.send("\x03")
+    r.expect(r"\(cancelled\).*> ", timeout=5, what="Ctrl-C with a busy background task")
+    check("interrupted" not in r.out[r.pos - 200:], "the background task was not interrupted")
+    r.line("n1 = bg")
+    r.expect(r"> ", what="n1 set")
+    r.line("lurk.sleep(0.3)")
+    r.expect(r"> ", what="slept")
+    r.line("=bg > n1")
+    r.expect(r"\ntrue\n> ", what="the background task still runs after Ctrl-C")
+    r.line("stop_bg = true")
+    r.expect(r"> ", what="background task stopped")
+
     # Ctrl-C at an empty prompt twice: a hint, not an exit. (A person's
     # keystrokes come after the prompt has put the terminal in raw mode.)
     time.sleep(0.2)
@@ -201,7 +221,7 @@ def run(work, https_port):
     r = Repl(env)
     r.expect(r"> $")
     r.send("\x1b[A")
-    r.expect(r"lurk\.sleep\(30\)|=1", what="up arrow recalls the last entry")
+    r.expect(r"stop_bg = true", what="up arrow recalls the last entry")
     r.send("\x15")                    # kill the recalled line
     r.send("\x04")
     check(r.wait(what="second session") == 0, "second session exits")

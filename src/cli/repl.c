@@ -48,6 +48,8 @@ struct repl {
 
 static struct repl *repl;             /* libedit's callbacks take no context */
 static volatile sig_atomic_t interrupted;
+static lua_State *chunk_co;           /* the running chunk's coroutine, or NULL */
+static int chunk_ref = LUA_NOREF;     /* keeps it alive while chunk_co names it */
 static bool line_had_text;            /* Ctrl-C came with text on the line */
 
 /* ---- calling the Lua half ---- */
@@ -102,9 +104,31 @@ static int l_write(lua_State *L)
 
 /* ---- Ctrl-C ---- */
 
+/* C.chunk(co | nil): lua/repl.lua names the coroutine a chunk runs in, before
+ * the chunk starts (a chunk busy in Lua never returns to the loop) and again
+ * with nil when it ends. */
+static int l_chunk(lua_State *L)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, chunk_ref);
+    chunk_ref = LUA_NOREF;
+    chunk_co = NULL;
+    if (lua_isthread(L, 1)) {
+        chunk_co = lua_tothread(L, 1);
+        lua_settop(L, 1);
+        chunk_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 0;
+}
+
+/* LuaJIT's hook is global: it fires in whatever coroutine runs next. Only
+ * the interrupted chunk's coroutine raises; anywhere else (a background
+ * task, the REPL's own code) the hook stays armed and returns, until the
+ * chunk runs again or the loop handles the interrupt. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
+    if (L != chunk_co)
+        return;
     lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "interrupted");
 }
@@ -326,6 +350,8 @@ static int load(struct repl *r)
     lua_createtable(L, 0, 3);
     lua_pushcfunction(L, l_write);
     lua_setfield(L, -2, "write");
+    lua_pushcfunction(L, l_chunk);
+    lua_setfield(L, -2, "chunk");
     lua_pushboolean(L, r->tty);
     lua_setfield(L, -2, "tty");
     lua_pushboolean(L, r->tty && !(no_color && *no_color));

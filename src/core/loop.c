@@ -214,11 +214,11 @@ static void put_op(struct lurk_loop *l, struct lurk_op *op)
     l->free_ops = op;
 }
 
-struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l, unsigned n)
+struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l)
 {
     struct io_uring_sqe *sqe;
 
-    if (io_uring_sq_space_left(&l->ring) < n) {
+    if (io_uring_sq_space_left(&l->ring) == 0) {
         /* Full SQ ring: hand the batch to the kernel now, without waiting. */
         l->stats.enters++;
         io_uring_submit(&l->ring);
@@ -238,8 +238,8 @@ struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l, unsigned n)
  *   LURK_FAULT="kind:what:when[:port][,...]"   LURK_FAULT_SEED=n (default 1)
  *
  *   kind   connect; recv (recv and recvmsg); send (send and sendmsg); read and
- *          write (files, stdin); poll (the resolver's sockets). Timers,
- *          linked timeouts and cancel requests are never touched.
+ *          write (files, stdin); poll (the resolver's sockets). Timers and
+ *          cancel requests are never touched.
  *   what   an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ENOMEM, ECONNREFUSED,
  *          any name lurk_errname() knows), or "short".
  *   when   N: the Nth op of that kind (counting from 1, in the order ops are
@@ -614,7 +614,7 @@ static void deadline_fired(struct lurk_op *op, int res)
 
         heap_remove(l, late);
         late->flags |= LURK_OP_EXPIRED;
-        sqe = lurk_loop_sqe(l, 1);
+        sqe = lurk_loop_sqe(l);
         io_uring_prep_cancel(sqe, late, 0);
         io_uring_sqe_set_data64(sqe, 0);
     }
@@ -640,13 +640,28 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
 
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
 {
-    struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(l);
 
     to_timespec(&op->ts, deadline_ns);
     io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
     lurk_op_arm(l, op, sqe, 0);
 }
 
+/*
+ * The cancel request names its target by user_data, the op's address, and op
+ * records are reused (last freed, first taken). That is safe because of
+ * ordering, not because addresses are unique:
+ *   1. the cancel SQE is queued behind every SQE already prepared, and the
+ *      kernel runs a submission's SQEs in order, the cancel inline (no
+ *      IOSQE_ASYNC, no SQPOLL here);
+ *   2. a record is reused only after its op's CQE was reaped, and a new op
+ *      in that record gets an SQE queued after this cancel SQE;
+ * so when the cancel runs, the op it names is either the one that was asked
+ * about, still in flight, or gone (-ENOENT, ignored), never a later op
+ * that took its record. Submitting cancels from another thread, with
+ * SQPOLL, or with IOSQE_ASYNC would break 1: tag user_data with a
+ * generation count first.
+ */
 void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
 {
     struct io_uring_sqe *sqe;
@@ -654,7 +669,7 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
     if (op->flags & LURK_OP_CANCELLED)
         return;
     op->flags |= LURK_OP_CANCELLED;
-    sqe = lurk_loop_sqe(l, 1);
+    sqe = lurk_loop_sqe(l);
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, 0);
 }
@@ -751,7 +766,7 @@ int lurk_loop_drain(struct lurk_loop *l)
     int64_t give_up = lurk_now_ns() + 5 * (int64_t)1000000000;
 
     while (l->in_flight > 0) {
-        struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+        struct io_uring_sqe *sqe = lurk_loop_sqe(l);
         struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000 };
         struct io_uring_cqe *cqe;
         int rc;

@@ -95,11 +95,11 @@ void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st);
 struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg);
 
 /*
- * Returns an SQE with room for `n` consecutive SQEs (n = 2 for an op with a
- * linked deadline), submitting the queued ones first if the SQ ring is full.
+ * Returns an SQE, submitting the queued ones first if the SQ ring is full.
  * The caller prepares it with io_uring_prep_*() and then calls lurk_op_arm().
+ * (Deadlines live in the loop's heap, not in linked timeout SQEs.)
  */
-struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l, unsigned n);
+struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l);
 
 /*
  * Binds a prepared SQE to op. With deadline_ns > 0 (absolute, lurk_now_ns()

@@ -11,6 +11,7 @@
  * Scripts never need to match message strings.
  */
 #include "lua/error.h"
+#include "lua/modules.h"
 #include "core/error.h"
 
 #include <errno.h>

@@ -20,7 +20,5 @@ void lurk_lua_push_error(lua_State *L, int rc, const char *phase, const char *co
 /* The kind lurk reports for a code met in a phase ("timeout", "closed", ...). */
 const char *lurk_error_kind(int rc, const char *phase);
 
-/* Registers lurk.error(fields) into the table on top of L. */
-void lurk_lua_open_error(lua_State *L);
 
 #endif

@@ -11,6 +11,7 @@
  * The string being written is pinned in the registry until it is done.
  */
 #include "lua/error.h"
+#include "lua/modules.h"
 #include "lua/task.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -54,7 +55,7 @@ static void write_done(struct lurk_op *op, int res)
 
 static int submit(struct file *f)
 {
-    struct io_uring_sqe *sqe = lurk_loop_sqe(f->rt->loop, 1);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(f->rt->loop);
     size_t n = f->len - f->done;
 
     if (n > 1u << 30)
@@ -245,7 +246,7 @@ static int l_read_fd(lua_State *L)
     r->cap = (size_t)max;
     r->self_ref = lurk_pin(r->rt, L, -1);   /* the buffer outlives this call */
     lua_pop(L, 1);
-    sqe = lurk_loop_sqe(r->rt->loop, 1);
+    sqe = lurk_loop_sqe(r->rt->loop);
     /* offset -1: read at the file position, as read(2) does on pipes/ttys */
     io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->cap, (uint64_t)-1);
     r->op = lurk_op_new(r->rt->loop, read_done, t);

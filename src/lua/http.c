@@ -25,6 +25,7 @@
  *          added unless the caller set them; extra: preformatted lines.
  */
 #include "lua/http.h"
+#include "lua/modules.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/random.h"

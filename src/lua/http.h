@@ -8,7 +8,6 @@
 #define LURK_H1_MT "lurk.h1"
 
 /* Pushes a table with http._parser; lua/http.lua builds the module on it. */
-int lurk_lua_open_http(lua_State *L);
 
 /* Pushes headers, repeated (see the top of http.c) for the head the parser
  * at idx (an http._parser object) has just parsed. */

@@ -32,6 +32,7 @@
  *    the metatable registered as ARRAY_MT so that [] survives a round trip.
  */
 #include "json.h"
+#include "lua/modules.h"
 
 #include <lauxlib.h>
 #include <limits.h>

@@ -9,6 +9,5 @@
 /* Pushes the json module table: encode, decode, null, array, object (and
  * array_mt, the metatable that marks a table as a JSON array). Returns 1.
  * Never yields; raises only on out-of-memory. */
-int lurk_lua_open_json(lua_State *L);
 
 #endif /* LURK_LUA_JSON_H */

@@ -13,9 +13,7 @@
  */
 #include "lua/task.h"
 #include "lua/error.h"
-#include "lua/json.h"
-#include "lua/http.h"
-#include "lua/tcp.h"
+#include "lua/modules.h"
 #include "core/error.h"
 #include "core/loop.h"
 #include "net/dns.h"
@@ -32,11 +30,6 @@
 #include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
 #include "lua_ws.h"                   /* luaJIT_BC_ws: lua/ws.lua */
 
-void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
-void lurk_lua_open_file(lua_State *L);
-int lurk_lua_open_ws(lua_State *L);
-void lurk_rt_release_tasks(struct lurk_rt *rt);
-void lurk_rt_free_tasks(struct lurk_rt *rt);
 
 /* package.loaded[name] = value on top (popped); also a global if asked. */
 static void publish(lua_State *L, const char *name, const char *global)

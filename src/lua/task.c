@@ -25,10 +25,10 @@
  * Lua object, one per timer in flight and one per task joining it.
  */
 #include "lua/task.h"
+#include "lua/modules.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/loop.h"
-#include "lurk.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -804,7 +804,6 @@ bool lurk_rt_ready(const struct lurk_rt *rt)
 
 /* ---- runtime lifetime helpers used by runtime.c ---- */
 
-void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
 void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt)
 {
     lua_pushlightuserdata(L, &rt_key);
@@ -812,7 +811,6 @@ void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt)
     lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
-void lurk_rt_release_tasks(struct lurk_rt *rt);
 void lurk_rt_release_tasks(struct lurk_rt *rt)
 {
     for (struct lurk_task *t = rt->tasks; t; t = t->next) {
@@ -826,7 +824,6 @@ void lurk_rt_release_tasks(struct lurk_rt *rt)
     }
 }
 
-void lurk_rt_free_tasks(struct lurk_rt *rt);
 void lurk_rt_free_tasks(struct lurk_rt *rt)
 {
     while (rt->tasks) {

@@ -130,7 +130,10 @@ void lurk_task_cancel(struct lurk_task *t);
  * lurk_fd must not block before running the loop once more. */
 bool lurk_rt_ready(const struct lurk_rt *rt);
 
-/* Registers the lurk module's scheduling functions into the table on top. */
-void lurk_lua_open_task(lua_State *L);
+/* For runtime.c: binds rt to L (NULL unbinds); releases what waiting tasks
+ * pinned (before the ring is drained); frees the task records (after). */
+void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
+void lurk_rt_release_tasks(struct lurk_rt *rt);
+void lurk_rt_free_tasks(struct lurk_rt *rt);
 
 #endif

@@ -5,14 +5,13 @@
  *   sock:send(data) -> bytes | nil, err
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
- *   sock:_http_read(parser, max_body)
+ *   sock:_http_exchange(request, parser, max_body [, is_head])
  *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated,
  *          end_time
  *        | nil, err (err.response_started: whether any byte had come)
- *       one whole HTTP response, parsed in C (lua/http.lua's buffered path)
- *   sock:_http_exchange(request, parser, max_body [, is_head]) -> the same
- *       sends the request, then reads the response: one wait for both
- *       (with is_head, the parser is reset for the response first)
+ *       sends the request, then reads and parses the whole response in C
+ *       (lua/http.lua's buffered path): one wait for both (with is_head,
+ *       the parser is reset for the response first)
  *
  * One task may receive while another sends; a second concurrent reader (or
  * writer) is a programming error and raises. A receive reads into the
@@ -25,6 +24,7 @@
  * kernel is done with it.
  */
 #include "lua/tcp.h"
+#include "lua/modules.h"
 #include "lua/error.h"
 #include "lua/http.h"
 #include "lua/task.h"
@@ -700,38 +700,6 @@ static void http_begin(struct sock *k, struct lurk_h1 *h, lua_Number max_body)
     k->first_ns = 0;
 }
 
-/* sock:_http_read(parser, max_body): see the top of the file. The parser
- * (http._parser, reset for this response) stays referenced while it runs. */
-static int sock_http_read(lua_State *L)
-{
-    struct sock *k = check_open(L);
-    struct lurk_h1 *h = luaL_checkudata(L, 2, LURK_H1_MT);
-    lua_Number max = luaL_checknumber(L, 3);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:_http_read");
-    int n;
-
-    if (k->reader)
-        return luaL_error(L, "another task is already receiving on this socket");
-    if (!k->st->open)
-        return http_failed(L, k, -LURK_ECLOSED, NULL);
-    http_begin(k, h, max);
-    k->h1_ref = lurk_pin(k->rt, L, 2);   /* the parser, until the response is in */
-    n = try_http(L, k);
-    if (n <= 0) {
-        k->reader = t;
-        n = receive_more(L, k);
-        if (n == LURK_AGAIN) {
-            anchor(L, k, 1);
-            return lurk_task_wait(L, t, &receive_waiter, k);
-        }
-        k->reader = NULL;
-    }
-    k->h1 = NULL;                     /* done without waiting */
-    lurk_unpin(k->rt, k->h1_ref);
-    k->h1_ref = LUA_NOREF;
-    return n;
-}
-
 /* The kernel is done with the data being sent: unpin it, free the writer. */
 static void sent(struct sock *k)
 {
@@ -1059,7 +1027,6 @@ int lurk_lua_open_tcp(lua_State *L)
     static const luaL_Reg methods[] = {
         { "receive", sock_receive },
         { "receive_some", sock_receive_some },
-        { "_http_read", sock_http_read },
         { "_http_exchange", sock_http_exchange },
         { "send", sock_send },
         { "settimeout", sock_settimeout },

@@ -5,6 +5,5 @@
 #include <lua.h>
 
 /* Pushes the tcp module table. */
-int lurk_lua_open_tcp(lua_State *L);
 
 #endif

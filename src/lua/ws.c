@@ -14,6 +14,7 @@
  * Masks and keys come from getrandom() (src/core/random.c).
  */
 #include "lua/error.h"
+#include "lua/modules.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "ws/frame.h"

@@ -121,7 +121,7 @@ static void watch_done(struct lurk_op *op, int res)
 
 static void arm_watch(struct lurk_resolver *r, struct watch *w)
 {
-    struct io_uring_sqe *sqe = lurk_loop_sqe(r->loop, 1);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(r->loop);
 
     w->op = lurk_op_new(r->loop, watch_done, r);
     w->armed = w->want;

@@ -3,8 +3,9 @@
  *
  * Connect is a small state machine: resolve (or parse a literal), then for
  * each address create a socket and submit IORING_OP_CONNECT, moving on to the
- * next address when one fails. A deadline is a linked timeout on each connect
- * and a ring timer while the name is being resolved.
+ * next address when one fails. A deadline bounds each connect as any op's
+ * deadline does (the loop's deadline heap), and a ring timer bounds the
+ * resolution, which c-ares runs without one.
  *
  * Lifetime: the object holds a reference for its creator and one for each op
  * in flight, so a completion can always find it. lurk_tcp_close() cancels
@@ -194,7 +195,7 @@ static void try_next(struct lurk_tcp *s)
         /* Request/response traffic: never wait for Nagle. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         s->fd = fd;
-        sqe = lurk_loop_sqe(s->loop, 2);
+        sqe = lurk_loop_sqe(s->loop);
         io_uring_prep_connect(sqe, fd, (struct sockaddr *)sa, len);
         s->cop = start_op(s, connect_done);
         lurk_op_arm(s->loop, s->cop, sqe, s->cdeadline);
@@ -325,7 +326,7 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
     len = lurk_buf_room(&s->rbuf);
     if (max && len > max)
         len = max;
-    sqe = lurk_loop_sqe(s->loop, 2);
+    sqe = lurk_loop_sqe(s->loop);
     io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), len, 0);
     if (s->drained)                   /* skip a recv attempt bound to find nothing */
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -381,7 +382,7 @@ static int start_msg(struct lurk_tcp *s, bool reading, struct msghdr *msg, int64
         return -ENOTCONN;
     if (reading ? s->rop != NULL : s->wcb != NULL)
         return -EBUSY;
-    sqe = lurk_loop_sqe(s->loop, 2);
+    sqe = lurk_loop_sqe(s->loop);
     op = start_op(s, msg_done);
     if (reading) {
         io_uring_prep_recvmsg(sqe, s->fd, msg, 0);
@@ -447,7 +448,7 @@ static void write_done(struct lurk_op *op, int res)
 
 static void send_more(struct lurk_tcp *s)
 {
-    struct io_uring_sqe *sqe = lurk_loop_sqe(s->loop, 2);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(s->loop);
     size_t n = s->wlen - s->wdone;
 
     if (n > 1u << 30)

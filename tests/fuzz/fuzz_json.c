@@ -15,6 +15,7 @@
  */
 #include "fuzz.h"
 #include "lua/json.h"
+#include "lua/modules.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -99,7 +99,7 @@ static void test_linked_deadline_and_cancel(void **state)
     assert_int_equal(lurk_loop_new(&l, 8), 0);
 
     /* Nothing to read: the linked timeout ends it, reported as ETIMEDOUT. */
-    sqe = lurk_loop_sqe(l, 2);
+    sqe = lurk_loop_sqe(l);
     io_uring_prep_recv(sqe, sv[0], buf1, sizeof buf1, 0);
     lurk_op_arm(l, lurk_op_new(l, record, &timed), sqe, t0 + 30 * 1000000);
     run_until_idle(l);
@@ -107,7 +107,7 @@ static void test_linked_deadline_and_cancel(void **state)
     assert_true(lurk_now_ns() - t0 >= 30 * 1000000);
 
     /* Cancelled by us before its deadline: ECANCELED, not ETIMEDOUT. */
-    sqe = lurk_loop_sqe(l, 2);
+    sqe = lurk_loop_sqe(l);
     io_uring_prep_recv(sqe, sv[0], buf2, sizeof buf2, 0);
     op = lurk_op_new(l, record, &cancelled);
     lurk_op_arm(l, op, sqe, lurk_now_ns() + 10LL * 1000000000);
@@ -118,7 +118,7 @@ static void test_linked_deadline_and_cancel(void **state)
 
     /* Data arrives before the deadline: the op completes normally. */
     assert_int_equal(write(sv[1], "hey", 3), 3);
-    sqe = lurk_loop_sqe(l, 2);
+    sqe = lurk_loop_sqe(l);
     io_uring_prep_recv(sqe, sv[0], buf3, sizeof buf3, 0);
     lurk_op_arm(l, lurk_op_new(l, record, &ok), sqe, lurk_now_ns() + 10LL * 1000000000);
     run_until_idle(l);
@@ -144,7 +144,7 @@ static void test_free_runs_pending_callbacks(void **state)
     for (int i = 0; i < 5; i++)
         lurk_op_timer(l, lurk_op_new(l, record, &r[i]), lurk_now_ns() + 60LL * 1000000000);
     for (int i = 5; i < 10; i++) {
-        struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+        struct io_uring_sqe *sqe = lurk_loop_sqe(l);
 
         io_uring_prep_recv(sqe, sv[0], buf[i], sizeof buf[i], 0);
         lurk_op_arm(l, lurk_op_new(l, record, &r[i]), sqe, 0);
@@ -196,7 +196,7 @@ static void test_errors(void **state)
 static int run_op(struct lurk_loop *l, int opcode, int fd, void *p, size_t len)
 {
     struct rec r = { 0 };
-    struct io_uring_sqe *sqe = lurk_loop_sqe(l, 1);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(l);
 
     if (opcode == IORING_OP_RECV)
         io_uring_prep_recv(sqe, fd, p, len, 0);
@@ -254,7 +254,7 @@ static void test_fault_injection(void **state)
     assert_memory_equal(buf, "c", 1);
 
     /* recv #4 is to fail with ENOMEM, but a cancelled op stays cancelled. */
-    sqe = lurk_loop_sqe(l, 1);
+    sqe = lurk_loop_sqe(l);
     io_uring_prep_recv(sqe, sv[0], buf, sizeof buf, 0);
     op = lurk_op_new(l, record, &cancelled);
     lurk_op_arm(l, op, sqe, 0);
