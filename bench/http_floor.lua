@@ -1,7 +1,10 @@
--- The floor under http.get: keep-alive GETs as bare sock:_http_exchange calls
+-- The floor under http.get: keep-alive GETs as bare http_exchange calls
 -- (head prebuilt, response read and parsed in C, no pool, options or response
 -- object), C tasks. What lurk's HTTP layer adds is http_get.lua minus this.
 -- usage: lurk bench/http_floor.lua HOST PORT PATH [N [C]]
+-- The bare exchange through lurk's internals (the private table of src/lua/runtime.c).
+local P = debug.getregistry()["lurk.private"]
+local http_exchange = P.http_exchange
 local host, port, path = arg[1], tonumber(arg[2]), arg[3]
 local n, conc = tonumber(arg[4]) or 100000, tonumber(arg[5]) or 64
 local req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: lurk\r\nAccept: */*\r\n\r\n"):format(path, host, port)
@@ -14,10 +17,10 @@ for i = 1, conc do
     for k = 0, per - 1 do
       if k % 500 == 0 then             -- nginx closes after keepalive_requests
         if s then s:close() end
-        s, p = assert(tcp.connect(host, port)), http._parser(false)
+        s, p = assert(tcp.connect(host, port)), P.parser(false)
       end
       p:reset(false)
-      local status = assert(s:_http_exchange(req, p, 1048576))
+      local status = assert(http_exchange(s, req, p, 1048576))
       assert(status == 200)
     end
     s:close()

@@ -1,6 +1,6 @@
 -- http.lua - the HTTP/1.1 client: URLs, request heads, the connection pool,
 -- redirects, timeouts and response objects. Parsing and framing are C
--- (src/http/h1.c through http._parser); bytes move through lurk's sockets,
+-- (src/http/h1.c through the C half's _parser); bytes move through lurk's sockets,
 -- so TLS, and kernel TLS, are underneath whenever the URL says https.
 --
 -- A request: take a connection for (scheme, host, port, TLS options) from
@@ -9,18 +9,19 @@
 -- sides allow keep-alive and nothing extra arrived. A reused connection the
 -- server had already closed fails before any response byte: idempotent
 -- requests are then sent once more on a fresh connection.
-local C, tcp, lurk, json = ...
+local C, tcp, lurk, json, P = ...
 
-local M = { version = lurk.version, _parser = C._parser }
+local M = { version = lurk.version }
+P.parser = C._parser                  -- for bench/http_floor.lua
 local concat, insert, sort = table.concat, table.insert, table.sort
 local tclear = require "table.clear"
 local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
 local mkerror, now = lurk.error, lurk.now
-local set_deadline = lurk._deadline   -- (abs | false) -> the previous deadline
+local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 -- Socket methods called per request, without a lookup through __index.
-local http_exchange, settimeout = tcp._methods._http_exchange, tcp._methods.settimeout
+local http_exchange, settimeout = P.http_exchange, P.sock_methods.settimeout
 
-local DEFAULT_TIMEOUT = 30
+local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
 local DEFAULT_REDIRECTS = 10
 local IDLE_TIMEOUT = 30
@@ -323,8 +324,8 @@ end
 
 -- For ws.lua: the proxy for a URL, and a CONNECT tunnel (TLS inside it when
 -- tls is a table).
-M._proxy_for = proxy_for
-function M._tunnel(u, pu, tls, timeout)
+P.proxy_for = proxy_for
+function P.tunnel(u, pu, tls, timeout)
   local sock, err = tcp.connect(pu.host, pu.port, { timeout = timeout })
   if not sock then
     return nil, proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, err.message), err)
@@ -431,7 +432,7 @@ end
 
 -- ---- one exchange ----
 
--- The request head (built and checked in C: http._head).
+-- The request head (built and checked in C: the C half's _head).
 local function build_head(method, u, headers, body_len, chunked, via)
   local host = u.host_header
   if not host then
@@ -789,7 +790,7 @@ end
 
 -- for line in res:lines() do ... end: lines without "\n" or "\r\n"
 function Response:lines()
-  return lurk._line_iter(function() return self:read() end)
+  return P.line_iter(function() return self:read() end)
 end
 
 -- for ev in res:events() do print(ev.event, ev.data, ev.id) end
@@ -829,10 +830,10 @@ function Response:events()
 end
 
 -- res:save(path [, progress]) -> bytes written | nil, err. Writes go
--- through the ring (lurk._open_write), so other tasks run meanwhile.
+-- through the ring (P.open_write), so other tasks run meanwhile.
 -- progress(done, total_or_nil) is called after each write.
 function Response:save(path, progress)
-  local f, ferr = lurk._open_write(path)
+  local f, ferr = P.open_write(path)
   if not f then return nil, ferr end
   local n = 0
   local total = tonumber(self.headers["content-length"])
@@ -1024,7 +1025,7 @@ local function backoff(attempt)
   return math.min(10, 0.1 * 2 ^ attempt) * (0.5 + math.random())
 end
 
-local trace_env = lurk._options.trace or os.getenv("LURK_TRACE") or ""
+local trace_env = P.options.trace or os.getenv("LURK_TRACE") or ""
 local trace_http = trace_env:find("http", 1, true) ~= nil
 local SECRET = { authorization = "scheme", ["proxy-authorization"] = "scheme", cookie = "names",
   ["set-cookie"] = "names" }
@@ -1413,7 +1414,7 @@ function M.download(url, path, opts)
   o.method = o.method or "GET"
   local show = o.progress
   o.progress = nil
-  if show == nil then show = lurk._isatty(2) end
+  if show == nil then show = P.isatty(2) end
   local res, err = M.request(o)
   if not res then return nil, err end
   if not res.ok then

@@ -2,20 +2,21 @@
 -- several tasks, deadlines, groups, channels, semaphores, map, and the
 -- coroutine wrappers that let a script's own coroutines do I/O inside a task.
 --
--- Everything here is built on three C primitives from task.c: lurk._park()
--- suspends the running task until lurk._unpark(task, ...) hands it values (or
--- its deadline passes, or it is cancelled: then it gets nil, err);
--- lurk.current() names the running task; lurk._deadline() reads and sets the
--- running task's deadline.
+-- Everything here is built on three C primitives from task.c, in the
+-- private table P that src/lua/runtime.c hands to lurk's own modules (scripts
+-- never see it): P.park() suspends the running task until P.unpark(task,
+-- ...) hands it values (or its deadline passes, or it is cancelled: then it
+-- gets nil, err); lurk.current() names the running task; P.deadline() reads
+-- and sets the running task's deadline.
 --
 -- Waiter lists hold task objects. A waiter woken by its deadline or by
 -- cancellation is still listed until it runs again and removes itself; a
 -- waker that meets it finds it no longer parked (_unpark returns false) and
 -- moves on, so a value is never handed to a task that stopped waiting.
-local lurk = ...
+local lurk, P = ...
 
-local park, unpark, current, now = lurk._park, lurk._unpark, lurk.current, lurk.now
-local spawn, deadline, mkerror = lurk.spawn, lurk._deadline, lurk.error
+local park, unpark, current, now = P.park, P.unpark, lurk.current, lurk.now
+local spawn, deadline, mkerror = lurk.spawn, P.deadline, lurk.error
 local select, unpack, pcall, error, type, setmetatable = select, unpack, pcall, error, type, setmetatable
 local tremove, tinsert = table.remove, table.insert
 
@@ -256,10 +257,10 @@ function lurk.map(list, fn, opts)
   return results
 end
 
--- lurk._line_iter(read) -> an iterator of the lines in what read() returns
+-- P.line_iter(read) -> an iterator of the lines in what read() returns
 -- piece by piece (nil or "" at the end; a failure raises): lines lose their
 -- "\n" or "\r\n"; a last line without one is still returned.
-function lurk._line_iter(read)
+function P.line_iter(read)
   local buf, ended = "", false
   return function()
     while true do
@@ -286,13 +287,14 @@ end
 -- through the ring so other tasks keep running while it waits.
 function lurk.lines(fd)
   fd = fd or 0
-  return lurk._line_iter(function() return lurk._read_fd(fd) end)
+  local read_fd = P.read_fd
+  return P.line_iter(function() return read_fd(fd) end)
 end
 
 -- A script's own coroutines may call lurk's waiting functions: such a call
--- yields lurk._yield through the script's coroutine, and these wrappers pass
+-- yields P.yield through the script's coroutine, and these wrappers pass
 -- it on to the scheduler and hand the results back down.
-local sentinel, co_resume, co_yield, co_create = lurk._yield, coroutine.resume, coroutine.yield, coroutine.create
+local sentinel, co_resume, co_yield, co_create = P.yield, coroutine.resume, coroutine.yield, coroutine.create
 
 local function relay(co, ok, ...)
   if ok and select("#", ...) == 1 and (...) == sentinel and current() then

@@ -8,14 +8,15 @@
 -- server down instead of filling memory. Writes from any task go through one
 -- lock, so frames never interleave. Framing and validation are C
 -- (src/ws/frame.c through ws._decoder).
-local C, tcp, lurk, http = ...
-local set_deadline = lurk._deadline   -- (abs | false) -> the previous deadline
+local C, tcp, lurk, http, P = ...
+local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 
 local M = {}
 local concat = table.concat
 local mkerror, now = lurk.error, lurk.now
 
 local DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
 local CLOSE_TIMEOUT = 5
 
 local Conn = {}
@@ -170,13 +171,13 @@ end
 function M.connect(url, opts)
   opts = opts or {}
   local send_timeout = opts.send_timeout
-  if send_timeout == nil then send_timeout = 30 end
+  if send_timeout == nil then send_timeout = DEFAULT_TIMEOUT end
   if send_timeout ~= false and (type(send_timeout) ~= "number" or send_timeout <= 0) then
     error("ws.connect: send_timeout must be a positive number of seconds or false", 2)
   end
   local u, perr = parse_ws_url(url)
   if not u then error(("ws.connect: bad url %q: %s"):format(tostring(url), perr), 2) end
-  local timeout = opts.timeout == nil and 30 or opts.timeout
+  local timeout = opts.timeout == nil and DEFAULT_TIMEOUT or opts.timeout
   local max_message = opts.max_message or DEFAULT_MAX_MESSAGE
   local protocols = opts.protocols
   if type(protocols) == "string" then protocols = { protocols } end
@@ -189,11 +190,11 @@ function M.connect(url, opts)
     end
     -- Through a proxy (opts.proxy, or HTTPS_PROXY/HTTP_PROXY for wss/ws):
     -- a CONNECT tunnel for both, with TLS end to end for wss.
-    local pu = http._proxy_for({ scheme = u.ws_scheme == "wss" and "https" or "http", host = u.host },
+    local pu = P.proxy_for({ scheme = u.ws_scheme == "wss" and "https" or "http", host = u.host },
                                opts.proxy)
     local sock, err
     if pu then
-      sock, err = http._tunnel(u, pu, tls, timeout or false)
+      sock, err = P.tunnel(u, pu, tls, timeout or false)
     else
       sock, err = tcp.connect(u.host, u.port, { timeout = timeout or false, tls = tls })
     end
@@ -226,7 +227,7 @@ function M.connect(url, opts)
     if not ok then sock:close(); return nil, err end
 
     -- The answer: an HTTP head, then (possibly in the same read) frames.
-    local parser, buf, i = http._parser(false), "", 1
+    local parser, buf, i = P.parser(false), "", 1
     local status, reason, h
     while not status do
       local ev, j, a, b, c = parser:feed(buf, i)

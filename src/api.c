@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,10 @@ int lurk_new(struct lurk **out, const struct lurk_options *opts)
     }
     rc = lurk_rt_new(&l->rt, NULL, &ro, &msg);
     if (rc < 0) {
+        /* Only a broken build gets here (lurk's own modules failed to
+         * load): the one place the reason can still be shown. */
+        if (msg)
+            fprintf(stderr, "lurk: setting up lurk's Lua modules failed: %s\n", msg);
         free(msg);
         free(l);
         return rc;

@@ -31,7 +31,7 @@ out=$("$lurk" -e 'lurk.spawn(function() lurk.sleep(0.05); print("late task ran")
 grep -q 'side task' /tmp/lurk-cli.$$ || fail "side task error not reported"
 # The program ends while a task's file write is in flight (a download cut
 # short by an error elsewhere): the runtime is torn down cleanly.
-"$lurk" -e "local f = assert(lurk._open_write('/tmp/lurk-cli-$$.bin'))
+"$lurk" -e "local f = assert(debug.getregistry()['lurk.private'].open_write('/tmp/lurk-cli-$$.bin'))
     lurk.spawn(function() f:write(('x'):rep(64 * 1048576)) end)
     error('main failed')" 2>/tmp/lurk-cli.$$
 rc=$?

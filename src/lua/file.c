@@ -2,7 +2,7 @@
  * file.c - files written through the ring, for downloads: the loop never
  * blocks on the disk.
  *
- *   f = lurk._open_write(path)   -> file | nil, err   (created or truncated, 0644)
+ *   f = open_write(path)         -> file | nil, err   (created or truncated, 0644)
  *   f:write(data)                -> true | nil, err   (all of it; yields)
  *   f:close()                    -> true
  *
@@ -159,7 +159,7 @@ static int file_gc(lua_State *L)
     return 0;
 }
 
-/* lurk._open_write(path) -> file | nil, err */
+/* open_write(path) -> file | nil, err (internal: lua/http.lua's downloads) */
 static int l_open_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -226,13 +226,13 @@ static void read_release(void *ud)
 
 static const struct lurk_waiter read_waiter = { read_results, read_cancel, read_release };
 
-/* lurk._read_fd(fd [, max]) -> data | "" at end | nil, err: one read(2)
+/* read_fd(fd [, max]) -> data | "" at end | nil, err: one read(2)
  * through the ring, for pipes and terminals (never blocks the loop). */
 static int l_read_fd(lua_State *L)
 {
     int fd = (int)luaL_checkinteger(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, 65536);
-    struct lurk_task *t = lurk_lua_task(L, "lurk._read_fd");
+    struct lurk_task *t = lurk_lua_task(L, "lurk.lines");
     struct io_uring_sqe *sqe;
     struct fdread *r;
     int rc;
@@ -254,14 +254,14 @@ static int l_read_fd(lua_State *L)
     return lurk_task_wait(L, t, &read_waiter, r);
 }
 
-/* lurk._isatty(fd) -> boolean */
+/* isatty(fd) -> boolean */
 static int l_isatty(lua_State *L)
 {
     lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
     return 1;
 }
 
-void lurk_lua_open_file(lua_State *L)
+void lurk_lua_open_file(lua_State *L, int priv)
 {
     static const luaL_Reg methods[] = {
         { "write", file_write },
@@ -277,9 +277,9 @@ void lurk_lua_open_file(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_pushcfunction(L, l_open_write);
-    lua_setfield(L, -2, "_open_write");
+    lua_setfield(L, priv, "open_write");
     lua_pushcfunction(L, l_isatty);
-    lua_setfield(L, -2, "_isatty");
+    lua_setfield(L, priv, "isatty");
     lua_pushcfunction(L, l_read_fd);
-    lua_setfield(L, -2, "_read_fd");
+    lua_setfield(L, priv, "read_fd");
 }

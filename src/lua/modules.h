@@ -2,17 +2,19 @@
  * modules.h - the C halves of lurk's Lua modules, one open function each.
  * runtime.c calls them in order when it sets up a Lua state; nothing else
  * does. Each registers into the table on top of L (void) or pushes the
- * module (int, returns 1).
+ * module (int, returns 1). priv is the stack index of the private table:
+ * internals the embedded Lua modules need and scripts must not see
+ * (registry["lurk.private"]; tests reach it through debug.getregistry()).
  */
 #ifndef LURK_LUA_MODULES_H
 #define LURK_LUA_MODULES_H
 
 #include <lua.h>
 
-void lurk_lua_open_task(lua_State *L);    /* lurk.spawn, sleep, ... (task.c) */
-void lurk_lua_open_error(lua_State *L);   /* lurk.error (error.c) */
-void lurk_lua_open_file(lua_State *L);    /* files written through the ring (file.c) */
-int lurk_lua_open_tcp(lua_State *L);      /* the tcp module (tcp.c) */
+void lurk_lua_open_task(lua_State *L, int priv);  /* lurk.spawn, sleep, ... (task.c) */
+void lurk_lua_open_error(lua_State *L);           /* lurk.error (error.c) */
+void lurk_lua_open_file(lua_State *L, int priv);  /* files written through the ring (file.c) */
+int lurk_lua_open_tcp(lua_State *L, int priv);    /* the tcp module (tcp.c) */
 int lurk_lua_open_json(lua_State *L);     /* the json module (json.c) */
 int lurk_lua_open_http(lua_State *L);     /* lua/http.lua's C half (http.c) */
 int lurk_lua_open_ws(lua_State *L);       /* lua/ws.lua's C half (ws.c) */

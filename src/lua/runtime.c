@@ -45,8 +45,12 @@ static void publish(lua_State *L, const char *name, const char *global)
         lua_pop(L, 1);
 }
 
-/* Runs an embedded lua/ module chunk with (its C half, lurk.tcp, lurk, and
- * package.loaded[extra]) as arguments, leaving the module on the stack. */
+/* Stack index of the private table while open_modules runs. */
+#define PRIV 3
+
+/* Runs an embedded lua/ module chunk with (its C half, lurk.tcp, lurk,
+ * package.loaded[extra], the private table) as arguments, leaving the
+ * module on the stack. */
 static void load_lua_module(lua_State *L, const unsigned char *bc, size_t size, const char *name,
                             lua_CFunction open_c, const char *extra)
 {
@@ -60,18 +64,21 @@ static void load_lua_module(lua_State *L, const unsigned char *bc, size_t size, 
     lua_getfield(L, -2, "lurk");
     lua_getfield(L, -3, extra);
     lua_remove(L, -4);                /* chunk, C half, tcp, lurk, extra */
-    lua_call(L, 4, 1);
+    lua_pushvalue(L, PRIV);
+    lua_call(L, 5, 1);
 }
 
-/* The options as the Lua modules see them: lurk._options { trace }. */
+/* The options as the Lua modules see them: private.options { trace, timeout }. */
 static void set_lua_options(lua_State *L, const struct lurk_rt_opts *o)
 {
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, LURK_DEFAULT_TIMEOUT);
+    lua_setfield(L, -2, "timeout");
     if (o->trace) {
         lua_pushstring(L, o->trace);
         lua_setfield(L, -2, "trace");
     }
-    lua_setfield(L, -2, "_options");
+    lua_setfield(L, PRIV, "options");
 }
 
 static int open_modules(lua_State *L)
@@ -82,20 +89,28 @@ static int open_modules(lua_State *L)
     if (lurk_rt_get(L)->owns_L)
         luaL_openlibs(L);
 
-    lua_newtable(L);                  /* the lurk module */
+    /* The private table (PRIV): what the embedded Lua modules share and
+     * scripts do not see. Also in the registry, for lurk's own tests. */
+    lua_settop(L, 2);
+    lua_newtable(L);
+    lua_pushvalue(L, PRIV);
+    lua_setfield(L, LUA_REGISTRYINDEX, "lurk.private");
     set_lua_options(L, o);
-    lurk_lua_open_task(L);
+
+    lua_newtable(L);                  /* the lurk module */
+    lurk_lua_open_task(L, PRIV);
     lurk_lua_open_error(L);
-    lurk_lua_open_file(L);
+    lurk_lua_open_file(L, PRIV);
     lua_pushstring(L, "0.1.0");
     lua_setfield(L, -2, "version");
     if (luaL_loadbuffer(L, (const char *)luaJIT_BC_lurk, luaJIT_BC_lurk_SIZE, "=lurk.lua"))
         return lua_error(L);
     lua_insert(L, -2);                /* chunk under the module table */
-    lua_call(L, 1, 1);
+    lua_pushvalue(L, PRIV);
+    lua_call(L, 2, 1);
     publish(L, "lurk", globals ? "lurk" : NULL);
 
-    lurk_lua_open_tcp(L);
+    lurk_lua_open_tcp(L, PRIV);
     publish(L, "lurk.tcp", globals ? "tcp" : NULL);
     lurk_lua_open_json(L);
     publish(L, "lurk.json", globals ? "json" : NULL);

@@ -755,7 +755,7 @@ static int task_eq(lua_State *L)
     return 1;
 }
 
-void lurk_lua_open_task(lua_State *L)
+void lurk_lua_open_task(lua_State *L, int priv)
 {
     static const luaL_Reg methods[] = {
         { "join", task_join },
@@ -770,9 +770,12 @@ void lurk_lua_open_task(lua_State *L)
         { "now", l_now },
         { "current", l_current },
         { "stats", l_stats },
-        { "_park", l_park },
-        { "_unpark", l_unpark },
-        { "_deadline", l_deadline },
+        { NULL, NULL },
+    };
+    static const luaL_Reg internals[] = {
+        { "park", l_park },
+        { "unpark", l_unpark },
+        { "deadline", l_deadline },
         { NULL, NULL },
     };
     struct lurk_rt *rt;
@@ -792,9 +795,13 @@ void lurk_lua_open_task(lua_State *L)
     rt = lurk_rt_get(L);
     rt->upbox = lua_newuserdata(L, sizeof *rt->upbox);
     *rt->upbox = rt;
-    luaL_openlib(L, NULL, funcs, 1);
+    lua_pushvalue(L, priv);           /* lurk, upbox, private */
+    lua_pushvalue(L, -2);             /* lurk, upbox, private, upbox */
+    luaL_openlib(L, NULL, internals, 1);
     lua_pushlightuserdata(L, &yield_key);
-    lua_setfield(L, -2, "_yield");
+    lua_setfield(L, -2, "yield");
+    lua_pop(L, 1);                    /* lurk, upbox */
+    luaL_openlib(L, NULL, funcs, 1);  /* lurk */
 }
 
 bool lurk_rt_ready(const struct lurk_rt *rt)

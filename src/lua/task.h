@@ -35,6 +35,10 @@ struct lurk_waiter {
 
 #define LURK_AGAIN (-1)
 
+/* Seconds an operation may take unless the script says otherwise (tcp,
+ * http and ws alike; the Lua modules read it as lurk._options.timeout). */
+#define LURK_DEFAULT_TIMEOUT 30.0
+
 struct lurk_rt {
     lua_State *L;
     struct lurk_loop *loop;

@@ -5,7 +5,7 @@
  *   sock:send(data) -> bytes | nil, err
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
- *   sock:_http_exchange(request, parser, max_body [, is_head])
+ *   http_exchange(sock, request, parser, max_body [, is_head])  (internal)
  *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated,
  *          end_time
  *        | nil, err (err.response_started: whether any byte had come)
@@ -39,7 +39,6 @@
 #include <string.h>
 
 #define SOCK_MT "lurk.tcp"
-#define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_MAX_BUFFER (64u << 20)
 
 enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME, R_HTTP };
@@ -67,7 +66,7 @@ struct sock {
     struct lurk_buf body;
     bool got_any;
     int64_t first_ns;
-    bool exchanging;                  /* _http_exchange: sending, then reading */
+    bool exchanging;                  /* http_exchange: sending, then reading */
 
     struct lurk_task *writer;
     int data_ref;
@@ -340,7 +339,7 @@ static int l_connect(lua_State *L)
     memset(k, 0, sizeof *k);
     k->rt = rt;
     k->self_ref = k->data_ref = k->h1_ref = LUA_NOREF;
-    k->timeout = opt_timeout(L, 3, DEFAULT_TIMEOUT);
+    k->timeout = opt_timeout(L, 3, LURK_DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
     if (lua_isnil(L, -1)) {
         k->max_buffer = DEFAULT_MAX_BUFFER;
@@ -708,7 +707,7 @@ static void sent(struct sock *k)
     k->data_ref = LUA_NOREF;
 }
 
-/* ---- send, then read: sock:_http_exchange ---- */
+/* ---- send, then read: http_exchange ---- */
 
 /* The send completed (read not started yet), or a read did. */
 static int exchange_results(lua_State *L, void *ud, int res)
@@ -752,7 +751,7 @@ static void exchange_release(void *ud)
 
 static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_cancel, exchange_release };
 
-/* sock:_http_exchange(request, parser, max_body [, is_head]): see the top of the file.
+/* http_exchange(sock, request, parser, max_body [, is_head]): see the top of the file.
  * The task resumes once, when the response is in (or something failed). */
 static int sock_http_exchange(lua_State *L)
 {
@@ -761,7 +760,7 @@ static int sock_http_exchange(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &len);
     struct lurk_h1 *h = luaL_checkudata(L, 3, LURK_H1_MT);
     lua_Number max = luaL_checknumber(L, 4);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:_http_exchange");
+    struct lurk_task *t = lurk_rt_task(L, k->rt, "http.request");
     int rc;
 
     if (k->writer || k->reader)
@@ -1022,12 +1021,11 @@ static int sock_tostring(lua_State *L)
     return 1;
 }
 
-int lurk_lua_open_tcp(lua_State *L)
+int lurk_lua_open_tcp(lua_State *L, int priv)
 {
     static const luaL_Reg methods[] = {
         { "receive", sock_receive },
         { "receive_some", sock_receive_some },
-        { "_http_exchange", sock_http_exchange },
         { "send", sock_send },
         { "settimeout", sock_settimeout },
         { "close", sock_close },
@@ -1051,11 +1049,12 @@ int lurk_lua_open_tcp(lua_State *L)
     lua_pushcfunction(L, sock_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+    /* For lua/http.lua, which calls them directly, without a lookup
+     * through __index per call: the methods, and the buffered exchange. */
+    lua_setfield(L, priv, "sock_methods");
+    lua_pushcfunction(L, sock_http_exchange);
+    lua_setfield(L, priv, "http_exchange");
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
-    /* tcp._methods: lua/http.lua calls them directly, without a lookup
-     * through __index per call. */
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "_methods");
     return 1;
 }

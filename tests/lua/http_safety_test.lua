@@ -124,15 +124,15 @@ end
 -- one that failed, and after one whose options raised mid-way.
 do
   t.ok(http.get(base .. "/get"))
-  t.eq(lurk._deadline(), nil, "no deadline left after a plain request")
+  t.eq(t.private().deadline(), nil, "no deadline left after a plain request")
   t.fails("timeout", http.get(base .. "/delay/1", { timeout = 0.2 }))
-  t.eq(lurk._deadline(), nil, "none after a timed-out one")
+  t.eq(t.private().deadline(), nil, "none after a timed-out one")
   t.raises("value contains CR, LF or NUL", http.get, base .. "/get", { headers = { ["X-A"] = "a\r\nb" } })
-  t.eq(lurk._deadline(), nil, "none after one that raised")
+  t.eq(t.private().deadline(), nil, "none after one that raised")
   local ok = lurk.timeout(5, function()
-    local outer = lurk._deadline()
+    local outer = t.private().deadline()
     t.ok(http.get(base .. "/get"))
-    t.eq(lurk._deadline(), outer, "an enclosing lurk.timeout's deadline is back")
+    t.eq(t.private().deadline(), outer, "an enclosing lurk.timeout's deadline is back")
     return true
   end)
   t.ok(ok, "lurk.timeout ran")

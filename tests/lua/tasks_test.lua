@@ -97,7 +97,7 @@ do
   t.eq(out, "outer fine")
   -- errors inside propagate and the deadline is restored
   t.raises("inside", lurk.timeout, 1, function() error("inside") end)
-  t.eq(lurk._deadline(), nil, "deadline restored")
+  t.eq(t.private().deadline(), nil, "deadline restored")
 end
 
 -- join with a timeout, and lurk.wait.
@@ -229,5 +229,16 @@ end
 t.raises("number expected", lurk.sleep, "soon")
 t.raises("function expected", lurk.spawn, 42)
 t.raises("cannot join itself", function() lurk.current():join() end)
+
+-- Internals are out of scripts' reach: no module, and no socket, holds a
+-- name starting with "_" (lurk's own modules get them in a private table).
+do
+  for name, m in pairs { lurk = lurk, tcp = tcp, http = http, https = https, ws = ws, json = json } do
+    for k in pairs(m) do
+      t.ok(not tostring(k):find("^_"), name .. "." .. tostring(k) .. " is an internal in a public module")
+    end
+  end
+  t.eq(t.private().park ~= nil, true, "the private table holds them")
+end
 
 t.done()

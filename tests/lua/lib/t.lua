@@ -52,6 +52,12 @@ function t.took(t0, want, msg)
   return got
 end
 
+-- t.private(): the table of internals lurk's own Lua modules share
+-- (src/lua/runtime.c), which scripts do not see; tests look inside it.
+function t.private()
+  return debug.getregistry()["lurk.private"]
+end
+
 -- t.fails(kind, v, err): the call returned nil, err with err.kind == kind.
 function t.fails(kind, v, err, msg)
   t.checks = t.checks + 1
