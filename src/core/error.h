@@ -26,6 +26,12 @@ enum {
     LURK_EMAX
 };
 
+/* Whether rc is one of the name-resolution failures (-LURK_EDNS_*). */
+static inline int lurk_is_dns_error(int rc)
+{
+    return rc <= -LURK_EDNS_NOTFOUND && rc >= -LURK_EDNS_NOSERVER;
+}
+
 /* A readable message for a negative code (-errno or -LURK_E*). Never NULL. */
 __attribute__((visibility("default"))) const char *lurk_strerror(int rc);
 

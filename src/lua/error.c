@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -95,28 +96,19 @@ static const char *doing(const char *phase)
     return NULL;
 }
 
-void lurk_lua_push_error(lua_State *L, int rc, const char *phase, const char *context)
+/* The error table for rc in phase, its message on top of the stack
+ * (popped): the one place an err is made. */
+static void push_error_with(lua_State *L, int rc, const char *phase)
 {
-    const char *verb = doing(phase);
-
     lua_createtable(L, 0, 7);
+    lua_insert(L, -2);                /* err, message */
+    lua_setfield(L, -2, "message");
     lua_pushstring(L, lurk_error_kind(rc, phase));
     lua_setfield(L, -2, "kind");
     if (phase) {
         lua_pushstring(L, phase);
         lua_setfield(L, -2, "phase");
     }
-    if (verb && context)
-        lua_pushfstring(L, "%s %s: %s", verb, context, lurk_strerror(rc));
-    else if (context)
-        lua_pushfstring(L, "%s: %s", context, lurk_strerror(rc));
-    else if (-rc == ETIMEDOUT)
-        lua_pushstring(L, "timed out");
-    else if (-rc == ECANCELED)
-        lua_pushstring(L, "cancelled");
-    else
-        lua_pushstring(L, lurk_strerror(rc));
-    lua_setfield(L, -2, "message");
     if (-rc > 0 && -rc < LURK_EBASE) {
         lua_pushinteger(L, -rc);
         lua_setfield(L, -2, "errno");
@@ -127,6 +119,35 @@ void lurk_lua_push_error(lua_State *L, int rc, const char *phase, const char *co
     lua_setfield(L, -2, "retryable");
     luaL_getmetatable(L, ERROR_MT);
     lua_setmetatable(L, -2);
+}
+
+void lurk_lua_push_error(lua_State *L, int rc, const char *phase, const char *context)
+{
+    const char *verb = doing(phase);
+
+    if (verb && context)
+        lua_pushfstring(L, "%s %s: %s", verb, context, lurk_strerror(rc));
+    else if (context)
+        lua_pushfstring(L, "%s: %s", context, lurk_strerror(rc));
+    else if (-rc == ETIMEDOUT)
+        lua_pushstring(L, "timed out");
+    else if (-rc == ECANCELED)
+        lua_pushstring(L, "cancelled");
+    else
+        lua_pushstring(L, lurk_strerror(rc));
+    push_error_with(L, rc, phase);
+}
+
+int lurk_lua_errorf(lua_State *L, int rc, const char *phase, const char *fmt, ...)
+{
+    va_list ap;
+
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    push_error_with(L, rc, phase);
+    return 2;
 }
 
 int lurk_lua_error(lua_State *L, int rc, const char *phase, const char *context)

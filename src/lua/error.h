@@ -14,6 +14,14 @@
  */
 int lurk_lua_error(lua_State *L, int rc, const char *phase, const char *context);
 
+/*
+ * The same, with the message written from fmt (lua_pushfstring's formats)
+ * instead of derived from rc and a context: for failures whose words say
+ * more than the code (a parser's reason, a TLS library's). kind, errno,
+ * name and retryable still come from rc. Returns 2 (nil, err).
+ */
+int lurk_lua_errorf(lua_State *L, int rc, const char *phase, const char *fmt, ...);
+
 /* Pushes just the error table. */
 void lurk_lua_push_error(lua_State *L, int rc, const char *phase, const char *context);
 

@@ -12,6 +12,7 @@
  */
 #include "lua/error.h"
 #include "lua/modules.h"
+#include "lua/class.h"
 #include "lua/task.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -268,14 +269,12 @@ void lurk_lua_open_file(lua_State *L, int priv)
         { "close", file_close },
         { NULL, NULL },
     };
+    static const luaL_Reg meta[] = {
+        { "__gc", file_gc },
+        { NULL, NULL },
+    };
 
-    luaL_newmetatable(L, FILE_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, file_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    lurk_lua_class(L, FILE_MT, methods, meta);
     lua_pushcfunction(L, l_open_write);
     lua_setfield(L, priv, "open_write");
     lua_pushcfunction(L, l_isatty);

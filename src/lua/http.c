@@ -26,6 +26,7 @@
  */
 #include "lua/http.h"
 #include "lua/modules.h"
+#include "lua/class.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/random.h"
@@ -209,10 +210,7 @@ void lurk_lua_push_headers(lua_State *L, int idx)
 
 static int parse_error(lua_State *L, struct lurk_h1 *h, int rc)
 {
-    lurk_lua_error(L, rc, "read", NULL);
-    lua_pushfstring(L, "invalid HTTP response: %s", h->error ? h->error : lurk_strerror(rc));
-    lua_setfield(L, -2, "message");
-    return 2;
+    return lurk_lua_errorf(L, rc, "read", "invalid HTTP response: %s", h->error ? h->error : lurk_strerror(rc));
 }
 
 static int parser_feed(lua_State *L)
@@ -318,13 +316,9 @@ struct inflater {
 
 static int inflate_error(lua_State *L, int rc, const char *what)
 {
-    lurk_lua_error(L, rc, "read", NULL);
     if (rc == -LURK_ELIMIT)
-        lua_pushfstring(L, "decompressed response body larger than max_body");
-    else
-        lua_pushfstring(L, "invalid %s-encoded response body", what);
-    lua_setfield(L, -2, "message");
-    return 2;
+        return lurk_lua_errorf(L, rc, "read", "decompressed response body larger than max_body");
+    return lurk_lua_errorf(L, rc, "read", "invalid %s-encoded response body", what);
 }
 
 /* z:push(data) -> decoded | nil, err */
@@ -578,20 +572,17 @@ int lurk_lua_open_http(lua_State *L)
         { NULL, NULL },
     };
 
-    luaL_newmetatable(L, PARSER_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, parser_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, INFLATE_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, zmethods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, inflater_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", parser_gc },
+        { NULL, NULL },
+    };
+    static const luaL_Reg zmeta[] = {
+        { "__gc", inflater_gc },
+        { NULL, NULL },
+    };
+
+    lurk_lua_class(L, PARSER_MT, methods, meta);
+    lurk_lua_class(L, INFLATE_MT, zmethods, zmeta);
     lua_newtable(L);
     lua_pushcfunction(L, l_parser);
     lua_setfield(L, -2, "_parser");

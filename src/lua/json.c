@@ -32,7 +32,9 @@
  *    the metatable registered as ARRAY_MT so that [] survives a round trip.
  */
 #include "json.h"
+#include "lua/error.h"
 #include "lua/modules.h"
+#include "core/error.h"
 
 #include <lauxlib.h>
 #include <limits.h>
@@ -46,8 +48,6 @@
 #define JSON_MAX_DEPTH 1000
 #define JSON_MAX_INDENT 64
 #define ARRAY_MT "lurk.json.array"
-#define ERROR_MT "lurk.json.error" /* used only when LURK_ERROR_MT is absent */
-#define LURK_ERROR_MT "lurk.error"     /* registered by error.c */
 
 /* json.null is &null_tag; only its address matters. */
 static char null_tag;
@@ -156,42 +156,12 @@ static size_t next_capacity(lua_State *L, size_t cap, size_t need)
 }
 
 /* __tostring of an err table: its message. */
-static int error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "message");
-    if (!lua_isstring(L, -1))
-        lua_pushliteral(L, "json error");
-    return 1;
-}
 
-/* Pushes nil and an err table { kind = "protocol", phase, message,
- * retryable = false } and returns 2. Built here rather than by
- * lurk_lua_error(), which derives the message from an error code and so
- * cannot say where in the text the problem is. */
+/* nil, err of kind protocol whose message says where in the text the
+ * problem is. */
 static int push_failure(lua_State *L, const char *phase, const char *message)
 {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "protocol");
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, phase);
-    lua_setfield(L, -2, "phase");
-    lua_pushstring(L, message);
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "retryable");
-    /* Share the runtime's error metatable when error.c has registered it, so
-     * every err looks alike; without it (module used alone) use our own. */
-    luaL_getmetatable(L, LURK_ERROR_MT);
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        if (luaL_newmetatable(L, ERROR_MT)) {
-            lua_pushcfunction(L, error_tostring);
-            lua_setfield(L, -2, "__tostring");
-        }
-    }
-    lua_setmetatable(L, -2);
-    return 2;
+    return lurk_lua_errorf(L, -LURK_EPROTO, phase, "%s", message);
 }
 
 /* Pushes the array metatable, creating and registering it on first use. */

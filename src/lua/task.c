@@ -26,6 +26,7 @@
  */
 #include "lua/task.h"
 #include "lua/modules.h"
+#include "lua/class.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -763,6 +764,12 @@ void lurk_lua_open_task(lua_State *L, int priv)
         { "status", task_status },
         { NULL, NULL },
     };
+    static const luaL_Reg meta[] = {
+        { "__gc", task_gc },
+        { "__tostring", task_tostring },
+        { "__eq", task_eq },
+        { NULL, NULL },
+    };
     static const luaL_Reg funcs[] = {
         { "spawn", l_spawn },
         { "run", l_run },
@@ -780,17 +787,7 @@ void lurk_lua_open_task(lua_State *L, int priv)
     };
     struct lurk_rt *rt;
 
-    luaL_newmetatable(L, TASK_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, task_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, task_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, task_eq);
-    lua_setfield(L, -2, "__eq");
-    lua_pop(L, 1);
+    lurk_lua_class(L, TASK_MT, methods, meta);
 
     rt = lurk_rt_get(L);
     rt->upbox = lua_newuserdata(L, sizeof *rt->upbox);

@@ -25,6 +25,7 @@
  */
 #include "lua/tcp.h"
 #include "lua/modules.h"
+#include "lua/class.h"
 #include "lua/error.h"
 #include "lua/http.h"
 #include "lua/task.h"
@@ -105,12 +106,9 @@ static int sock_error(lua_State *L, struct sock *k, int rc, const char *phase)
         snprintf(ctx, sizeof ctx, "%s (%s)", lurk_tcp_name(k->s), addr);
     else
         snprintf(ctx, sizeof ctx, "%s", lurk_tcp_name(k->s));
-    lurk_lua_error(L, rc, phase, ctx);
-    if (rc == -LURK_ETLS && k->tls && lurk_tls_errmsg(k->tls)[0]) {
-        lua_pushfstring(L, "TLS with %s: %s", ctx, lurk_tls_errmsg(k->tls));
-        lua_setfield(L, -2, "message");
-    }
-    return 2;
+    if (rc == -LURK_ETLS && k->tls && lurk_tls_errmsg(k->tls)[0])
+        return lurk_lua_errorf(L, rc, phase, "TLS with %s: %s", ctx, lurk_tls_errmsg(k->tls));
+    return lurk_lua_error(L, rc, phase, ctx);
 }
 
 /* ---- connect ---- */
@@ -121,7 +119,7 @@ static int connect_results(lua_State *L, void *ud, int res)
     int rc;
 
     if (res < 0) {
-        bool dns = strcmp(lurk_error_kind(res, "connect"), "dns") == 0;
+        bool dns = lurk_is_dns_error(res);
 
         lurk_stream_close(k->st);
         return sock_error(L, k, res, k->handshaking ? "tls" : dns ? "dns" : "connect");
@@ -383,15 +381,11 @@ static int l_connect(lua_State *L)
 /* An HTTP response failed: nil, err, with whether any of it had come. */
 static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
 {
-    int n = sock_error(L, k, rc, "read");
+    int n = why ? lurk_lua_errorf(L, rc, "read", "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why)
+          : rc == -LURK_EEOF && !k->got_any
+              ? lurk_lua_errorf(L, rc, "read", "%s closed the connection without a response", lurk_tcp_name(k->s))
+              : sock_error(L, k, rc, "read");
 
-    if (why) {
-        lua_pushfstring(L, "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why);
-        lua_setfield(L, -2, "message");
-    } else if (rc == -LURK_EEOF && !k->got_any) {
-        lua_pushfstring(L, "%s closed the connection without a response", lurk_tcp_name(k->s));
-        lua_setfield(L, -2, "message");
-    }
     lua_pushboolean(L, k->got_any);
     lua_setfield(L, -2, "response_started");
     if (!k->got_any && (rc == -LURK_EEOF || rc == -ECONNRESET)) {
@@ -1032,23 +1026,25 @@ int lurk_lua_open_tcp(lua_State *L, int priv)
         { "starttls", sock_starttls },
         { NULL, NULL },
     };
+    static const luaL_Reg meta[] = {
+        { "__gc", sock_gc },
+        { "__tostring", sock_tostring },
+        { NULL, NULL },
+    };
     static const luaL_Reg funcs[] = {
         { "connect", l_connect },
         { NULL, NULL },
     };
 
-    luaL_newmetatable(L, SOCK_MT);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
+    lurk_lua_class(L, SOCK_MT, methods, meta);
+    /* __index also answers sock.tls and sock.timings: a closure over the
+     * methods table replaces the plain one. */
+    luaL_getmetatable(L, SOCK_MT);
+    lua_getfield(L, -1, "__index");   /* mt, methods */
     lua_pushvalue(L, -1);
-    lua_insert(L, -3);                /* methods, metatable, methods */
     lua_pushcclosure(L, sock_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sock_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sock_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    lua_setfield(L, -3, "__index");   /* mt, methods */
+    lua_remove(L, -2);                /* methods */
     /* For lua/http.lua, which calls them directly, without a lookup
      * through __index per call: the methods, and the buffered exchange. */
     lua_setfield(L, priv, "sock_methods");

@@ -15,6 +15,7 @@
  */
 #include "lua/error.h"
 #include "lua/modules.h"
+#include "lua/class.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "ws/frame.h"
@@ -45,9 +46,7 @@ static int decoder_feed(lua_State *L)
     luaL_argcheck(L, i >= 1 && (size_t)i <= len + 1, 3, "position out of range");
     rc = lurk_ws_decode(d, (const unsigned char *)data + i - 1, len - (size_t)(i - 1), &used, &ev);
     if (rc < 0) {
-        lurk_lua_error(L, rc, "read", NULL);
-        lua_pushfstring(L, "WebSocket protocol error: %s", d->error ? d->error : "?");
-        lua_setfield(L, -2, "message");
+        lurk_lua_errorf(L, rc, "read", "WebSocket protocol error: %s", d->error ? d->error : "?");
         lua_pushinteger(L, d->close_code);
         lua_setfield(L, -2, "code");
         return 2;
@@ -118,10 +117,9 @@ static int pmd_inflate(lua_State *L)
 
     if (rc < 0) {
         lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
-        lurk_lua_error(L, rc == -LURK_ELIMIT ? -LURK_EWS : rc, "read", NULL);
-        lua_pushstring(L, rc == -LURK_ELIMIT ? "WebSocket protocol error: message too large once inflated"
-                                             : "WebSocket protocol error: invalid compressed data");
-        lua_setfield(L, -2, "message");
+        lurk_lua_errorf(L, rc == -LURK_ELIMIT ? -LURK_EWS : rc, "read", "%s",
+                        rc == -LURK_ELIMIT ? "WebSocket protocol error: message too large once inflated"
+                                           : "WebSocket protocol error: invalid compressed data");
         lua_pushinteger(L, rc == -LURK_ELIMIT ? 1009 : 1007);
         lua_setfield(L, -2, "code");
         return 2;
@@ -259,24 +257,23 @@ int lurk_lua_open_ws(lua_State *L)
         { NULL, NULL },
     };
 
-    luaL_newmetatable(L, DECODER_MT);
-    lua_newtable(L);
-    lua_pushcfunction(L, decoder_feed);
-    lua_setfield(L, -2, "feed");
-    lua_pushcfunction(L, decoder_allow);
-    lua_setfield(L, -2, "allow_compressed");
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, PMD_MT);
-    lua_newtable(L);
-    lua_pushcfunction(L, pmd_inflate);
-    lua_setfield(L, -2, "inflate");
-    lua_pushcfunction(L, pmd_deflate);
-    lua_setfield(L, -2, "deflate");
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, pmd_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg decoder_methods[] = {
+        { "feed", decoder_feed },
+        { "allow_compressed", decoder_allow },
+        { NULL, NULL },
+    };
+    static const luaL_Reg pmd_methods[] = {
+        { "inflate", pmd_inflate },
+        { "deflate", pmd_deflate },
+        { NULL, NULL },
+    };
+    static const luaL_Reg pmd_meta[] = {
+        { "__gc", pmd_gc },
+        { NULL, NULL },
+    };
+
+    lurk_lua_class(L, DECODER_MT, decoder_methods, NULL);
+    lurk_lua_class(L, PMD_MT, pmd_methods, pmd_meta);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

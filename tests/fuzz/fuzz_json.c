@@ -58,6 +58,9 @@ static void setup(void)
     L = luaL_newstate();
     FUZZ_CHECK(L != NULL);
     luaL_openlibs(L);
+    lua_newtable(L);                  /* lurk.error's metatable, as a runtime has it */
+    lurk_lua_open_error(L);
+    lua_pop(L, 1);
     if (luaL_loadbuffer(L, checker, sizeof checker - 1, "=fuzz_json") != 0) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         abort();
