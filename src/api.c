@@ -85,11 +85,11 @@ const char *lurk_strerror_setup(int rc)
 /* Starts the loaded chunk (with nargs arguments above it) as a fatal task. */
 static int start(struct lurk *l, int nargs)
 {
-    lurk_rt_spawn(l->rt, l->rt->L, nargs, true);
-    lua_pop(l->rt->L, 1);             /* the task object */
-    if (l->rt->failed) {
-        set_err(l, l->rt->errmsg);
-        l->rt->failed = false;
+    lurk_rt_spawn(l->rt, lurk_rt_lua(l->rt), nargs, true);
+    lua_pop(lurk_rt_lua(l->rt), 1);   /* the task object */
+    if (lurk_rt_failed(l->rt)) {
+        set_err(l, lurk_rt_errmsg(l->rt));
+        lurk_rt_clear_failure(l->rt);
         return -LURK_ESCRIPT;
     }
     return 0;
@@ -97,7 +97,7 @@ static int start(struct lurk *l, int nargs)
 
 int lurk_do_file(struct lurk *l, const char *path, int argc, char **argv)
 {
-    lua_State *L = l->rt->L;
+    lua_State *L = lurk_rt_lua(l->rt);
 
     if (luaL_loadfile(L, path) != 0) {
         set_err(l, lua_tostring(L, -1));
@@ -112,7 +112,7 @@ int lurk_do_file(struct lurk *l, const char *path, int argc, char **argv)
 
 int lurk_do_string(struct lurk *l, const char *code, const char *name)
 {
-    lua_State *L = l->rt->L;
+    lua_State *L = lurk_rt_lua(l->rt);
 
     if (luaL_loadbuffer(L, code, strlen(code), name) != 0) {
         set_err(l, lua_tostring(L, -1));
@@ -127,23 +127,23 @@ int lurk_run(struct lurk *l, int mode)
     int rc = lurk_rt_run(l->rt, mode);
 
     if (rc == -LURK_ESCRIPT) {
-        set_err(l, l->rt->errmsg);
-        l->rt->failed = false;        /* reported once; the runtime goes on */
+        set_err(l, lurk_rt_errmsg(l->rt));
+        lurk_rt_clear_failure(l->rt); /* reported once; the runtime goes on */
         return -LURK_ESCRIPT;
     }
     if (rc < 0)
-        set_err(l, rc == -LURK_EDEADLK && l->rt->errmsg ? l->rt->errmsg : lurk_strerror(rc));
+        set_err(l, rc == -LURK_EDEADLK && lurk_rt_errmsg(l->rt) ? lurk_rt_errmsg(l->rt) : lurk_strerror(rc));
     return rc;
 }
 
 struct lua_State *lurk_lua(struct lurk *l)
 {
-    return l->rt->L;
+    return lurk_rt_lua(l->rt);
 }
 
 int lurk_fd(struct lurk *l)
 {
-    return lurk_loop_fd(l->rt->loop);
+    return lurk_loop_fd(lurk_rt_loop(l->rt));
 }
 
 int lurk_timeout(struct lurk *l)
@@ -158,5 +158,5 @@ const char *lurk_errmsg(struct lurk *l)
 
 const char *lurk_features(struct lurk *l)
 {
-    return lurk_loop_features(l->rt->loop);
+    return lurk_loop_features(lurk_rt_loop(l->rt));
 }

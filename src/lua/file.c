@@ -56,14 +56,14 @@ static void write_done(struct lurk_op *op, int res)
 
 static int submit(struct file *f)
 {
-    struct io_uring_sqe *sqe = lurk_loop_sqe(f->rt->loop);
+    struct io_uring_sqe *sqe = lurk_loop_sqe(lurk_rt_loop(f->rt));
     size_t n = f->len - f->done;
 
     if (n > 1u << 30)
         n = 1u << 30;
     io_uring_prep_write(sqe, f->fd, f->p + f->done, (unsigned)n, (uint64_t)f->off);
-    f->op = lurk_op_new(f->rt->loop, write_done, f);
-    lurk_op_arm(f->rt->loop, f->op, sqe, 0);
+    f->op = lurk_op_new(lurk_rt_loop(f->rt), write_done, f);
+    lurk_op_arm(lurk_rt_loop(f->rt), f->op, sqe, 0);
     return 0;
 }
 
@@ -90,7 +90,7 @@ static void write_cancel(void *ud)
     struct file *f = ud;
 
     if (f->op)
-        lurk_op_cancel(f->rt->loop, f->op);
+        lurk_op_cancel(lurk_rt_loop(f->rt), f->op);
 }
 
 static void write_release(void *ud)
@@ -215,7 +215,7 @@ static void read_cancel(void *ud)
     struct fdread *r = ud;
 
     if (r->op)
-        lurk_op_cancel(r->rt->loop, r->op);
+        lurk_op_cancel(lurk_rt_loop(r->rt), r->op);
 }
 
 static void read_release(void *ud)
@@ -247,11 +247,11 @@ static int l_read_fd(lua_State *L)
     r->cap = (size_t)max;
     r->self_ref = lurk_pin(r->rt, L, -1);   /* the buffer outlives this call */
     lua_pop(L, 1);
-    sqe = lurk_loop_sqe(r->rt->loop);
+    sqe = lurk_loop_sqe(lurk_rt_loop(r->rt));
     /* offset -1: read at the file position, as read(2) does on pipes/ttys */
     io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->cap, (uint64_t)-1);
-    r->op = lurk_op_new(r->rt->loop, read_done, t);
-    lurk_op_arm(r->rt->loop, r->op, sqe, lurk_task_deadline(t, 0));
+    r->op = lurk_op_new(lurk_rt_loop(r->rt), read_done, t);
+    lurk_op_arm(lurk_rt_loop(r->rt), r->op, sqe, lurk_task_deadline(t, 0));
     return lurk_task_wait(L, t, &read_waiter, r);
 }
 

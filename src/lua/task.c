@@ -40,6 +40,14 @@
 enum state { T_READY, T_RUNNING, T_WAITING, T_DONE };
 enum park { PARK_NONE, PARK_LUA, PARK_SLEEP, PARK_JOIN };
 
+/* The scheduler's state of one runtime (rt.c holds it, opaque). */
+struct lurk_sched {
+    struct lurk_task *current;        /* the task whose coroutine runs now */
+    struct lurk_task *runq, *runq_tail;
+    struct lurk_task *tasks;          /* every task not yet freed */
+    int live;                         /* tasks not finished */
+};
+
 struct lurk_task {
     struct lurk_rt *rt;
     lua_State *co;
@@ -60,10 +68,11 @@ struct lurk_task {
     struct lurk_task **joiners;
     int njoiners;
     struct lurk_task *next_run;
-    struct lurk_task *prev, *next;    /* rt->tasks */
+    struct lurk_task *prev, *next;    /* sched->tasks */
 };
 
 #define TASK_MT "lurk.task"
+#define SCHED(rt) lurk_rt_sched(rt)
 
 static char yield_key;                /* address is the yield sentinel */
 static char rt_key;                   /* registry key of the runtime */
@@ -77,7 +86,7 @@ static void task_unref(struct lurk_task *t)
     if (t->prev)
         t->prev->next = t->next;
     else
-        rt->tasks = t->next;
+        SCHED(rt)->tasks = t->next;
     if (t->next)
         t->next->prev = t->prev;
     free(t->joiners);
@@ -93,18 +102,18 @@ static void queue(struct lurk_task *t)
         return;
     t->queued = true;
     t->next_run = NULL;
-    if (rt->runq_tail)
-        rt->runq_tail->next_run = t;
+    if (SCHED(rt)->runq_tail)
+        SCHED(rt)->runq_tail->next_run = t;
     else
-        rt->runq = t;
-    rt->runq_tail = t;
+        SCHED(rt)->runq = t;
+    SCHED(rt)->runq_tail = t;
 }
 
 void lurk_task_wake(void *task, int res)
 {
     struct lurk_task *t = task;
 
-    if (t->rt->closing)
+    if (lurk_rt_closing(t->rt))
         return;
     t->res = res;
     if (t->state == T_RUNNING)
@@ -169,9 +178,9 @@ struct lurk_rt *lurk_rt_get(lua_State *L)
 
 struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn)
 {
-    if (!rt || !rt->current)
+    if (!rt || !SCHED(rt)->current)
         luaL_error(L, "%s must be called from a task (the main chunk is one; see lurk.spawn)", fn);
-    return rt->current;
+    return SCHED(rt)->current;
 }
 
 struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
@@ -213,7 +222,7 @@ static void unpark(struct lurk_task *t, int res)
 {
     t->parked = PARK_NONE;
     if (t->timer) {
-        lurk_op_cancel(t->rt->loop, t->timer);
+        lurk_op_cancel(lurk_rt_loop(t->rt), t->timer);
         t->timer = NULL;              /* its completion finds itself stale */
     }
     lurk_task_wake(t, res);
@@ -256,7 +265,7 @@ static void push_traceback(lua_State *L, lua_State *co)
 static void finish(struct lurk_task *t, int status)
 {
     struct lurk_rt *rt = t->rt;
-    lua_State *L = rt->L, *co = t->co;
+    lua_State *L = lurk_rt_lua(rt), *co = t->co;
     int n = status == 0 ? lua_gettop(co) : 1;
 
     luaL_checkstack(L, 4, NULL);
@@ -274,9 +283,7 @@ static void finish(struct lurk_task *t, int status)
         if (t->fatal || !is_cancel_error(L, -1)) {
             push_traceback(L, co);
             if (t->fatal) {
-                rt->failed = true;
-                free(rt->errmsg);
-                rt->errmsg = strdup(lua_tostring(L, -1));
+                lurk_rt_fail(rt, lua_tostring(L, -1));
             } else {
                 fprintf(stderr, "lurk: error in task: %s\n", lua_tostring(L, -1));
             }
@@ -292,7 +299,7 @@ static void finish(struct lurk_task *t, int status)
     t->co_ref = LUA_NOREF;
     t->co = NULL;
     t->state = T_DONE;
-    rt->live--;
+    SCHED(rt)->live--;
 
     for (int i = 0; i < t->njoiners; i++) {
         struct lurk_task *j = t->joiners[i];
@@ -313,7 +320,7 @@ static void finish(struct lurk_task *t, int status)
 static void resume(struct lurk_task *t)
 {
     struct lurk_rt *rt = t->rt;
-    struct lurk_task *prev = rt->current;
+    struct lurk_task *prev = SCHED(rt)->current;
     lua_State *co = t->co;
     int n, status;
 
@@ -338,9 +345,9 @@ static void resume(struct lurk_task *t)
         n = t->nargs;
         t->nargs = 0;
     }
-    rt->current = t;
+    SCHED(rt)->current = t;
     status = lua_resume(co, n);
-    rt->current = prev;
+    SCHED(rt)->current = prev;
     if (status == LUA_YIELD) {
         bool ours = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &yield_key;
 
@@ -356,15 +363,15 @@ static void resume(struct lurk_task *t)
 
 static void run_ready(struct lurk_rt *rt)
 {
-    struct lurk_task *last = rt->runq_tail;
+    struct lurk_task *last = SCHED(rt)->runq_tail;
 
     /* Only the tasks queued now: one that re-queues itself waits a turn. */
-    while (rt->runq && !rt->failed) {
-        struct lurk_task *t = rt->runq;
+    while (SCHED(rt)->runq && !lurk_rt_failed(rt)) {
+        struct lurk_task *t = SCHED(rt)->runq;
 
-        rt->runq = t->next_run;
-        if (!rt->runq)
-            rt->runq_tail = NULL;
+        SCHED(rt)->runq = t->next_run;
+        if (!SCHED(rt)->runq)
+            SCHED(rt)->runq_tail = NULL;
         t->queued = false;
         t->next_run = NULL;
         resume(t);
@@ -400,11 +407,11 @@ struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, boo
     t->refs = 2;                      /* not finished + its Lua object */
     t->objects = 1;
     t->state = T_READY;
-    t->next = rt->tasks;
-    if (rt->tasks)
-        rt->tasks->prev = t;
-    rt->tasks = t;
-    rt->live++;
+    t->next = SCHED(rt)->tasks;
+    if (SCHED(rt)->tasks)
+        SCHED(rt)->tasks->prev = t;
+    SCHED(rt)->tasks = t;
+    SCHED(rt)->live++;
 
     box = lua_newuserdata(L, sizeof *box);
     *box = t;
@@ -421,28 +428,28 @@ int lurk_rt_run(struct lurk_rt *rt, int mode)
         int rc;
 
         run_ready(rt);
-        if (rt->failed)
+        if (lurk_rt_failed(rt))
             return -LURK_ESCRIPT;
-        if (mode == LURK_RT_DEFAULT && rt->live == 0)
+        if (mode == LURK_RT_DEFAULT && SCHED(rt)->live == 0)
             return 0;
-        block = rt->runq == NULL && mode != LURK_RT_NOWAIT;
-        if (block && lurk_loop_in_flight(rt->loop) == 0) {
+        block = SCHED(rt)->runq == NULL && mode != LURK_RT_NOWAIT;
+        if (block && lurk_loop_in_flight(lurk_rt_loop(rt)) == 0) {
             if (mode != LURK_RT_DEFAULT)
-                return rt->live;
-            free(rt->errmsg);
-            rt->errmsg = NULL;
-            if (asprintf(&rt->errmsg, "deadlock: %d task(s) wait on joins, channels or "
-                         "semaphores that nothing can complete", rt->live) < 0)
-                rt->errmsg = NULL;
+                return SCHED(rt)->live;
+            char msg[160];
+
+            snprintf(msg, sizeof msg, "deadlock: %d task(s) wait on joins, channels or "
+                     "semaphores that nothing can complete", SCHED(rt)->live);
+            lurk_rt_note(rt, msg);
             return -LURK_EDEADLK;
         }
-        rc = lurk_loop_turn(rt->loop, block);
+        rc = lurk_loop_turn(lurk_rt_loop(rt), block);
         if (rc < 0 && rc != -EINTR)
             return rc;
         if (mode != LURK_RT_DEFAULT) {
             run_ready(rt);
-            lurk_loop_flush(rt->loop);   /* the host polls next: submit what ran */
-            return rt->failed ? -LURK_ESCRIPT : rt->live;
+            lurk_loop_flush(lurk_rt_loop(rt));   /* the host polls next: submit what ran */
+            return lurk_rt_failed(rt) ? -LURK_ESCRIPT : SCHED(rt)->live;
         }
     }
 }
@@ -507,9 +514,9 @@ static int park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when,
     t->nret = 0;
     t->timer_ok = when_ok;
     if (when) {
-        t->timer = lurk_op_new(t->rt->loop, timer_done, t);
+        t->timer = lurk_op_new(lurk_rt_loop(t->rt), timer_done, t);
         t->refs++;
-        lurk_op_timer(t->rt->loop, t->timer, when);
+        lurk_op_timer(lurk_rt_loop(t->rt), t->timer, when);
     }
     return lurk_task_wait(L, t, w, t);
 }
@@ -589,7 +596,7 @@ static int l_run(lua_State *L)
     struct lurk_task *t = NULL;
     int rc, n;
 
-    if (rt->current)
+    if (SCHED(rt)->current)
         return luaL_error(L, "lurk.run drives the loop from outside tasks; "
                           "inside a task, call the function directly (or lurk.spawn it)");
     if (!lua_isnoneornil(L, 1)) {
@@ -598,9 +605,9 @@ static int l_run(lua_State *L)
     }
     rc = lurk_rt_run(rt, LURK_RT_DEFAULT);
     if (rc < 0) {
-        const char *msg = rc == -LURK_EDEADLK || rc == -LURK_ESCRIPT ? rt->errmsg : NULL;
+        const char *msg = rc == -LURK_EDEADLK || rc == -LURK_ESCRIPT ? lurk_rt_errmsg(rt) : NULL;
 
-        rt->failed = false;           /* the runtime stays usable */
+        lurk_rt_clear_failure(rt);    /* the runtime stays usable */
         lua_pushstring(L, msg ? msg : lurk_strerror(rc));
         return lua_error(L);
     }
@@ -615,7 +622,7 @@ static int l_run(lua_State *L)
 static int l_current(lua_State *L)
 {
     struct lurk_rt *rt = upvalue_rt(L);
-    struct lurk_task *t = rt->current, **box;
+    struct lurk_task *t = SCHED(rt)->current, **box;
 
     if (!t)
         return 0;
@@ -636,7 +643,7 @@ static int l_stats(lua_State *L)
     struct lurk_rt *rt = upvalue_rt(L);
     struct lurk_loop_stats st;
 
-    lurk_loop_stats(rt->loop, &st);
+    lurk_loop_stats(lurk_rt_loop(rt), &st);
     lua_createtable(L, 0, 5);
     lua_pushnumber(L, (lua_Number)st.enters);
     lua_setfield(L, -2, "enters");
@@ -644,9 +651,9 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "ops");
     lua_pushnumber(L, (lua_Number)st.cqes);
     lua_setfield(L, -2, "cqes");
-    lua_pushinteger(L, lurk_loop_in_flight(rt->loop));
+    lua_pushinteger(L, lurk_loop_in_flight(lurk_rt_loop(rt)));
     lua_setfield(L, -2, "in_flight");
-    lua_pushinteger(L, rt->live);
+    lua_pushinteger(L, SCHED(rt)->live);
     lua_setfield(L, -2, "tasks");
     return 1;
 }
@@ -734,7 +741,7 @@ static int task_gc(lua_State *L)
     if (!t)
         return 0;
     *box = NULL;
-    if (--t->objects == 0 && t->result_ref != LUA_NOREF && !t->rt->closing) {
+    if (--t->objects == 0 && t->result_ref != LUA_NOREF && !lurk_rt_closing(t->rt)) {
         lurk_unpin(t->rt, t->result_ref);
         t->result_ref = LUA_NOREF;
     }
@@ -785,13 +792,14 @@ void lurk_lua_open_task(lua_State *L, int priv)
         { "deadline", l_deadline },
         { NULL, NULL },
     };
-    struct lurk_rt *rt;
+    struct lurk_rt *rt, **upbox;
 
     lurk_lua_class(L, TASK_MT, methods, meta);
 
     rt = lurk_rt_get(L);
-    rt->upbox = lua_newuserdata(L, sizeof *rt->upbox);
-    *rt->upbox = rt;
+    upbox = lua_newuserdata(L, sizeof *upbox);
+    *upbox = rt;
+    lurk_rt_set_upbox(rt, upbox);
     lua_pushvalue(L, priv);           /* lurk, upbox, private */
     lua_pushvalue(L, -2);             /* lurk, upbox, private, upbox */
     luaL_openlib(L, NULL, internals, 1);
@@ -803,7 +811,7 @@ void lurk_lua_open_task(lua_State *L, int priv)
 
 bool lurk_rt_ready(const struct lurk_rt *rt)
 {
-    return rt->runq != NULL || lurk_loop_unsubmitted(rt->loop) > 0;
+    return SCHED(rt)->runq != NULL || lurk_loop_unsubmitted(lurk_rt_loop(rt)) > 0;
 }
 
 /* ---- runtime lifetime helpers used by runtime.c ---- */
@@ -815,9 +823,16 @@ void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt)
     lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
+struct lurk_sched *lurk_sched_new(void)
+{
+    return calloc(1, sizeof(struct lurk_sched));
+}
+
 void lurk_rt_release_tasks(struct lurk_rt *rt)
 {
-    for (struct lurk_task *t = rt->tasks; t; t = t->next) {
+    if (!SCHED(rt))
+        return;
+    for (struct lurk_task *t = SCHED(rt)->tasks; t; t = t->next) {
         if (t->w && t->state != T_DONE) {
             const struct lurk_waiter *w = t->w;
 
@@ -828,13 +843,16 @@ void lurk_rt_release_tasks(struct lurk_rt *rt)
     }
 }
 
-void lurk_rt_free_tasks(struct lurk_rt *rt)
+void lurk_sched_free(struct lurk_sched *s)
 {
-    while (rt->tasks) {
-        struct lurk_task *t = rt->tasks;
+    if (!s)
+        return;
+    while (s->tasks) {
+        struct lurk_task *t = s->tasks;
 
-        rt->tasks = t->next;
+        s->tasks = t->next;
         free(t->joiners);
         free(t);
     }
+    free(s);
 }

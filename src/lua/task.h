@@ -1,5 +1,5 @@
 /*
- * task.h - the runtime and its task scheduler.
+ * task.h - the task scheduler (the runtime object itself is rt.h's).
  *
  * A task is a Lua coroutine plus a struct lurk_task. A yielding C function
  * starts an asynchronous operation whose callback is lurk_task_wake, then
@@ -11,14 +11,13 @@
 #ifndef LURK_LUA_TASK_H
 #define LURK_LUA_TASK_H
 
+#include "lua/rt.h"
+
 #include <lua.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-struct lurk_loop;
-struct lurk_resolver;
 struct lurk_task;
-struct lurk_tls_ctx;
 
 /* How a C function waits: what to push on wake-up, how to stop early, what
  * to release afterwards. */
@@ -38,56 +37,6 @@ struct lurk_waiter {
 /* Seconds an operation may take unless the script says otherwise (tcp,
  * http and ws alike; the Lua modules read it as lurk._options.timeout). */
 #define LURK_DEFAULT_TIMEOUT 30.0
-
-struct lurk_rt {
-    lua_State *L;
-    struct lurk_loop *loop;
-    struct lurk_resolver *resolver;
-    struct lurk_tls_ctx *tls;         /* RNG and CA bundle, set up lazily */
-    struct lurk_task *current;        /* the task whose coroutine runs now */
-    struct lurk_task *runq, *runq_tail;
-    struct lurk_task *tasks;          /* every task not yet freed */
-    int live;                         /* tasks not finished */
-    bool closing;
-    bool failed;                      /* a task marked fatal raised an error */
-    char *errmsg;                     /* its message and traceback */
-    bool owns_L;                      /* false: a host's state (require "lurk") */
-    int ktls;                         /* default enum lurk_ktls_policy */
-    struct lurk_rt **upbox;           /* the lurk.* functions' upvalue */
-    int pins_ref;                     /* the pins table (lurk_pin) */
-    int *free_pins, nfree_pins, cap_free_pins, npins;
-};
-
-struct lurk_rt_opts {
-    bool globals;                     /* modules also as globals (lurk, http, ...) */
-    int ktls;                         /* enum lurk_ktls_policy; < 0: from LURK_KTLS */
-    const char *ca_file;              /* trust store; NULL: SSL_CERT_FILE or the system's */
-    const char *trace;                /* LURK_TRACE-style flags; NULL: from LURK_TRACE */
-};
-
-/* Creates a runtime: ring, resolver, and lurk's modules in L (NULL: a new
- * Lua state that the runtime owns). On a script error during set-up,
- * *errmsg (to free()) says what failed. */
-int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o, char **errmsg);
-
-/* Cancels every operation, closes the Lua state if it owns it and frees
- * everything. */
-void lurk_rt_free(struct lurk_rt *rt);
-
-/* The runtime of a Lua state set up by lurk_rt_new, or NULL. */
-struct lurk_rt *lurk_rt_get(lua_State *L);
-
-/*
- * Pins keep a Lua value alive while C needs it (a string the kernel is
- * sending, a socket with an operation in flight), like luaL_ref but cheaper
- * on the request path: slots of one array, free slots on a C stack.
- * lurk_pin pins the value at idx and returns the pin (> 0); lurk_pinned
- * pushes a pinned value; lurk_unpin lets it go (pins <= 0, LUA_NOREF, are
- * ignored).
- */
-int lurk_pin(struct lurk_rt *rt, lua_State *L, int idx);
-void lurk_pinned(struct lurk_rt *rt, lua_State *L, int pin);
-void lurk_unpin(struct lurk_rt *rt, int pin);
 
 /* The running task; raises a Lua error naming fn when called outside one.
  * lurk_rt_task is the same for a runtime already at hand (a socket's). */
@@ -134,10 +83,15 @@ void lurk_task_cancel(struct lurk_task *t);
  * lurk_fd must not block before running the loop once more. */
 bool lurk_rt_ready(const struct lurk_rt *rt);
 
-/* For runtime.c: binds rt to L (NULL unbinds); releases what waiting tasks
- * pinned (before the ring is drained); frees the task records (after). */
+/*
+ * For rt.c: the scheduler's state of one runtime (NULL when out of memory);
+ * binding rt to L (NULL unbinds); releasing what waiting tasks pinned
+ * (before the ring is drained); freeing the state and the task records
+ * (after).
+ */
+struct lurk_sched *lurk_sched_new(void);
 void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
 void lurk_rt_release_tasks(struct lurk_rt *rt);
-void lurk_rt_free_tasks(struct lurk_rt *rt);
+void lurk_sched_free(struct lurk_sched *s);
 
 #endif

@@ -220,7 +220,7 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
 {
     memset(o, 0, sizeof *o);
     o->host = host;
-    o->ktls = (enum lurk_ktls_policy)lurk_rt_get(L)->ktls;
+    o->ktls = (enum lurk_ktls_policy)lurk_rt_ktls(lurk_rt_get(L));
     if (lua_isboolean(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -298,7 +298,7 @@ static int make_tls(lua_State *L, struct sock *k, int idx, const char *host)
     int top = lua_gettop(L), rc;
 
     check_tls_opts(L, idx, host, &o);
-    rc = lurk_tls_new(&k->tls, k->rt->tls, k->s, &o);
+    rc = lurk_tls_new(&k->tls, lurk_rt_tls(k->rt), k->s, &o);
     lua_settop(L, top);
     if (rc < 0) {
         int n = sock_error(L, k, rc, "tls");
@@ -350,7 +350,7 @@ static int l_connect(lua_State *L)
         k->max_buffer = (size_t)n;
     }
     lua_pop(L, 1);
-    rc = lurk_tcp_new(&k->s, rt->loop, rt->resolver);
+    rc = lurk_tcp_new(&k->s, lurk_rt_loop(rt), lurk_rt_resolver(rt));
     if (rc < 0)
         return luaL_error(L, "out of memory");
     k->st = lurk_tcp_stream(k->s);

@@ -1,6 +1,7 @@
 /*
- * runtime.c - creating and tearing down a runtime: the ring, the resolver,
- * the Lua state and lurk's modules in it.
+ * rt.c - the runtime: creating and tearing it down (the ring, the resolver,
+ * the Lua state and lurk's modules in it), its accessors, pins, and the
+ * hand-off of a fatal task's error.
  *
  * Teardown order matters because the kernel may still hold pointers into
  * memory that Lua owns (strings being sent, buffers being filled):
@@ -29,6 +30,97 @@
 #include "lua_lurk.h"                 /* luaJIT_BC_lurk: lua/lurk.lua, compiled */
 #include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
 #include "lua_ws.h"                   /* luaJIT_BC_ws: lua/ws.lua */
+
+struct lurk_rt {
+    lua_State *L;
+    struct lurk_loop *loop;
+    struct lurk_resolver *resolver;
+    struct lurk_tls_ctx *tls;         /* RNG and CA bundle, set up lazily */
+    struct lurk_sched *sched;         /* task.c's */
+    bool closing;
+    bool failed;                      /* a task marked fatal raised an error */
+    char *errmsg;                     /* its message and traceback (or a note) */
+    bool owns_L;                      /* false: a host's state (require "lurk") */
+    int ktls;                         /* default enum lurk_ktls_policy */
+    struct lurk_rt **upbox;           /* the lurk.* functions' upvalue */
+    int pins_ref;                     /* the pins table (lurk_pin) */
+    int *free_pins, nfree_pins, cap_free_pins, npins;
+};
+
+lua_State *lurk_rt_lua(const struct lurk_rt *rt)
+{
+    return rt->L;
+}
+
+struct lurk_loop *lurk_rt_loop(const struct lurk_rt *rt)
+{
+    return rt->loop;
+}
+
+struct lurk_resolver *lurk_rt_resolver(const struct lurk_rt *rt)
+{
+    return rt->resolver;
+}
+
+struct lurk_tls_ctx *lurk_rt_tls(const struct lurk_rt *rt)
+{
+    return rt->tls;
+}
+
+struct lurk_sched *lurk_rt_sched(const struct lurk_rt *rt)
+{
+    return rt->sched;
+}
+
+int lurk_rt_ktls(const struct lurk_rt *rt)
+{
+    return rt->ktls;
+}
+
+bool lurk_rt_closing(const struct lurk_rt *rt)
+{
+    return rt->closing;
+}
+
+void lurk_rt_set_upbox(struct lurk_rt *rt, struct lurk_rt **box)
+{
+    rt->upbox = box;
+}
+
+static void set_errmsg(struct lurk_rt *rt, const char *msg)
+{
+    char *copy = msg ? strdup(msg) : NULL;   /* before the free: msg may be errmsg */
+
+    free(rt->errmsg);
+    rt->errmsg = copy;
+}
+
+void lurk_rt_fail(struct lurk_rt *rt, const char *msg)
+{
+    rt->failed = true;
+    set_errmsg(rt, msg);
+}
+
+void lurk_rt_note(struct lurk_rt *rt, const char *msg)
+{
+    set_errmsg(rt, msg);
+}
+
+bool lurk_rt_failed(const struct lurk_rt *rt)
+{
+    return rt->failed;
+}
+
+const char *lurk_rt_errmsg(const struct lurk_rt *rt)
+{
+    return rt->errmsg;
+}
+
+void lurk_rt_clear_failure(struct lurk_rt *rt)
+{
+    rt->failed = false;
+}
+
 
 
 /* package.loaded[name] = value on top (popped); also a global if asked. */
@@ -179,6 +271,11 @@ int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o
         return -ENOMEM;
     rt->pins_ref = LUA_NOREF;
     rt->ktls = o->ktls >= 0 ? o->ktls : (int)lurk_ktls_policy_env();
+    rt->sched = lurk_sched_new();
+    if (!rt->sched) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     rc = lurk_loop_new(&rt->loop, 4096);
     if (rc < 0)
         goto fail;
@@ -239,7 +336,7 @@ void lurk_rt_free(struct lurk_rt *rt)
     lurk_resolver_close(rt->resolver);
     lurk_loop_free(rt->loop);
     lurk_tls_ctx_free(rt->tls);
-    lurk_rt_free_tasks(rt);
+    lurk_sched_free(rt->sched);
     free(rt->errmsg);
     free(rt);
 }
