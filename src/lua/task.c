@@ -1,6 +1,7 @@
 /*
- * task.c - the scheduler: tasks as coroutines, waits, wake-ups, park/unpark,
- * joins, sleeps and deadlines.
+ * task.c - the scheduler: tasks as coroutines, waits, wake-ups, parking,
+ * joins and deadlines. The lurk.* functions and the task object that scripts
+ * use are lurk.c's, over this.
  *
  * A task's life: lurk_rt_spawn() creates the coroutine and runs it at once
  * until it first waits. A wait records a struct lurk_waiter and yields a
@@ -17,16 +18,14 @@
  * or loop in Lua.
  *
  * Parking is the primitive under join, sleep and the Lua-side channels and
- * semaphores: a parked task waits for lurk._unpark(), its deadline, or
+ * semaphores: a parked task waits for an unpark (lurk.c), its deadline, or
  * cancellation. Its timer is a ring timeout owned by the task (refcounted:
  * the timer's completion may arrive after the task has finished).
  *
  * References on struct lurk_task: one while it has not finished, one for its
  * Lua object, one per timer in flight and one per task joining it.
  */
-#include "lua/task.h"
-#include "lua/modules.h"
-#include "lua/class.h"
+#include "lua/task_int.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -37,47 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum state { T_READY, T_RUNNING, T_WAITING, T_DONE };
-enum park { PARK_NONE, PARK_LUA, PARK_SLEEP, PARK_JOIN };
 
-/* The scheduler's state of one runtime (rt.c holds it, opaque). */
-struct lurk_sched {
-    struct lurk_task *current;        /* the task whose coroutine runs now */
-    struct lurk_task *runq, *runq_tail;
-    struct lurk_task *tasks;          /* every task not yet freed */
-    int live;                         /* tasks not finished */
-};
-
-struct lurk_task {
-    struct lurk_rt *rt;
-    lua_State *co;
-    int co_ref, result_ref;
-    int refs;
-    int objects;                      /* Lua objects pointing here */
-    enum state state;
-    enum park parked;
-    bool queued, fatal, cancelled, early, timer_ok;
-    const struct lurk_waiter *w;
-    void *wud;
-    int res;                          /* result handed to lurk_task_wake */
-    int nargs;                        /* values on co for its first resume */
-    int nret;                         /* values an unparker left on co */
-    int64_t deadline;
-    struct lurk_op *timer;
-    struct lurk_task *join_target;
-    struct lurk_task **joiners;
-    int njoiners;
-    struct lurk_task *next_run;
-    struct lurk_task *prev, *next;    /* sched->tasks */
-};
-
-#define TASK_MT "lurk.task"
-#define SCHED(rt) lurk_rt_sched(rt)
-
-static char yield_key;                /* address is the yield sentinel */
+char lurk_yield_key;                  /* address is the yield sentinel */
 static char rt_key;                   /* registry key of the runtime */
 
-static void task_unref(struct lurk_task *t)
+void lurk_task_unref(struct lurk_task *t)
 {
     struct lurk_rt *rt = t->rt;
 
@@ -93,7 +56,7 @@ static void task_unref(struct lurk_task *t)
     free(t);
 }
 
-static void queue(struct lurk_task *t)
+void lurk_task_queue(struct lurk_task *t)
 {
     struct lurk_rt *rt = t->rt;
 
@@ -119,7 +82,7 @@ void lurk_task_wake(void *task, int res)
     if (t->state == T_RUNNING)
         t->early = true;              /* completed before the task yielded */
     else
-        queue(t);
+        lurk_task_queue(t);
 }
 
 int lurk_task_wait(lua_State *L, struct lurk_task *t, const struct lurk_waiter *w, void *ud)
@@ -139,7 +102,7 @@ int lurk_task_wait(lua_State *L, struct lurk_task *t, const struct lurk_waiter *
         }
     }
     t->state = T_WAITING;
-    lua_pushlightuserdata(L, &yield_key);
+    lua_pushlightuserdata(L, &lurk_yield_key);
     return lua_yield(L, 1);
 }
 
@@ -188,22 +151,11 @@ struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
     return lurk_rt_task(L, lurk_rt_get(L), fn);
 }
 
-/* The runtime of a lurk.* function, from the box in its upvalue
- * (lurk_lua_open_task; emptied when the runtime is freed): no registry
- * lookup on calls made per request. */
-static struct lurk_rt *upvalue_rt(lua_State *L)
-{
-    struct lurk_rt *rt = *(struct lurk_rt **)lua_touserdata(L, lua_upvalueindex(1));
-
-    if (!rt)
-        luaL_error(L, "the lurk runtime is closed");
-    return rt;
-}
 
 /* ---- finishing and joining ---- */
 
 /* Pushes the results table's values (ok, ...) onto L; returns how many. */
-static int push_results(lua_State *L, struct lurk_task *t)
+int lurk_task_push_results(lua_State *L, struct lurk_task *t)
 {
     int n;
 
@@ -218,7 +170,7 @@ static int push_results(lua_State *L, struct lurk_task *t)
     return n;
 }
 
-static void unpark(struct lurk_task *t, int res)
+void lurk_task_unpark(struct lurk_task *t, int res)
 {
     t->parked = PARK_NONE;
     if (t->timer) {
@@ -305,14 +257,14 @@ static void finish(struct lurk_task *t, int status)
         struct lurk_task *j = t->joiners[i];
 
         if (j->parked == PARK_JOIN && j->join_target == t) {
-            j->nret = push_results(j->co, t);
+            j->nret = lurk_task_push_results(j->co, t);
             j->join_target = NULL;
-            unpark(j, 0);
+            lurk_task_unpark(j, 0);
         }
-        task_unref(j);
+        lurk_task_unref(j);
     }
     t->njoiners = 0;
-    task_unref(t);                    /* the "not finished" reference */
+    lurk_task_unref(t);                    /* the "not finished" reference */
 }
 
 /* ---- running ---- */
@@ -349,12 +301,12 @@ static void resume(struct lurk_task *t)
     status = lua_resume(co, n);
     SCHED(rt)->current = prev;
     if (status == LUA_YIELD) {
-        bool ours = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &yield_key;
+        bool ours = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &lurk_yield_key;
 
         lua_settop(co, 0);
         if (!ours) {                  /* a plain coroutine.yield(): run later */
             t->w = NULL;
-            queue(t);
+            lurk_task_queue(t);
         }
         return;
     }
@@ -380,7 +332,7 @@ static void run_ready(struct lurk_rt *rt)
     }
 }
 
-static struct lurk_task *check_task(lua_State *L, int idx)
+struct lurk_task *lurk_check_task(lua_State *L, int idx)
 {
     struct lurk_task **p = luaL_checkudata(L, idx, TASK_MT);
 
@@ -485,11 +437,11 @@ static void park_cancel(void *ud)
     struct lurk_task *t = ud;
 
     if (t->parked != PARK_NONE)
-        unpark(t, -ECANCELED);
+        lurk_task_unpark(t, -ECANCELED);
 }
 
-static const struct lurk_waiter park_waiter = { park_results, park_cancel, NULL };
-static const struct lurk_waiter sleep_waiter = { sleep_results, park_cancel, NULL };
+const struct lurk_waiter lurk_park_waiter = { park_results, park_cancel, NULL };
+const struct lurk_waiter lurk_sleep_waiter = { sleep_results, park_cancel, NULL };
 
 static void timer_done(struct lurk_op *op, int res)
 {
@@ -502,13 +454,13 @@ static void timer_done(struct lurk_op *op, int res)
             lurk_task_wake(t, t->timer_ok ? 0 : -ETIMEDOUT);
         }
     }
-    task_unref(t);
+    lurk_task_unref(t);
 }
 
 /* Parks t until unparked, cancelled, or `when` (0: never), which counts as
  * success if when_ok and as a timeout otherwise. */
-static int park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when, bool when_ok,
-                const struct lurk_waiter *w)
+int lurk_task_park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when, bool when_ok,
+                   const struct lurk_waiter *w)
 {
     t->parked = kind;
     t->nret = 0;
@@ -521,192 +473,6 @@ static int park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when,
     return lurk_task_wait(L, t, w, t);
 }
 
-/* lurk.sleep(s) -> true | nil, err */
-static int l_sleep(lua_State *L)
-{
-    double s = luaL_checknumber(L, 1);
-    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.sleep");
-    int64_t end, d;
-    int rc = lurk_task_check(t);
-
-    if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
-    if (s <= 0) {
-        /* Yield to every other ready task, without touching the ring. */
-        t->w = &sleep_waiter;
-        t->wud = t;
-        t->res = 0;
-        queue(t);
-        lua_pushlightuserdata(L, &yield_key);
-        return lua_yield(L, 1);
-    }
-    end = lurk_now_ns() + (int64_t)(s * 1e9);
-    d = t->deadline;
-    if (d && d < end)
-        return park(L, t, PARK_SLEEP, d, false, &sleep_waiter);
-    return park(L, t, PARK_SLEEP, end, true, &sleep_waiter);
-}
-
-/* lurk._park([timeout]) -> values given to lurk._unpark | nil, err */
-static int l_park(lua_State *L)
-{
-    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk._park");
-    double timeout = luaL_optnumber(L, 1, 0);
-    int rc = lurk_task_check(t);
-
-    if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
-    return park(L, t, PARK_LUA, lurk_task_deadline(t, timeout), false, &park_waiter);
-}
-
-/* lurk._unpark(task, ...) -> true if the task was parked by lurk._park */
-static int l_unpark(lua_State *L)
-{
-    struct lurk_task *t = check_task(L, 1);
-    int n = lua_gettop(L) - 1;
-
-    if (t->parked != PARK_LUA) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    lua_xmove(L, t->co, n);
-    t->nret = n;
-    unpark(t, 0);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* lurk.spawn(fn, ...) -> task */
-static int l_spawn(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lurk_rt_spawn(upvalue_rt(L), L, lua_gettop(L) - 1, false);
-    return 1;
-}
-
-/*
- * lurk.run([fn, ...]) -> fn's results: for code outside tasks (a stock
- * luajit that did require "lurk", or a host's state). Starts fn as a task,
- * runs the loop until every task has finished, and returns what fn returned;
- * an error in fn is raised here with its traceback.
- */
-static int l_run(lua_State *L)
-{
-    struct lurk_rt *rt = upvalue_rt(L);
-    struct lurk_task *t = NULL;
-    int rc, n;
-
-    if (SCHED(rt)->current)
-        return luaL_error(L, "lurk.run drives the loop from outside tasks; "
-                          "inside a task, call the function directly (or lurk.spawn it)");
-    if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TFUNCTION);
-        t = lurk_rt_spawn(rt, L, lua_gettop(L) - 1, true);
-    }
-    rc = lurk_rt_run(rt, LURK_RT_DEFAULT);
-    if (rc < 0) {
-        const char *msg = rc == -LURK_EDEADLK || rc == -LURK_ESCRIPT ? lurk_rt_errmsg(rt) : NULL;
-
-        lurk_rt_clear_failure(rt);    /* the runtime stays usable */
-        lua_pushstring(L, msg ? msg : lurk_strerror(rc));
-        return lua_error(L);
-    }
-    if (!t)
-        return 0;
-    n = push_results(L, t);           /* true, fn's results */
-    lua_remove(L, -n);
-    return n - 1;
-}
-
-/* lurk.current() -> the running task, or nil outside tasks */
-static int l_current(lua_State *L)
-{
-    struct lurk_rt *rt = upvalue_rt(L);
-    struct lurk_task *t = SCHED(rt)->current, **box;
-
-    if (!t)
-        return 0;
-    /* A second Lua object for the same task: it holds its own reference. */
-    box = lua_newuserdata(L, sizeof *box);
-    *box = t;
-    t->refs++;
-    t->objects++;
-    luaL_getmetatable(L, TASK_MT);
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-/* lurk.stats() -> { enters, ops, cqes, in_flight, tasks }: io_uring_enter
- * calls, ops submitted and completions reaped since the runtime started. */
-static int l_stats(lua_State *L)
-{
-    struct lurk_rt *rt = upvalue_rt(L);
-    struct lurk_loop_stats st;
-
-    lurk_loop_stats(lurk_rt_loop(rt), &st);
-    lua_createtable(L, 0, 5);
-    lua_pushnumber(L, (lua_Number)st.enters);
-    lua_setfield(L, -2, "enters");
-    lua_pushnumber(L, (lua_Number)st.ops);
-    lua_setfield(L, -2, "ops");
-    lua_pushnumber(L, (lua_Number)st.cqes);
-    lua_setfield(L, -2, "cqes");
-    lua_pushinteger(L, lurk_loop_in_flight(lurk_rt_loop(rt)));
-    lua_setfield(L, -2, "in_flight");
-    lua_pushinteger(L, SCHED(rt)->live);
-    lua_setfield(L, -2, "tasks");
-    return 1;
-}
-
-/* lurk.now() -> monotonic seconds */
-static int l_now(lua_State *L)
-{
-    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
-    return 1;
-}
-
-/* lurk._deadline([abs_seconds | false]) -> previous deadline or nil.
- * Without an argument only reads it. */
-static int l_deadline(lua_State *L)
-{
-    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.timeout");
-    int64_t old = t->deadline;
-
-    if (lua_gettop(L) >= 1)
-        t->deadline = lua_toboolean(L, 1) ? (int64_t)(luaL_checknumber(L, 1) * 1e9) : 0;
-    if (old)
-        lua_pushnumber(L, (double)old / 1e9);
-    else
-        lua_pushnil(L);
-    return 1;
-}
-
-/* task:join([timeout]) -> true, ... | false, err | nil, err (timeout/cancel) */
-static int task_join(lua_State *L)
-{
-    struct lurk_task *target = check_task(L, 1), *t;
-    double timeout = luaL_optnumber(L, 2, 0);
-    struct lurk_task **j;
-    int rc;
-
-    if (target->state == T_DONE)
-        return push_results(L, target);
-    t = lurk_lua_task(L, "task:join");
-    if (t == target)
-        return luaL_error(L, "a task cannot join itself");
-    rc = lurk_task_check(t);
-    if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
-    j = realloc(target->joiners, (target->njoiners + 1) * sizeof *j);
-    if (!j)
-        return luaL_error(L, "out of memory");
-    target->joiners = j;
-    j[target->njoiners++] = t;
-    t->refs++;
-    t->join_target = target;
-    return park(L, t, PARK_JOIN, lurk_task_deadline(t, timeout), false, &park_waiter);
-}
-
 void lurk_task_cancel(struct lurk_task *t)
 {
     if (t->state == T_DONE)
@@ -714,99 +480,6 @@ void lurk_task_cancel(struct lurk_task *t)
     t->cancelled = true;
     if (t->state == T_WAITING && t->w && t->w->cancel)
         t->w->cancel(t->wud);
-}
-
-/* task:cancel() -> true */
-static int task_cancel(lua_State *L)
-{
-    lurk_task_cancel(check_task(L, 1));
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* task:status() -> "ready" | "running" | "waiting" | "done" */
-static int task_status(lua_State *L)
-{
-    static const char *const names[] = { "ready", "running", "waiting", "done" };
-
-    lua_pushstring(L, names[check_task(L, 1)->state]);
-    return 1;
-}
-
-static int task_gc(lua_State *L)
-{
-    struct lurk_task **box = luaL_checkudata(L, 1, TASK_MT);
-    struct lurk_task *t = *box;
-
-    if (!t)
-        return 0;
-    *box = NULL;
-    if (--t->objects == 0 && t->result_ref != LUA_NOREF && !lurk_rt_closing(t->rt)) {
-        lurk_unpin(t->rt, t->result_ref);
-        t->result_ref = LUA_NOREF;
-    }
-    task_unref(t);
-    return 0;
-}
-
-static int task_tostring(lua_State *L)
-{
-    struct lurk_task *t = check_task(L, 1);
-
-    lua_pushfstring(L, "lurk.task (%p)", (void *)t);
-    return 1;
-}
-
-static int task_eq(lua_State *L)
-{
-    lua_pushboolean(L, check_task(L, 1) == check_task(L, 2));
-    return 1;
-}
-
-void lurk_lua_open_task(lua_State *L, int priv)
-{
-    static const luaL_Reg methods[] = {
-        { "join", task_join },
-        { "cancel", task_cancel },
-        { "status", task_status },
-        { NULL, NULL },
-    };
-    static const luaL_Reg meta[] = {
-        { "__gc", task_gc },
-        { "__tostring", task_tostring },
-        { "__eq", task_eq },
-        { NULL, NULL },
-    };
-    static const luaL_Reg funcs[] = {
-        { "spawn", l_spawn },
-        { "run", l_run },
-        { "sleep", l_sleep },
-        { "now", l_now },
-        { "current", l_current },
-        { "stats", l_stats },
-        { NULL, NULL },
-    };
-    static const luaL_Reg internals[] = {
-        { "park", l_park },
-        { "unpark", l_unpark },
-        { "deadline", l_deadline },
-        { NULL, NULL },
-    };
-    struct lurk_rt *rt, **upbox;
-
-    lurk_lua_class(L, TASK_MT, methods, meta);
-
-    rt = lurk_rt_get(L);
-    upbox = lua_newuserdata(L, sizeof *upbox);
-    *upbox = rt;
-    lurk_rt_set_upbox(rt, upbox);
-    lua_pushvalue(L, priv);           /* lurk, upbox, private */
-    lua_pushvalue(L, -2);             /* lurk, upbox, private, upbox */
-    luaL_openlib(L, NULL, internals, 1);
-    lua_pushlightuserdata(L, &yield_key);
-    lua_setfield(L, -2, "yield");
-    lua_pop(L, 1);                    /* lurk, upbox */
-    luaL_openlib(L, NULL, funcs, 1);  /* lurk */
 }
 
 bool lurk_rt_ready(const struct lurk_rt *rt)

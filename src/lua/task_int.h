@@ -1,0 +1,81 @@
+/*
+ * task_int.h - the scheduler's records, shared by task.c (the scheduler)
+ * and lurk.c (the lurk.* functions and the task object built on it).
+ * Nothing else includes it.
+ */
+#ifndef LURK_LUA_TASK_INT_H
+#define LURK_LUA_TASK_INT_H
+
+#include "lua/task.h"
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lurk_op;
+
+enum state { T_READY, T_RUNNING, T_WAITING, T_DONE };
+enum park { PARK_NONE, PARK_LUA, PARK_SLEEP, PARK_JOIN };
+
+/* The scheduler's state of one runtime (rt.c holds it, opaque). */
+struct lurk_sched {
+    struct lurk_task *current;        /* the task whose coroutine runs now */
+    struct lurk_task *runq, *runq_tail;
+    struct lurk_task *tasks;          /* every task not yet freed */
+    int live;                         /* tasks not finished */
+};
+
+struct lurk_task {
+    struct lurk_rt *rt;
+    lua_State *co;
+    int co_ref, result_ref;
+    int refs;
+    int objects;                      /* Lua objects pointing here */
+    enum state state;
+    enum park parked;
+    bool queued, fatal, cancelled, early, timer_ok;
+    const struct lurk_waiter *w;
+    void *wud;
+    int res;                          /* result handed to lurk_task_wake */
+    int nargs;                        /* values on co for its first resume */
+    int nret;                         /* values an unparker left on co */
+    int64_t deadline;
+    struct lurk_op *timer;
+    struct lurk_task *join_target;
+    struct lurk_task **joiners;
+    int njoiners;
+    struct lurk_task *next_run;
+    struct lurk_task *prev, *next;    /* sched->tasks */
+};
+
+#define TASK_MT "lurk.task"
+#define SCHED(rt) lurk_rt_sched(rt)
+
+/* The address the yields of lurk's waiting calls carry (task.c). */
+extern char lurk_yield_key;
+
+/* A reference on t dropped; the last frees it. */
+void lurk_task_unref(struct lurk_task *t);
+
+/* t goes to the back of the run queue. */
+void lurk_task_queue(struct lurk_task *t);
+
+/* Pushes a finished task's results (true, values | false, err); returns how many. */
+int lurk_task_push_results(lua_State *L, struct lurk_task *t);
+
+/* Ends t's park with res (0: values were left on its coroutine). */
+void lurk_task_unpark(struct lurk_task *t, int res);
+
+/* The task object at idx (raises otherwise). */
+struct lurk_task *lurk_check_task(lua_State *L, int idx);
+
+/*
+ * Parks the running task t: kind says why, when its absolute deadline
+ * (when_ok: reaching it is the wait's normal end, as for sleep). The tail
+ * of a lua_CFunction, like lurk_task_wait.
+ */
+int lurk_task_park(lua_State *L, struct lurk_task *t, enum park kind, int64_t when, bool when_ok,
+                   const struct lurk_waiter *w);
+extern const struct lurk_waiter lurk_park_waiter, lurk_sleep_waiter;
+
+#endif
