@@ -12,6 +12,7 @@
  *      flight, so their descriptors close at once;
  *   4. close the resolver, free the loop, then the task records.
  */
+#include "lua/rt.h"
 #include "lua/task.h"
 #include "lua/error.h"
 #include "lua/modules.h"
