@@ -33,12 +33,9 @@
 #include "lua_ws.h"                   /* luaJIT_BC_ws: lua/ws.lua */
 
 struct lurk_rt {
-    lua_State *L;
-    struct lurk_loop *loop;
+    struct lurk_rt_head h;            /* first: L, loop, sched, closing (rt.h) */
     struct lurk_resolver *resolver;
     struct lurk_tls_ctx *tls;         /* RNG and CA bundle, set up lazily */
-    struct lurk_sched *sched;         /* task.c's */
-    bool closing;
     bool failed;                      /* a task marked fatal raised an error */
     char *errmsg;                     /* its message and traceback (or a note) */
     bool owns_L;                      /* false: a host's state (require "lurk") */
@@ -47,16 +44,6 @@ struct lurk_rt {
     int pins_ref;                     /* the pins table (lurk_pin) */
     int *free_pins, nfree_pins, cap_free_pins, npins;
 };
-
-lua_State *lurk_rt_lua(const struct lurk_rt *rt)
-{
-    return rt->L;
-}
-
-struct lurk_loop *lurk_rt_loop(const struct lurk_rt *rt)
-{
-    return rt->loop;
-}
 
 struct lurk_resolver *lurk_rt_resolver(const struct lurk_rt *rt)
 {
@@ -68,19 +55,9 @@ struct lurk_tls_ctx *lurk_rt_tls(const struct lurk_rt *rt)
     return rt->tls;
 }
 
-struct lurk_sched *lurk_rt_sched(const struct lurk_rt *rt)
-{
-    return rt->sched;
-}
-
 int lurk_rt_ktls(const struct lurk_rt *rt)
 {
     return rt->ktls;
-}
-
-bool lurk_rt_closing(const struct lurk_rt *rt)
-{
-    return rt->closing;
 }
 
 void lurk_rt_set_upbox(struct lurk_rt *rt, struct lurk_rt **box)
@@ -121,8 +98,6 @@ void lurk_rt_clear_failure(struct lurk_rt *rt)
 {
     rt->failed = false;
 }
-
-
 
 /* package.loaded[name] = value on top (popped); also a global if asked. */
 static void publish(lua_State *L, const char *name, const char *global)
@@ -241,7 +216,7 @@ void lurk_pinned(struct lurk_rt *rt, lua_State *L, int pin)
 
 void lurk_unpin(struct lurk_rt *rt, int pin)
 {
-    lua_State *L = rt->L;
+    lua_State *L = rt->h.L;
 
     if (pin <= 0)
         return;
@@ -272,35 +247,35 @@ int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o
         return -ENOMEM;
     rt->pins_ref = LUA_NOREF;
     rt->ktls = o->ktls >= 0 ? o->ktls : (int)lurk_ktls_policy_env();
-    rt->sched = lurk_sched_new();
-    if (!rt->sched) {
+    rt->h.sched = lurk_sched_new();
+    if (!rt->h.sched) {
         rc = -ENOMEM;
         goto fail;
     }
-    rc = lurk_loop_new(&rt->loop, 4096);
+    rc = lurk_loop_new(&rt->h.loop, 4096);
     if (rc < 0)
         goto fail;
-    rc = lurk_resolver_new(&rt->resolver, rt->loop);
+    rc = lurk_resolver_new(&rt->resolver, rt->h.loop);
     if (rc < 0)
         goto fail;
     rc = lurk_tls_ctx_new(&rt->tls, o->ca_file);
     if (rc < 0)
         goto fail;
     rt->owns_L = L == NULL;
-    rt->L = L ? L : luaL_newstate();
-    if (!rt->L) {
+    rt->h.L = L ? L : luaL_newstate();
+    if (!rt->h.L) {
         rc = -ENOMEM;
         goto fail;
     }
-    lurk_rt_set_key(rt->L, rt);
-    lua_createtable(rt->L, 64, 0);
-    rt->pins_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
-    lua_pushcfunction(rt->L, open_modules);
-    lua_pushboolean(rt->L, o->globals);
-    lua_pushlightuserdata(rt->L, (void *)o);
-    if (lua_pcall(rt->L, 2, 0, 0) != 0) {
-        *errmsg = strdup(lua_tostring(rt->L, -1));
-        lua_pop(rt->L, 1);
+    lurk_rt_set_key(rt->h.L, rt);
+    lua_createtable(rt->h.L, 64, 0);
+    rt->pins_ref = luaL_ref(rt->h.L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(rt->h.L, open_modules);
+    lua_pushboolean(rt->h.L, o->globals);
+    lua_pushlightuserdata(rt->h.L, (void *)o);
+    if (lua_pcall(rt->h.L, 2, 0, 0) != 0) {
+        *errmsg = strdup(lua_tostring(rt->h.L, -1));
+        lua_pop(rt->h.L, 1);
         rc = -LURK_ESCRIPT;
         goto fail;
     }
@@ -315,29 +290,29 @@ void lurk_rt_free(struct lurk_rt *rt)
 {
     if (!rt)
         return;
-    rt->closing = true;
+    rt->h.closing = true;
     if (rt->upbox)
         *rt->upbox = NULL;            /* lurk.* functions may outlive us */
     lurk_rt_release_tasks(rt);
-    if (rt->loop && lurk_loop_drain(rt->loop) < 0) {
+    if (rt->h.loop && lurk_loop_drain(rt->h.loop) < 0) {
         /* The kernel still holds ops into Lua strings and socket buffers:
          * leak the whole runtime rather than free what it may touch. */
         fprintf(stderr, "lurk: %u io_uring operation(s) would not cancel; "
                 "leaking the runtime instead of freeing memory the kernel uses\n",
-                lurk_loop_in_flight(rt->loop));
+                lurk_loop_in_flight(rt->h.loop));
         return;
     }
-    if (rt->L && rt->owns_L) {
-        lua_close(rt->L);
-    } else if (rt->L) {
-        lurk_rt_set_key(rt->L, NULL);  /* the host's state outlives us */
-        luaL_unref(rt->L, LUA_REGISTRYINDEX, rt->pins_ref);
+    if (rt->h.L && rt->owns_L) {
+        lua_close(rt->h.L);
+    } else if (rt->h.L) {
+        lurk_rt_set_key(rt->h.L, NULL);  /* the host's state outlives us */
+        luaL_unref(rt->h.L, LUA_REGISTRYINDEX, rt->pins_ref);
     }
     free(rt->free_pins);
     lurk_resolver_close(rt->resolver);
-    lurk_loop_free(rt->loop);
+    lurk_loop_free(rt->h.loop);
     lurk_tls_ctx_free(rt->tls);
-    lurk_sched_free(rt->sched);
+    lurk_sched_free(rt->h.sched);
     free(rt->errmsg);
     free(rt);
 }

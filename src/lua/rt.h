@@ -36,14 +36,42 @@ void lurk_rt_free(struct lurk_rt *rt);
 /* The runtime of a Lua state set up by lurk_rt_new, or NULL. */
 struct lurk_rt *lurk_rt_get(lua_State *L);
 
-/* What the runtime is made of. */
-lua_State *lurk_rt_lua(const struct lurk_rt *rt);
-struct lurk_loop *lurk_rt_loop(const struct lurk_rt *rt);
+/*
+ * What the scheduler reads on every wake-up and resume: the first member of
+ * rt.c's struct lurk_rt (as struct lurk_stream is of a socket), so these
+ * accessors inline; the rest of the runtime is rt.c's alone.
+ */
+struct lurk_rt_head {
+    lua_State *L;
+    struct lurk_loop *loop;
+    struct lurk_sched *sched;         /* task.c's */
+    bool closing;                     /* being torn down: wake nothing */
+};
+
+static inline lua_State *lurk_rt_lua(const struct lurk_rt *rt)
+{
+    return ((const struct lurk_rt_head *)rt)->L;
+}
+
+static inline struct lurk_loop *lurk_rt_loop(const struct lurk_rt *rt)
+{
+    return ((const struct lurk_rt_head *)rt)->loop;
+}
+
+static inline struct lurk_sched *lurk_rt_sched(const struct lurk_rt *rt)
+{
+    return ((const struct lurk_rt_head *)rt)->sched;
+}
+
+static inline bool lurk_rt_closing(const struct lurk_rt *rt)
+{
+    return ((const struct lurk_rt_head *)rt)->closing;
+}
+
+/* What else the runtime is made of. */
 struct lurk_resolver *lurk_rt_resolver(const struct lurk_rt *rt);
 struct lurk_tls_ctx *lurk_rt_tls(const struct lurk_rt *rt);
-struct lurk_sched *lurk_rt_sched(const struct lurk_rt *rt);
 int lurk_rt_ktls(const struct lurk_rt *rt);      /* the default enum lurk_ktls_policy */
-bool lurk_rt_closing(const struct lurk_rt *rt);  /* being torn down: wake nothing */
 
 /* The lurk.* functions' shared upvalue, cleared when the runtime goes (the
  * functions may outlive it in a host's Lua state). */

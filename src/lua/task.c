@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 char lurk_yield_key;                  /* address is the yield sentinel */
 static char rt_key;                   /* registry key of the runtime */
 
@@ -54,22 +53,6 @@ void lurk_task_unref(struct lurk_task *t)
         t->next->prev = t->prev;
     free(t->joiners);
     free(t);
-}
-
-void lurk_task_queue(struct lurk_task *t)
-{
-    struct lurk_rt *rt = t->rt;
-
-    t->state = T_READY;
-    if (t->queued)
-        return;
-    t->queued = true;
-    t->next_run = NULL;
-    if (SCHED(rt)->runq_tail)
-        SCHED(rt)->runq_tail->next_run = t;
-    else
-        SCHED(rt)->runq = t;
-    SCHED(rt)->runq_tail = t;
 }
 
 void lurk_task_wake(void *task, int res)
@@ -150,7 +133,6 @@ struct lurk_task *lurk_lua_task(lua_State *L, const char *fn)
 {
     return lurk_rt_task(L, lurk_rt_get(L), fn);
 }
-
 
 /* ---- finishing and joining ---- */
 

@@ -57,8 +57,22 @@ extern char lurk_yield_key;
 /* A reference on t dropped; the last frees it. */
 void lurk_task_unref(struct lurk_task *t);
 
-/* t goes to the back of the run queue. */
-void lurk_task_queue(struct lurk_task *t);
+/* t goes to the back of the run queue (inline: every wake-up does it). */
+static inline void lurk_task_queue(struct lurk_task *t)
+{
+    struct lurk_rt *rt = t->rt;
+
+    t->state = T_READY;
+    if (t->queued)
+        return;
+    t->queued = true;
+    t->next_run = NULL;
+    if (SCHED(rt)->runq_tail)
+        SCHED(rt)->runq_tail->next_run = t;
+    else
+        SCHED(rt)->runq = t;
+    SCHED(rt)->runq_tail = t;
+}
 
 /* Pushes a finished task's results (true, values | false, err); returns how many. */
 int lurk_task_push_results(lua_State *L, struct lurk_task *t);
