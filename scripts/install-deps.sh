@@ -87,8 +87,7 @@ trixie_state() {
 }
 # trixie_source PACKAGE: downloads the upstream tarball of Debian 13's source
 # package into $state/src, checked against the SHA-256 in the signed Sources
-# index, and prints its path. With WITH_DEBIAN=1 it also fetches and unpacks
-# the package's debian/ directory next to it.
+# index, unpacks it into $state/src/PACKAGE and prints the source directory.
 trixie_source() {
     local dir file sum
     read -r dir file sum < <(trixie_apt apt-cache showsrc "$1" | awk '
@@ -101,7 +100,10 @@ trixie_source() {
     [ -n "${sum:-}" ] || { log "no $1 source in Debian 13's index"; exit 1; }
     /usr/lib/apt/apt-helper -q -o APT::Sandbox::User=root download-file "http://deb.debian.org/debian/$dir/$file" \
         "$state/src/$file" "SHA256:$sum" </dev/null >/dev/null
-    printf '%s\n' "$state/src/$file"
+    log "building $1 from Debian 13's source ($file)"
+    mkdir "$state/src/$1"
+    tar -xf "$state/src/$file" -C "$state/src/$1"
+    find "$state/src/$1" -mindepth 1 -maxdepth 1 -type d | head -n 1
 }
 state=
 if [ "$ID" = debian ] && [ "${major:-0}" -lt 13 ] 2>/dev/null; then
@@ -133,11 +135,7 @@ H
     stamp="$deps/.stamp-luajit-1"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
-        tarball=$(trixie_source luajit)
-        log "building LuaJIT from Debian 13's source (${tarball##*/}) into .deps/"
-        mkdir "$state/src/luajit"
-        tar -xf "$tarball" -C "$state/src/luajit"
-        src=$(find "$state/src/luajit" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+        src=$(trixie_source luajit)     # into .deps/usr
         make -C "$src" -j"$(nproc)" PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu >"$state/luajit-build.log" 2>&1 ||
             { tail -n 30 "$state/luajit-build.log" >&2; log "LuaJIT build failed"; exit 1; }
         make -C "$src" install PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu LDCONFIG=: >/dev/null
@@ -154,13 +152,9 @@ if [ "$ID" = debian ]; then
     stamp="$deps/.stamp-mbedtls-2-$(sha256sum "$patch_file" | cut -c1-12)"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
-        tarball=$(trixie_source mbedtls)
-        log "building mbedTLS from Debian 13's source (${tarball##*/}) with lurk's patch into .deps/mbedtls"
-        mkdir "$state/src/mbedtls"
-        tar -xf "$tarball" -C "$state/src/mbedtls"
-        src=$(find "$state/src/mbedtls" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+        src=$(trixie_source mbedtls)    # with lurk's patch, into .deps/mbedtls
         patch -d "$src" -p1 -s <"$patch_file" ||
-            { log "lurk's mbedTLS patch does not apply to ${tarball##*/}: update scripts/patches/mbedtls-3.6.patch"; exit 1; }
+            { log "lurk's mbedTLS patch does not apply to ${src##*/}: update scripts/patches/mbedtls-3.6.patch"; exit 1; }
         # Threading as Debian builds it; Everest's X25519 (formally verified,
         # Apache-2.0, shipped in mbedTLS's tarball): handshakes cost 0.70x
         # (TLS 1.2) and 0.81x (TLS 1.3) the CPU of mbedTLS's own X25519 here.

@@ -10,8 +10,8 @@
 #   client                  a client certificate from the test CA
 # All keys are EC P-256, so the servers offer ECDHE-ECDSA suites.
 set -eu
-d=$1
-mkdir -p "$d"
+d=$(mkdir -p "$1" && cd "$1" && pwd)
+. "$(dirname "$0")/ca.sh"
 cd "$d"
 [ -f .done-2 ] && exit 0
 
@@ -21,26 +21,7 @@ mkca() { # name subject
     key "$1"
     openssl req -x509 -new -key "$1.key" -out "$1.pem" -days 30 -subj "/CN=$2" \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-    mkdir -p "$1.db"
-    : >"$1.db/index"
-    echo 1000 >"$1.db/serial"
-    cat >"$1.cnf" <<CNF
-[ca]
-default_ca = this
-[this]
-dir = $d/$1.db
-database = \$dir/index
-serial = \$dir/serial
-new_certs_dir = \$dir
-certificate = $d/$1.pem
-private_key = $d/$1.key
-default_md = sha256
-policy = any
-copy_extensions = copy
-unique_subject = no
-[any]
-commonName = supplied
-CNF
+    ca_db "$1"
 }
 
 issue() { # ca name san startdate enddate

@@ -14,8 +14,8 @@
 #                           CN is "leaf <name>" unless the case is about the CN,
 #                           so only the subjectAltName can match
 set -eu
-d=$1
-mkdir -p "$d"
+d=$(mkdir -p "$1" && cd "$1" && pwd)
+. "$(dirname "$0")/ca.sh"
 cd "$d"
 stamp=.pki-done-3
 [ -f $stamp ] && exit 0
@@ -112,28 +112,6 @@ EOF
 SAN=DNS:unused
 export SAN
 
-# An issuer: its key, and an `openssl ca` database and configuration.
-issuer_db() { # name
-    mkdir -p "$1.db"
-    : >"$1.db/index"
-    od -An -N8 -tx1 /dev/urandom | tr -d ' \n' >"$1.db/serial"
-    cat >"$1.cnf" <<CNF
-[ca]
-default_ca = this
-[this]
-dir = $d/$1.db
-database = \$dir/index
-serial = \$dir/serial
-new_certs_dir = \$dir
-certificate = $d/$1.pem
-private_key = $d/$1.key
-default_md = sha256
-policy = any
-unique_subject = no
-[any]
-commonName = supplied
-CNF
-}
 
 root() { # name subject [openssl req options]
     n=$1 subj=$2
@@ -141,7 +119,7 @@ root() { # name subject [openssl req options]
     eckey "$n"
     openssl req -x509 -new -key "$n.key" -out "$n.pem" -days 3650 -subj "/CN=$subj" \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign "$@" 2>/dev/null
-    issuer_db "$n"
+    ca_db "$n"
 }
 
 # sign issuer name cn section start end [openssl ca options]: name.pem from name.key
@@ -157,7 +135,7 @@ sign() {
 int() { # name cn section [issuer [start end]]
     eckey "$1"
     sign "${4:-root}" "$1" "$2" "$3" "${5:-$past}" "${6:-$soon}"
-    issuer_db "$1"
+    ca_db "$1"
 }
 
 # leaf name issuer san [cn [section [start end [openssl ca options]]]]: name.pem,
