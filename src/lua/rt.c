@@ -45,6 +45,27 @@ struct lurk_rt {
     int *free_pins, nfree_pins, cap_free_pins, npins;
 };
 
+static char rt_key;                   /* the registry key of a state's runtime */
+
+struct lurk_rt *lurk_rt_get(lua_State *L)
+{
+    struct lurk_rt *rt;
+
+    lua_pushlightuserdata(L, &rt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    rt = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return rt;
+}
+
+/* Binds rt to L (NULL unbinds: a host's state outlives the runtime). */
+static void bind_state(lua_State *L, struct lurk_rt *rt)
+{
+    lua_pushlightuserdata(L, &rt_key);
+    lua_pushlightuserdata(L, rt);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 struct lurk_resolver *lurk_rt_resolver(const struct lurk_rt *rt)
 {
     return rt->resolver;
@@ -267,7 +288,7 @@ int lurk_rt_new(struct lurk_rt **out, lua_State *L, const struct lurk_rt_opts *o
         rc = -ENOMEM;
         goto fail;
     }
-    lurk_rt_set_key(rt->h.L, rt);
+    bind_state(rt->h.L, rt);
     lua_createtable(rt->h.L, 64, 0);
     rt->pins_ref = luaL_ref(rt->h.L, LUA_REGISTRYINDEX);
     lua_pushcfunction(rt->h.L, open_modules);
@@ -305,7 +326,7 @@ void lurk_rt_free(struct lurk_rt *rt)
     if (rt->h.L && rt->owns_L) {
         lua_close(rt->h.L);
     } else if (rt->h.L) {
-        lurk_rt_set_key(rt->h.L, NULL);  /* the host's state outlives us */
+        bind_state(rt->h.L, NULL);  /* the host's state outlives us */
         luaL_unref(rt->h.L, LUA_REGISTRYINDEX, rt->pins_ref);
     }
     free(rt->free_pins);

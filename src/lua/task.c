@@ -37,7 +37,6 @@
 #include <string.h>
 
 char lurk_yield_key;                  /* address is the yield sentinel */
-static char rt_key;                   /* registry key of the runtime */
 
 void lurk_task_unref(struct lurk_task *t)
 {
@@ -109,17 +108,6 @@ int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s)
             d = x;
     }
     return d;
-}
-
-struct lurk_rt *lurk_rt_get(lua_State *L)
-{
-    struct lurk_rt *rt;
-
-    lua_pushlightuserdata(L, &rt_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    rt = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return rt;
 }
 
 struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn)
@@ -470,13 +458,6 @@ bool lurk_rt_ready(const struct lurk_rt *rt)
 }
 
 /* ---- runtime lifetime helpers used by runtime.c ---- */
-
-void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt)
-{
-    lua_pushlightuserdata(L, &rt_key);
-    lua_pushlightuserdata(L, rt);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-}
 
 struct lurk_sched *lurk_sched_new(void)
 {

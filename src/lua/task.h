@@ -85,12 +85,10 @@ bool lurk_rt_ready(const struct lurk_rt *rt);
 
 /*
  * For rt.c: the scheduler's state of one runtime (NULL when out of memory);
- * binding rt to L (NULL unbinds); releasing what waiting tasks pinned
- * (before the ring is drained); freeing the state and the task records
- * (after).
+ * releasing what waiting tasks pinned (before the ring is drained); freeing
+ * the state and the task records (after).
  */
 struct lurk_sched *lurk_sched_new(void);
-void lurk_rt_set_key(lua_State *L, struct lurk_rt *rt);
 void lurk_rt_release_tasks(struct lurk_rt *rt);
 void lurk_sched_free(struct lurk_sched *s);
 
