@@ -601,7 +601,7 @@ local function tls_info(sock)
 end
 
 -- Sends a request and reads the whole response, parsed in C
--- (sock:_http_exchange): res (body in res.body), nil, whether the
+-- (P.http_exchange): res (body in res.body), nil, whether the
 -- connection may be reused, the time it ended; or nil, err, whether any
 -- response had come.
 local function exchange_whole(sock, request, method, opts, u, ct, t0)

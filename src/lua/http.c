@@ -3,7 +3,7 @@
  * src/http/h1.c for lua/http.lua, which does the rest (URLs, pooling,
  * redirects, response objects).
  *
- *   p = http._parser(is_head, max_head, max_headers)
+ *   p = C._parser(is_head, max_head, max_headers)      (C: this module, lua/http.lua's C half)
  *   p:feed(data, i) -> "more", j
  *                    | "head", j, status, reason, headers, repeated
  *                    | "body", j, chunk
@@ -17,8 +17,8 @@
  * are joined with ", " there and listed in repeated[name] (repeated is nil
  * when no field repeats).
  *
- *   http._random_hex(n) -> 2n random hex digits (multipart boundaries)
- *   http._head(method, target, host, headers, body_len, chunked, user_agent [, extra])
+ *   C._random_hex(n) -> 2n random hex digits (multipart boundaries)
+ *   C._head(method, target, host, headers, body_len, chunked, user_agent [, extra])
  *       -> the request head: the caller's headers checked (names are tokens,
  *          values have no CR, LF or NUL; a list value repeats the field),
  *          Host, User-Agent, Accept, Content-Length or Transfer-Encoding
@@ -285,7 +285,7 @@ static int parser_gc(lua_State *L)
     return 0;
 }
 
-/* http._parser(is_head, max_head, max_headers) -> parser */
+/* C._parser(is_head, max_head, max_headers) -> parser */
 static int l_parser(lua_State *L)
 {
     int head = lua_toboolean(L, 1);
@@ -357,7 +357,7 @@ static int inflater_gc(lua_State *L)
     return 0;
 }
 
-/* http._inflater("gzip" | "deflate", max) -> z */
+/* C._inflater("gzip" | "deflate", max) -> z */
 static bool is_token(const char *s, size_t n)
 {
     static const char extra[] = "!#$%&'*+-.^_`|~";

@@ -4,13 +4,13 @@
 
 #include <lua.h>
 
-/* The metatable of http._parser objects (a struct lurk_h1 userdata). */
+/* The metatable of parser objects (a struct lurk_h1 userdata; the C half's _parser). */
 #define LURK_H1_MT "lurk.h1"
 
-/* Pushes a table with http._parser; lua/http.lua builds the module on it. */
+/* Pushes lua/http.lua's C half (_parser, _inflater, _random_hex, _head). */
 
 /* Pushes headers, repeated (see the top of http.c) for the head the parser
- * at idx (an http._parser object) has just parsed. */
+ * at idx (a parser object) has just parsed. */
 void lurk_lua_push_headers(lua_State *L, int idx);
 
 #endif

@@ -35,7 +35,7 @@ struct lurk_waiter {
 #define LURK_AGAIN (-1)
 
 /* Seconds an operation may take unless the script says otherwise (tcp,
- * http and ws alike; the Lua modules read it as lurk._options.timeout). */
+ * http and ws alike; the Lua modules read it as the private table's options.timeout). */
 #define LURK_DEFAULT_TIMEOUT 30.0
 
 /* The running task; raises a Lua error naming fn when called outside one.
