@@ -332,20 +332,19 @@ static void show_name(const struct name *n, char *buf, size_t size)
 enum nc_verdict { NC_OK, NC_EXCLUDED, NC_NOT_PERMITTED, NC_UNCHECKABLE, NC_MALFORMED };
 
 /*
- * Checks names against one CA's nameConstraints (the extension's value).
- * has_email: the certificate carries e-mail names, which rfc822Name subtrees
- * would constrain and lurk does not check. On NC_UNCHECKABLE *form is the
- * GeneralName tag lurk cannot evaluate; otherwise *bad is the offending name.
+ * Checks one name against one CA's nameConstraints (the extension's value);
+ * n NULL checks only that every subtree is one lurk can evaluate. has_email:
+ * the certificate carries e-mail names, which rfc822Name subtrees would
+ * constrain and lurk does not check. On NC_UNCHECKABLE *form is the
+ * GeneralName tag lurk cannot evaluate.
  */
-static enum nc_verdict check_nc(const unsigned char *val, size_t vlen, const struct name *names,
-                                size_t n_names, bool has_email, int *form, size_t *bad)
+static enum nc_verdict check_nc(const unsigned char *val, size_t vlen, const struct name *n,
+                                bool has_email, int *form)
 {
     unsigned char *p = (unsigned char *)val, *end = p + vlen;
     size_t len;
-    bool permitted_seen[2] = { false, false }, permitted_ok[64] = { false };
+    bool permitted_seen = false, permitted_ok = false;
 
-    if (n_names > sizeof permitted_ok / sizeof permitted_ok[0])
-        n_names = sizeof permitted_ok / sizeof permitted_ok[0];
     if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
         p + len != end)
         return NC_MALFORMED;
@@ -360,6 +359,7 @@ static enum nc_verdict check_nc(const unsigned char *val, size_t vlen, const str
             unsigned char *sub_end, *base;
             size_t blen;
             int tag;
+            bool hit;
 
             if (mbedtls_asn1_get_tag(&p, part_end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
                 return NC_MALFORMED;
@@ -377,94 +377,91 @@ static enum nc_verdict check_nc(const unsigned char *val, size_t vlen, const str
                 *form = tag;
                 return NC_UNCHECKABLE;
             }
-            for (size_t i = 0; i < n_names; i++) {
-                bool hit;
-
-                if (names[i].type != tag)
-                    continue;
-                if (tag == GN_DNS)
-                    hit = part == 0xa1 ? dns_excluded(base, blen, names[i].p, names[i].len)
-                                       : dns_within(base, blen, names[i].p, names[i].len);
-                else
-                    hit = ip_within(base, blen, (const unsigned char *)names[i].p, names[i].len);
-                if (hit && part == 0xa1) {
-                    *bad = i;
-                    return NC_EXCLUDED;
-                }
-                if (hit)
-                    permitted_ok[i] = true;
+            if (!n || n->type != tag)
+                continue;             /* a subtree constrains names of its own type only */
+            if (tag == GN_DNS)
+                hit = part == 0xa1 ? dns_excluded(base, blen, n->p, n->len) : dns_within(base, blen, n->p, n->len);
+            else
+                hit = ip_within(base, blen, (const unsigned char *)n->p, n->len);
+            if (hit && part == 0xa1)
+                return NC_EXCLUDED;
+            if (part == 0xa0) {
+                permitted_seen = true;
+                permitted_ok = permitted_ok || hit;
             }
-            if (part == 0xa0)
-                permitted_seen[tag == GN_DNS ? 0 : 1] = true;
         }
     }
-    for (size_t i = 0; i < n_names; i++) {
-        if (permitted_seen[names[i].type == GN_DNS ? 0 : 1] && !permitted_ok[i]) {
-            *bad = i;
-            return NC_NOT_PERMITTED;
-        }
-    }
-    return NC_OK;
+    return permitted_seen && !permitted_ok ? NC_NOT_PERMITTED : NC_OK;
 }
 
-/* The DNS and IP names a certificate is for (its subjectAltName entries,
- * plus the host for the leaf), and whether it carries e-mail names. */
-static size_t cert_names(const struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, int depth,
-                         struct name *names, size_t max, bool *has_email)
+/* Whether the certificate carries e-mail names (subjectAltName rfc822Name,
+ * or emailAddress in the subject). */
+static bool has_email(const mbedtls_x509_crt *crt)
 {
-    size_t n = 0;
-
-    *has_email = false;
     for (const mbedtls_x509_name *dn = &crt->subject; dn; dn = dn->next)
         if (MBEDTLS_OID_CMP(MBEDTLS_OID_PKCS9_EMAIL, &dn->oid) == 0)
-            *has_email = true;
-    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s && s->buf.p; s = s->next) {
+            return true;
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s && s->buf.p; s = s->next)
         if (s->buf.tag == GN_EMAIL)
-            *has_email = true;
-        if ((s->buf.tag == GN_DNS || s->buf.tag == GN_IP) && n < max)
-            names[n++] = (struct name){ s->buf.tag, (const char *)s->buf.p, s->buf.len };
-    }
-    if (depth == 0 && n < max)
-        names[n++] = v->ip_len ? (struct name){ GN_IP, (const char *)v->ip, v->ip_len }
-                               : (struct name){ GN_DNS, v->host, strlen(v->host) };
-    return n;
+            return true;
+    return false;
 }
 
+/* Checks n (NULL: the subtrees' forms only) against constraint i and
+ * reports a failure; returns false then. */
+static bool nc_ok(struct lurk_tls_verify *v, int i, const struct name *n, bool email, const char *name,
+                  uint32_t *flags)
+{
+    char shown[256] = "";
+    int form = 0;
+
+    switch (check_nc(v->nc[i].p, v->nc[i].len, n, email, &form)) {
+    case NC_OK:
+        return true;
+    case NC_EXCLUDED:
+        show_name(n, shown, sizeof shown);
+        fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
+             "%s: the name %s is excluded by the nameConstraints of %s", name, shown, v->nc[i].who);
+        break;
+    case NC_NOT_PERMITTED:
+        show_name(n, shown, sizeof shown);
+        fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
+             "%s: the name %s is outside the names permitted by the nameConstraints of %s",
+             name, shown, v->nc[i].who);
+        break;
+    case NC_UNCHECKABLE:
+        fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
+             "%s has nameConstraints on %s names, which lurk cannot check: the chain is refused",
+             v->nc[i].who, gn_name(form));
+        break;
+    case NC_MALFORMED:
+        fail(v, flags, MBEDTLS_X509_BADCERT_OTHER, "%s has malformed nameConstraints", v->nc[i].who);
+        break;
+    }
+    return false;
+}
+
+/* Every constraint of the CAs above applies to every DNS and IP name the
+ * certificate is for (all its subjectAltName entries, and the host for the
+ * leaf): each is checked on its own, so no number of names is too many. */
 static void check_name_constraints(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt,
                                    int depth, const char *name, uint32_t *flags)
 {
-    struct name names[64];
-    bool has_email;
-    size_t n = cert_names(v, crt, depth, names, sizeof names / sizeof names[0], &has_email);
+    bool email = v->n_nc > 0 && has_email(crt);
+    struct name host = v->ip_len ? (struct name){ GN_IP, (const char *)v->ip, v->ip_len }
+                                 : (struct name){ GN_DNS, v->host, strlen(v->host) };
 
     for (int i = 0; i < v->n_nc; i++) {
-        char shown[256];
-        size_t bad = 0;
-        int form = 0;
+        if (!nc_ok(v, i, NULL, email, name, flags))
+            return;
+        for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s && s->buf.p; s = s->next) {
+            struct name n = { s->buf.tag, (const char *)s->buf.p, s->buf.len };
 
-        switch (check_nc(v->nc[i].p, v->nc[i].len, names, n, has_email, &form, &bad)) {
-        case NC_OK:
-            continue;
-        case NC_EXCLUDED:
-            show_name(&names[bad], shown, sizeof shown);
-            fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
-                 "%s: the name %s is excluded by the nameConstraints of %s", name, shown, v->nc[i].who);
-            return;
-        case NC_NOT_PERMITTED:
-            show_name(&names[bad], shown, sizeof shown);
-            fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
-                 "%s: the name %s is outside the names permitted by the nameConstraints of %s",
-                 name, shown, v->nc[i].who);
-            return;
-        case NC_UNCHECKABLE:
-            fail(v, flags, MBEDTLS_X509_BADCERT_OTHER,
-                 "%s has nameConstraints on %s names, which lurk cannot check: the chain is refused",
-                 v->nc[i].who, gn_name(form));
-            return;
-        case NC_MALFORMED:
-            fail(v, flags, MBEDTLS_X509_BADCERT_OTHER, "%s has malformed nameConstraints", v->nc[i].who);
-            return;
+            if ((n.type == GN_DNS || n.type == GN_IP) && !nc_ok(v, i, &n, email, name, flags))
+                return;
         }
+        if (depth == 0 && !nc_ok(v, i, &host, email, name, flags))
+            return;
     }
 }
 

@@ -59,6 +59,8 @@ local cases = {
     msg = "may not issue server certificates (extendedKeyUsage: emailProtection)" },
   { "nc_excluded_noncrit", "refuse", chain = "int.nc_excluded_noncrit", msg = "nameConstraints" },
   { "nc_excluded_crit", "refuse", chain = "int.nc_excluded_crit", msg = "nameConstraints" },
+  { "nc_excluded_many_sans", "refuse", chain = "int.nc_excluded_crit", msg = "nameConstraints",
+    note = "the excluded name after 70 others" },
   { "nc_permitted_outside", "refuse", chain = "int.nc_permitted_crit", name = "good.other.test" },
   { "nc_permitted_noncrit_outside", "refuse", chain = "int.nc_permitted_noncrit", name = "good.other.test",
     msg = "outside the names permitted by the nameConstraints" },

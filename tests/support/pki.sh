@@ -17,7 +17,7 @@ set -eu
 d=$(mkdir -p "$1" && cd "$1" && pwd)
 . "$(dirname "$0")/ca.sh"
 cd "$d"
-stamp=.pki-done-3
+stamp=.pki-done-4
 [ -f $stamp ] && exit 0
 
 day() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
@@ -205,6 +205,8 @@ leaf leaf_eku_client int $good "" leaf_client
 leaf int_eku_email int.eku_email $good
 leaf nc_excluded_noncrit int.nc_excluded_noncrit $good
 leaf nc_excluded_crit int.nc_excluded_crit $good
+many=$(i=1; while [ $i -le 70 ]; do printf 'DNS:n%d.example.test,' $i; i=$((i + 1)); done)
+leaf nc_excluded_many_sans int.nc_excluded_crit "${many}$good"
 leaf nc_permitted_outside int.nc_permitted_crit DNS:good.other.test
 leaf nc_permitted_noncrit int.nc_permitted_noncrit $good
 leaf nc_permitted_noncrit_outside int.nc_permitted_noncrit DNS:good.other.test
