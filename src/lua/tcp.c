@@ -381,10 +381,14 @@ static int l_connect(lua_State *L)
 /* An HTTP response failed: nil, err, with whether any of it had come. */
 static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
 {
-    int n = why ? lurk_lua_errorf(L, rc, "read", "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why)
-          : rc == -LURK_EEOF && !k->got_any
-              ? lurk_lua_errorf(L, rc, "read", "%s closed the connection without a response", lurk_tcp_name(k->s))
-              : sock_error(L, k, rc, "read");
+    int n;
+
+    if (why)
+        n = lurk_lua_errorf(L, rc, "read", "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why);
+    else if (rc == -LURK_EEOF && !k->got_any)
+        n = lurk_lua_errorf(L, rc, "read", "%s closed the connection without a response", lurk_tcp_name(k->s));
+    else
+        n = sock_error(L, k, rc, "read");
 
     lua_pushboolean(L, k->got_any);
     lua_setfield(L, -2, "response_started");

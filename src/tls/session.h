@@ -110,7 +110,7 @@ int lurk_tls_fail(struct lurk_tls *t, const char *fmt, ...) __attribute__((forma
 void lurk_tls_put(struct lurk_tls *t);
 
 /* tls.c's userspace record path, for a direction the kernel did not take. */
-int lurk_tls_user_read(struct lurk_tls *t);
+void lurk_tls_user_read(struct lurk_tls *t);   /* the reader set by lurk_tls_read_begin */
 int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t deadline_ns,
                         lurk_done_cb *cb, void *arg);
 void lurk_tls_user_close(struct lurk_tls *t);

@@ -400,8 +400,6 @@ void lurk_tls_read_finish(struct lurk_tls *t, int res)
     cb(t->rarg, res);
 }
 
-static void user_read_step(struct lurk_tls *t);
-
 static void user_raw_done(void *arg, int res)
 {
     struct lurk_tls *t = arg;
@@ -414,11 +412,11 @@ static void user_raw_done(void *arg, int res)
     else if (res < 0)
         lurk_tls_read_finish(t, res);
     else
-        user_read_step(t);            /* res == 0: bio_recv reports the end */
+        lurk_tls_user_read(t);            /* res == 0: bio_recv reports the end */
     lurk_tls_put(t);
 }
 
-static void user_read_step(struct lurk_tls *t)
+void lurk_tls_user_read(struct lurk_tls *t)
 {
     for (;;) {
         int n, rc;
@@ -460,12 +458,6 @@ static void user_read_step(struct lurk_tls *t)
     }
 }
 
-int lurk_tls_user_read(struct lurk_tls *t)
-{
-    user_read_step(t);
-    return 0;
-}
-
 int lurk_tls_read_begin(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
 {
     if (t->state != S_OPEN)
@@ -490,7 +482,7 @@ static int tls_read(struct lurk_stream *st, size_t room, int64_t deadline_ns, lu
 
     (void)room;
     if (rc > 0)
-        user_read_step(t);
+        lurk_tls_user_read(t);
     return rc < 0 ? rc : 0;
 }
 
