@@ -21,152 +21,21 @@ local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 -- Socket methods called per request, without a lookup through __index.
 local http_exchange, settimeout = P.http_exchange, P.sock_methods.settimeout
 
+local U, proxy, cookies = P.url, P.proxy, P.cookies
+local parse_url, origin, url_string, resolve = U.parse, U.origin, U.string, U.resolve
+local base64, urldecode, pct_byte, http_date = U.base64, U.urldecode, U.pct_byte, U.http_date
+local proxy_for, proxy_error, tunnel, check_env_proxies = proxy.proxy_for, proxy.error, proxy.tunnel, proxy.check_env
+local new_jar = cookies.new_jar
+M.urlencode, M.urldecode, M.encode_query, M.base64, M.parse_url = U.urlencode, urldecode, U.encode_query, base64,
+  U.parse_url
+-- For ws.lua: the proxy for a URL, and a CONNECT tunnel.
+P.proxy_for, P.tunnel = proxy_for, proxy.open_tunnel
+
 local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
 local DEFAULT_REDIRECTS = 10
 local IDLE_TIMEOUT = 30
 local USER_AGENT = "lurk/" .. lurk.version
-
--- ---- encoding helpers ----
-
--- A byte as %XX. (Named, not a closure per call: a function that makes
--- closures cannot be compiled by this LuaJIT, so hot paths make none.)
-local function pct_byte(c) return ("%%%02X"):format(c:byte()) end
-
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", pct_byte))
-end
-M.urlencode = urlencode
-
-function M.urldecode(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- encode_query{ b = 2, a = { 1, 3 } } -> "a=1&a=3&b=2" (keys sorted)
-function M.encode_query(t)
-  local keys, out = {}, {}
-  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
-  sort(keys)
-  for _, k in ipairs(keys) do
-    local v = t[k]
-    if v == nil then v = t[tonumber(k)] end
-    if type(v) == "table" then
-      for _, x in ipairs(v) do out[#out + 1] = urlencode(k) .. "=" .. urlencode(x) end
-    elseif v == true then
-      out[#out + 1] = urlencode(k)
-    elseif v ~= false then
-      out[#out + 1] = urlencode(k) .. "=" .. urlencode(v)
-    end
-  end
-  return concat(out, "&")
-end
-
-local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local q = {}
-    for k = 3, 0, -1 do
-      local idx = math.floor(n / 64 ^ k) % 64 + 1
-      q[#q + 1] = b64chars:sub(idx, idx)
-    end
-    if not b then q[3], q[4] = "=", "=" elseif not c then q[4] = "=" end
-    out[#out + 1] = concat(q)
-  end
-  return concat(out)
-end
-M.base64 = base64
-
--- ---- URLs ----
-
--- parse_url(s) -> { scheme, host, port, target, userinfo } | nil, err
-local parse_url_uncached
-local url_cache, url_cache_n = {}, 0
--- Scripts hit the same URLs again and again: recent parses are kept, and
--- shared. Inside this module a parsed URL is never changed (a request with
--- a query makes its own); only derived strings (origin, url) are cached on it.
-local function parse_url(s)
-  local c = url_cache[s]
-  if not c then
-    local err
-    c, err = parse_url_uncached(s)
-    if not c then return nil, err end
-    if url_cache_n >= 256 then url_cache, url_cache_n = {}, 0 end
-    url_cache[s], url_cache_n = c, url_cache_n + 1
-  end
-  return c
-end
-
-function parse_url_uncached(s)
-  if type(s) ~= "string" then return nil, "URL must be a string" end
-  local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, "not an absolute http(s) URL" end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
-  local authority, target = rest:match("^([^/?#]*)(.*)$")
-  target = target:gsub("#.*$", "")
-  if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
-  if target:find("[%s%c]") then return nil, "URL contains spaces or control characters" end
-  local userinfo, hostport = authority:match("^(.*)@(.*)$")
-  hostport = hostport or authority
-  local host, port
-  if hostport:sub(1, 1) == "[" then
-    host, port = hostport:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = hostport:match("^([^:]*):?(%d*)$")
-  end
-  if not host or host == "" then return nil, "URL has no host" end
-  -- The host goes into the Host header and to the resolver as it is.
-  if host:find("[%s%c]") then return nil, "URL contains spaces or control characters" end
-  port = port ~= "" and tonumber(port) or (scheme == "https" and 443 or 80)
-  if port < 1 or port > 65535 then return nil, "port out of range" end
-  return { scheme = scheme, host = host:lower(), port = port, target = target, userinfo = userinfo }
-end
--- The public parser hands out a copy the caller may change.
-function M.parse_url(s)
-  local c, err = parse_url(s)
-  if not c then return nil, err end
-  if not c.origin then c.origin = c.scheme .. "://" .. c.host .. ":" .. c.port end
-  return { scheme = c.scheme, host = c.host, port = c.port, target = c.target, userinfo = c.userinfo,
-           origin = c.origin }
-end
-
-local function origin(u)
-  local o = u.origin
-  if not o then
-    o = u.scheme .. "://" .. u.host .. ":" .. u.port
-    u.origin = o
-  end
-  return o
-end
-
-local function url_string(u)
-  local s = u.url
-  if s then return s end
-  local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
-  local default = (u.scheme == "https" and u.port == 443) or (u.scheme == "http" and u.port == 80)
-  s = u.scheme .. "://" .. host .. (default and "" or (":" .. u.port)) .. u.target
-  u.url = s
-  return s
-end
-
--- The target of a redirect, relative to the URL that answered.
-local function resolve(location, base)
-  if location:match("^%a[%w+.-]*://") then return parse_url(location) end
-  local u = { scheme = base.scheme, host = base.host, port = base.port }
-  if location:sub(1, 2) == "//" then return parse_url(base.scheme .. ":" .. location) end
-  if location:sub(1, 1) == "/" then
-    u.target = location
-  else
-    local dir = base.target:match("^([^?]*/)") or "/"
-    u.target = dir .. location
-  end
-  u.target = u.target:gsub("#.*$", "")
-  if u.target:find("[%s%c]") then return nil end
-  return u
-end
 
 -- ---- headers ----
 
@@ -209,133 +78,6 @@ end
 
 function Response:__tostring()
   return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
-end
-
--- ---- proxies ----
-
--- The environment is read once per name: it does not change under a script.
-local env_cache = {}
-local function env(name)
-  local v = env_cache[name]
-  if v == nil then
-    v = os.getenv(name:lower()) or os.getenv(name:upper()) or false
-    env_cache[name] = v
-  end
-  return v or nil
-end
-
--- NO_PROXY: comma-separated names (a leading dot, or none, also covers
--- subdomains), "*" for every host.
-local function no_proxy(host)
-  local list = env("no_proxy")
-  if not list then return false end
-  for item in list:gmatch("[^,%s]+") do
-    if item == "*" then return true end
-    item = item:lower():gsub("^%.", ""):gsub(":%d+$", "")
-    if host == item or host:sub(-#item - 1) == "." .. item then return true end
-  end
-  return false
-end
-
--- The proxy for u: opts.proxy (a URL, or false for none), else
--- HTTPS_PROXY / HTTP_PROXY (lower case first) unless NO_PROXY says no.
-local function proxy_for(u, opt)
-  local p = opt
-  if p == nil then
-    -- From the environment, which does not change: decided once per URL.
-    local auto = u.proxy_auto
-    if auto ~= nil then return auto or nil end
-    if no_proxy(u.host) then
-      u.proxy_auto = false
-      return nil
-    end
-    p = u.scheme == "https" and (env("https_proxy") or env("all_proxy")) or (env("http_proxy") or env("all_proxy"))
-    if not p or p == "" then
-      u.proxy_auto = false
-      return nil
-    end
-  end
-  if not p or p == false or p == "" then return nil end
-  if type(p) ~= "string" then error("proxy must be a URL string or false", 0) end
-  if not p:match("^%a[%w+.-]*://") then p = "http://" .. p end
-  if not p:lower():match("^http://") then error("only http:// proxies are supported (got " .. p .. ")", 0) end
-  local pu, err = parse_url(p)
-  if not pu then error("bad proxy URL " .. p .. ": " .. err, 0) end
-  if opt == nil then u.proxy_auto = pu end
-  return pu
-end
-
--- Raises now, if a proxy variable in the environment is unusable, what
--- proxy_for would raise later (checked once: the environment does not
--- change). After it, proxy_for(u, nil) never raises.
-local env_proxies_checked = false
-local function check_env_proxies()
-  if env_proxies_checked then return end
-  for _, name in ipairs { "https_proxy", "http_proxy", "all_proxy" } do
-    local p = env(name)
-    if p and p ~= "" then proxy_for({ scheme = "http", host = "" }, p) end
-  end
-  env_proxies_checked = true
-end
-
-local function proxy_error(message, err)
-  return mkerror { kind = "proxy", phase = "connect", message = message,
-    cause = err, retryable = err and err.retryable or false }
-end
-
--- Opens a tunnel to u through the proxy (CONNECT), then TLS inside it: the
--- TLS session, and kernel TLS, are end to end with the origin.
-local function tunnel(sock, u, pu, tls)
-  local target = (u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host) .. ":" .. u.port
-  local lines = { "CONNECT " .. target .. " HTTP/1.1", "Host: " .. target, "User-Agent: " .. USER_AGENT }
-  if pu.userinfo then lines[#lines + 1] = "Proxy-Authorization: Basic " .. base64(M.urldecode(pu.userinfo)) end
-  local ok, err = sock:send(concat(lines, "\r\n") .. "\r\n\r\n")
-  if not ok then return nil, proxy_error("proxy connection failed: " .. tostring(err), err) end
-  -- A 2xx answer to CONNECT has no body: parse it as a HEAD response.
-  local parser, buf, i = C._parser(true), "", 1
-  local status, reason
-  while true do
-    local ev, j, a, b = parser:feed(buf, i)
-    if not ev then return nil, proxy_error("invalid answer to CONNECT: " .. tostring(j), j) end
-    i = j
-    if ev == "head" then status, reason = a, b
-    elseif ev == "done" then break
-    elseif ev == "more" then
-      local data, rerr = sock:receive_some(4096)
-      if not data or data == "" then
-        return nil, proxy_error("the proxy closed the connection during CONNECT", rerr)
-      end
-      buf, i = data, 1
-    end
-  end
-  if status < 200 or status > 299 then
-    return nil, mkerror { kind = "proxy", phase = "connect", status = status,
-      message = ("proxy refused CONNECT %s: %d %s"):format(target, status, reason) }
-  end
-  if i <= #buf then
-    return nil, proxy_error("the proxy sent data after its CONNECT answer")
-  end
-  if not tls then return sock end     -- a plain tunnel (ws:// through a proxy)
-  tls.servername = tls.servername or u.host
-  local s, terr = sock:starttls(tls)
-  if not s then return nil, terr end
-  return sock
-end
-
--- For ws.lua: the proxy for a URL, and a CONNECT tunnel (TLS inside it when
--- tls is a table).
-P.proxy_for = proxy_for
-function P.tunnel(u, pu, tls, timeout)
-  local sock, err = tcp.connect(pu.host, pu.port, { timeout = timeout })
-  if not sock then
-    return nil, proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, err.message), err)
-  end
-  local ok, terr = tunnel(sock, u, pu, tls)
-  if not ok then
-    sock:close()
-    return nil, terr
-  end
-  return sock
 end
 
 -- ---- the pool ----
@@ -442,7 +184,7 @@ local function build_head(method, u, headers, body_len, chunked, via)
     u.host_header = host
   end
   -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
-  local extra = via and via.userinfo and ("Proxy-Authorization: Basic " .. base64(M.urldecode(via.userinfo)) .. "\r\n") or nil
+  local extra = via and via.userinfo and ("Proxy-Authorization: Basic " .. base64(urldecode(via.userinfo)) .. "\r\n") or nil
   return C._head(method, via and url_string(u) or u.target, host, headers, body_len, chunked, USER_AGENT, extra)
 end
 
@@ -913,21 +655,6 @@ local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308]
 local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
 local RETRY_KIND = { connect = true, timeout = true, closed = true, dns = true }
 
--- An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT", also with dashes as
--- cookies write it) as seconds since the epoch, or nil.
-local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }
-local function http_date(v)
-  local d, mon, y, h, mi, sec = v:match("(%d%d?)[ -](%a%a%a)[ -](%d+) (%d+):(%d+):(%d+)")
-  mon = mon and MONTHS[mon:lower()]
-  if not mon then return nil end
-  y = tonumber(y)
-  if y < 100 then y = y + (y < 70 and 2000 or 1900) end
-  -- os.time reads local time; correct by the offset of the epoch.
-  local t = os.time { year = y, month = mon, day = tonumber(d), hour = tonumber(h), min = tonumber(mi),
-                      sec = tonumber(sec), isdst = false }
-  return t and (t + (os.time() - os.time(os.date("!*t"))))
-end
-
 -- Retry-After: seconds, or an HTTP date (then relative to now); capped.
 local function retry_after(v)
   if not v then return nil end
@@ -938,86 +665,6 @@ local function retry_after(v)
   end
   if not secs then return nil end
   return math.max(0, math.min(secs, 60))
-end
-
--- ---- cookies (RFC 6265, without the public suffix list) ----
-
-local Jar = {}
-Jar.__index = Jar
-
-local function new_jar() return setmetatable({ list = {} }, Jar) end
-
-local function domain_match(host, domain)
-  if host == domain then return true end
-  return #host > #domain and host:sub(-#domain - 1) == "." .. domain and not host:match("^[%d.]+$")
-end
-
-local function path_match(path, cpath)
-  if path == cpath then return true end
-  if path:sub(1, #cpath) ~= cpath then return false end
-  return cpath:sub(-1) == "/" or path:sub(#cpath + 1, #cpath + 1) == "/"
-end
-
--- Stores the cookies of a response to u.
-function Jar:store(u, values)
-  local reqpath = u.target:match("^[^?]*")
-  local default_path = reqpath:match("^(.*)/[^/]*$")
-  if not default_path or default_path == "" then default_path = "/" end
-  for _, line in ipairs(values) do
-    local name, value, attrs = line:match("^%s*([^=;]-)%s*=%s*([^;]*)(.*)$")
-    if name and name ~= "" then
-      local c = { name = name, value = value:match("^%s*(.-)%s*$"), path = default_path,
-                  domain = u.host, host_only = true }
-      local ok = true
-      for attr in attrs:gmatch(";%s*([^;]+)") do
-        local k, v = attr:match("^([^=]-)%s*=%s*(.-)%s*$")
-        k = (k or attr):lower():match("^%s*(.-)%s*$")
-        if k == "domain" and v and v ~= "" then
-          local d = v:lower():gsub("^%.", "")
-          if domain_match(u.host, d) then c.domain, c.host_only = d, false else ok = false end
-        elseif k == "path" and v and v:sub(1, 1) == "/" then
-          c.path = v
-        elseif k == "max-age" and v and v:match("^-?%d+$") then
-          c.expires = os.time() + tonumber(v)
-          c.max_age = true
-        elseif k == "expires" and v and not c.max_age then
-          c.expires = http_date(v)
-        elseif k == "secure" then
-          c.secure = true
-        end
-      end
-      if ok then
-        for i = #self.list, 1, -1 do
-          local o = self.list[i]
-          if o.name == c.name and o.domain == c.domain and o.path == c.path then table.remove(self.list, i) end
-        end
-        if not c.expires or c.expires > os.time() then self.list[#self.list + 1] = c end
-      end
-    end
-  end
-end
-
-local function longer_path_first(a, b) return #a.path > #b.path end
-
--- The Cookie header for a request to u, or nil.
-function Jar:header(u)
-  if #self.list == 0 then return nil end
-  local path, out, t = u.target:match("^[^?]*"), {}, os.time()
-  local keep = {}
-  for _, c in ipairs(self.list) do
-    if not c.expires or c.expires > t then
-      keep[#keep + 1] = c
-      local host_ok = c.host_only and u.host == c.domain or (not c.host_only and domain_match(u.host, c.domain))
-      if host_ok and path_match(path, c.path) and (not c.secure or u.scheme == "https") then
-        out[#out + 1] = c
-      end
-    end
-  end
-  self.list = keep
-  if #out == 0 then return nil end
-  sort(out, longer_path_first)
-  for i, c in ipairs(out) do out[i] = c.name .. "=" .. c.value end
-  return concat(out, "; ")
 end
 
 -- Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... (x 0.5-1.5), at most 10 s.
@@ -1141,7 +788,7 @@ local function request_body(o, headers)
     if not body then return false, err end
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
   elseif o.form then
-    body = M.encode_query(o.form)
+    body = U.encode_query(o.form)
     headers["Content-Type"] = headers["Content-Type"] or "application/x-www-form-urlencoded"
   end
   if o.files then
@@ -1310,7 +957,7 @@ local function do_request(session, o, method, url)
   local u, perr = parse_url(url)
   if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
   if o.query then
-    local q = type(o.query) == "table" and M.encode_query(o.query) or tostring(o.query)
+    local q = type(o.query) == "table" and U.encode_query(o.query) or tostring(o.query)
     -- A string query goes into the request line: spaces and control
     -- characters (CR, LF) are percent-encoded, never sent raw.
     q = q:gsub("[%s%c]", pct_byte)
@@ -1339,7 +986,7 @@ local function do_request(session, o, method, url)
   elseif o.auth then
     auth = "Basic " .. base64(tostring(o.auth[1]) .. ":" .. tostring(o.auth[2] or ""))
   elseif u.userinfo then
-    auth = "Basic " .. base64(M.urldecode(u.userinfo))
+    auth = "Basic " .. base64(urldecode(u.userinfo))
   end
   st.auth, st.auth_origin = auth, origin(u)
 

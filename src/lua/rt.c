@@ -31,6 +31,9 @@
 #include "lua_lurk.h"                 /* luaJIT_BC_lurk: lua/lurk.lua, compiled */
 #include "lua_http.h"                 /* luaJIT_BC_http: lua/http.lua */
 #include "lua_ws.h"                   /* luaJIT_BC_ws: lua/ws.lua */
+#include "lua_http_url.h"             /* lua/http/: the http module's parts */
+#include "lua_http_cookies.h"
+#include "lua_http_proxy.h"
 
 struct lurk_rt {
     struct lurk_rt_head h;            /* first: L, loop, sched, closing (rt.h) */
@@ -157,6 +160,27 @@ static void load_lua_module(lua_State *L, const unsigned char *bc, size_t size, 
     lua_call(L, 5, 1);
 }
 
+/* Runs lua/http/<name>.lua with (the private table, lurk, lurk.tcp,
+ * lurk.json) as arguments; what it returns becomes private.<name>. */
+static void load_part(lua_State *L, const unsigned char *bc, size_t size, const char *name)
+{
+    char chunk[64];
+
+    snprintf(chunk, sizeof chunk, "=http/%s.lua", name);
+    if (luaL_loadbuffer(L, (const char *)bc, size, chunk))
+        lua_error(L);
+    lua_pushvalue(L, PRIV);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "lurk");
+    lua_getfield(L, -2, "lurk.tcp");
+    lua_getfield(L, -3, "lurk.json");
+    lua_remove(L, -4);                /* chunk, private, lurk, tcp, json */
+    lua_call(L, 4, 1);
+    lua_setfield(L, PRIV, name);
+}
+
 /* The options as the Lua modules see them: private.options { trace, timeout }. */
 static void set_lua_options(lua_State *L, const struct lurk_rt_opts *o)
 {
@@ -204,8 +228,12 @@ static int open_modules(lua_State *L)
     lurk_lua_open_json(L);
     publish(L, "lurk.json", globals ? "json" : NULL);
 
-    /* lua/http.lua and lua/ws.lua get their C half and the modules they
+    /* The parts in lua/http/, in the order they build on each other, then
+     * lua/http.lua and lua/ws.lua with their C half and the modules they
      * build on. */
+    load_part(L, luaJIT_BC_http_url, luaJIT_BC_http_url_SIZE, "url");
+    load_part(L, luaJIT_BC_http_cookies, luaJIT_BC_http_cookies_SIZE, "cookies");
+    load_part(L, luaJIT_BC_http_proxy, luaJIT_BC_http_proxy_SIZE, "proxy");
     load_lua_module(L, luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua", lurk_lua_open_http, "lurk.json");
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);
