@@ -19,13 +19,14 @@ local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipai
 local mkerror, now = lurk.error, lurk.now
 local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 -- Socket methods called per request, without a lookup through __index.
-local http_exchange, settimeout = P.http_exchange, P.sock_methods.settimeout
+local settimeout = P.sock_methods.settimeout
 
 local U, proxy, cookies = P.url, P.proxy, P.cookies
 local parse_url, origin, url_string, resolve = U.parse, U.origin, U.string, U.resolve
 local base64, urldecode, pct_byte, http_date = U.base64, U.urldecode, U.pct_byte, U.http_date
 local proxy_for, proxy_error, tunnel, check_env_proxies = proxy.proxy_for, proxy.error, proxy.tunnel, proxy.check_env
 local new_jar = cookies.new_jar
+local new_pool = P.pool.new
 M.urlencode, M.urldecode, M.encode_query, M.base64, M.parse_url = U.urlencode, urldecode, U.encode_query, base64,
   U.parse_url
 -- For ws.lua: the proxy for a URL, and a CONNECT tunnel.
@@ -34,7 +35,6 @@ P.proxy_for, P.tunnel = proxy_for, proxy.open_tunnel
 local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
 local DEFAULT_REDIRECTS = 10
-local IDLE_TIMEOUT = 30
 local USER_AGENT = "lurk/" .. lurk.version
 
 -- ---- headers ----
@@ -80,98 +80,6 @@ function Response:__tostring()
   return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
 end
 
--- ---- the pool ----
-
-local Pool = {}
-Pool.__index = Pool
-
-local function new_pool(max_per_host)
-  -- idle[key]: connections ready for reuse; since[sock]: when each was
-  -- checked in (no table per request).
-  return setmetatable({ idle = {}, since = setmetatable({}, { __mode = "k" }), sems = {},
-    max = max_per_host or 16 }, Pool)
-end
-
-local function tls_key(tls)
-  if tls == nil then return "" end
-  if type(tls) ~= "table" then return tostring(tls) end
-  local keys = {}
-  for k, v in pairs(tls) do
-    if type(v) == "table" then v = "{" .. concat(v, ",") .. "}" end
-    keys[#keys + 1] = tostring(k) .. "=" .. tostring(v)
-  end
-  sort(keys)
-  return concat(keys, ",")
-end
-
--- t: the time now (the caller has it).
-function Pool:checkout(u, opts, t)
-  local pu = opts.proxy_url
-  local key = origin(u)
-  if opts.tls ~= nil then key = key .. "|" .. tls_key(opts.tls) end
-  if pu then key = key .. "|via " .. origin(pu) end
-  local sem = self.sems[key]
-  if not sem then
-    sem = lurk.semaphore(self.max)
-    self.sems[key] = sem
-  end
-  local ok, err = sem:acquire()
-  if not ok then return nil, err end
-  local idle = self.idle[key]
-  local n = idle and #idle or 0
-  while n > 0 do
-    local sock = idle[n]
-    idle[n] = nil
-    n = n - 1
-    if t - self.since[sock] < IDLE_TIMEOUT then return sock, key, true end
-    sock:close()
-  end
-  local tls = nil
-  if u.scheme == "https" then
-    tls = {}
-    if type(opts.tls) == "table" then for k, v in pairs(opts.tls) do tls[k] = v end end
-    if tls.alpn == nil then tls.alpn = "http/1.1" end
-  end
-  local sock, cerr
-  if pu then
-    sock, cerr = tcp.connect(pu.host, pu.port, { timeout = opts.connect_timeout })
-    if not sock then
-      cerr = proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, cerr.message), cerr)
-    elseif tls then
-      local ok
-      ok, cerr = tunnel(sock, u, pu, tls)
-      if not ok then sock:close(); sock = nil end
-    end
-  else
-    sock, cerr = tcp.connect(u.host, u.port, { timeout = opts.connect_timeout, tls = tls })
-  end
-  if not sock then
-    sem:release()
-    return nil, cerr
-  end
-  return sock, key, false
-end
-
--- t: the time now, if the caller has it.
-function Pool:checkin(key, sock, reusable, t)
-  if reusable then
-    local idle = self.idle[key]
-    if not idle then idle = {}; self.idle[key] = idle end
-    idle[#idle + 1] = sock
-    self.since[sock] = t or now()
-  else
-    sock:close()
-  end
-  self.sems[key]:release()
-end
-
-function Pool:close()
-  for _, idle in pairs(self.idle) do
-    for _, sock in ipairs(idle) do sock:close() end
-  end
-  self.idle = {}
-end
-
 -- ---- one exchange ----
 
 -- The request head (built and checked in C: the C half's _head).
@@ -205,187 +113,17 @@ local function plain_head(method, u, headers)
   return head
 end
 
--- ---- reading a response ----
-
--- A Reader pulls one response off a connection: r:head(), then r:chunk()
--- until it returns false (the end). Nothing is read from the socket before
--- the consumer asks, so a slow consumer slows the sender (TCP flow control)
--- instead of growing a buffer.
-local Reader = {}
-Reader.__index = Reader
-
--- One parser per connection, reset for each response (kept in a weak table
--- keyed by the socket), so a request allocates no parser.
-local parsers = setmetatable({}, { __mode = "k" })
-
-local function new_reader(sock, method, opts, t0)
-  local parser = parsers[sock]
-  if parser then
-    parser:reset(method == "HEAD")
-  else
-    parser = C._parser(method == "HEAD")
-    parsers[sock] = parser
-  end
-  return setmetatable({ sock = sock, parser = parser, buf = "", i = 1,
-    got_any = false, size = 0, max_body = opts.max_body, decompress = opts.decompress,
-    t0 = t0 }, Reader)
-end
-
--- The next parser event, reading more when the parser needs it.
-function Reader:step()
-  while true do
-    local ev, j, a, b, c, d = self.parser:feed(self.buf, self.i)
-    if not ev then return nil, j end
-    self.i = j
-    if ev ~= "more" then return ev, a, b, c, d end
-    local data, err = self.sock:receive_some(65536)
-    if not data then return nil, err end
-    if data == "" then
-      local ok, perr = self.parser:finish()
-      if not ok then
-        if not self.got_any then
-          return nil, mkerror { kind = "closed", phase = "read", retryable = true,
-            message = "the server closed the connection without a response" }
-        end
-        return nil, perr
-      end
-      self.eof = true
-      return "done", false
-    end
-    if not self.got_any then
-      self.got_any = true
-      self.ttfb = now() - self.t0
-    end
-    self.buf, self.i = data, 1
-  end
-end
-
--- r:head() -> true | nil, err: status, reason and headers are then set.
-function Reader:head()
-  local ev, a, b, c, d
-  if self.early then
-    ev, a, b, c, d = "head", self.early[1], self.early[2], self.early[3], self.early[4]
-    self.early = nil
-  else
-    ev, a, b, c, d = self:step()
-  end
-  while ev == "interim" do ev, a, b, c, d = self:step() end
-  if not ev then return nil, a end
-  if ev ~= "head" then
-    return nil, mkerror { kind = "protocol", phase = "read", message = "response without a head" }
-  end
-  self.status, self.reason, self.headers = a, b, setmetatable(c, Headers)
-  if d then lists[c] = d end
-  local coding = self.decompress and self.headers["content-encoding"]
-  coding = coding and coding:lower():match("^%s*(%S-)%s*$")
-  if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
-    self.decoder = C._inflater(coding == "deflate" and "deflate" or "gzip", self.max_body)
-  end
-  return true
-end
-
--- r:chunk() -> data | false at the end | nil, err
-function Reader:chunk()
-  if self.finished then return false end
-  while true do
-    local ev, a = self:step()
-    if not ev then return nil, a end
-    if ev == "body" then
-      if self.decoder then
-        local out, zerr = self.decoder:push(a)
-        if not out then return nil, zerr end
-        a = out
-      end
-      self.size = self.size + #a
-      if self.size > self.max_body then
-        return nil, mkerror { kind = "limit", phase = "read",
-          message = ("response body larger than max_body (%d bytes)"):format(self.max_body) }
-      end
-      if #a > 0 then return a end
-    elseif ev == "done" then
-      if self.decoder then
-        local ok, zerr = self.decoder:finish()
-        if not ok then return nil, zerr end
-      end
-      self.finished = true
-      -- Bytes after the response: the connection is out of step, never reused.
-      self.keep = a and not self.eof and self.i > #self.buf and not self.no_reuse
-      return false
-    end
-  end
-end
-
--- After "Expect: 100-continue": waits (1 s at most) for the server's verdict
--- before the body goes. Returns "send" (100 came, or nothing in time), or
--- "final" when the server answered already (then r:head() reads it).
-function Reader:wait_continue()
-  local ev, a, b, c, d = lurk.timeout(1, function() return self:step() end)
-  if ev == "head" then
-    self.early = { a, b, c, d }
-    return "final"
-  end
-  return "send"                       -- 100 Continue, or silence: send it
-end
+-- ---- one exchange ----
+-- The wire protocol is C (src/http/exchange.c through the connection's
+-- parser, conn.x): sending the head (and a small body in the same write),
+-- interim responses, framing, limits, decoding, the keep-alive decision.
+-- Buffered, one call sends and reads the whole response; streamed, the
+-- call ends at the head and res:read() takes the body piece by piece.
 
 local NO_SETUP = { dns = 0, connect = 0, tls = 0 }   -- a pooled connection's setup times
-local read_timeouts = setmetatable({}, { __mode = "k" })   -- sock -> its read timeout
-
--- A connection's TLS facts do not change once it is up: asked of the socket
--- once (each ask builds a table), then shared by its responses.
-local tls_infos = setmetatable({}, { __mode = "k" })
-local function tls_info(sock)
-  local t = tls_infos[sock]
-  if t == nil then
-    t = sock.tls or false
-    tls_infos[sock] = t
-  end
-  return t or nil
-end
-
--- Sends a request and reads the whole response, parsed in C
--- (P.http_exchange): res (body in res.body), nil, whether the
--- connection may be reused, the time it ended; or nil, err, whether any
--- response had come.
-local function exchange_whole(sock, request, method, opts, u, ct, t0)
-  local parser = parsers[sock]
-  if not parser then
-    parser = C._parser(method == "HEAD")
-    parsers[sock] = parser
-  end
-  local status, reason, hdrs, body, keep, first, repeated, done =
-    http_exchange(sock, request, parser, opts.max_body, method == "HEAD")   -- (resets the parser)
-  if not status then return nil, reason, reason.response_started end
-  setmetatable(hdrs, Headers)
-  if repeated then lists[hdrs] = repeated end
-  local coding = opts.decompress and rawget(hdrs, "content-encoding")
-  if coding then
-    coding = lower(coding):match("^%s*(%S-)%s*$")
-    if coding == "gzip" or coding == "x-gzip" or coding == "deflate" then
-      local z = C._inflater(coding == "deflate" and "deflate" or "gzip", opts.max_body)
-      local out, zerr = z:push(body)
-      if out then
-        local ok
-        ok, zerr = z:finish()
-        if not ok then out = nil end
-      end
-      if not out then return nil, zerr, true end
-      body = out
-      done = now()
-    end
-  end
-  -- Tables made from constant templates, then filled: LuaJIT compiles
-  -- that to plain stores (a constructor with variable values makes it
-  -- insert keys, and grow the table, one by one).
-  local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
-    tls = false, timings = false }, Response)
-  local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
-  tm.dns, tm.connect, tm.tls, tm.ttfb, tm.total = ct.dns, ct.connect, ct.tls or 0, first - t0, done - t0
-  res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
-  res.url, res.tls, res.timings = url_string(u), tls_info(sock), tm
-  return res, nil, keep, done
-end
-
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
+-- Bytes of a redirect's body drained (and dropped) to reuse its connection.
+local REDIRECT_DRAIN = 64 * 1024
 
 -- Sends a request body: a string, or a streamed source (a function returning
 -- chunks then nil, or a file) as chunked encoding or with a known length.
@@ -412,23 +150,40 @@ local function send_body(sock, body)
   return true
 end
 
--- Sends the request and reads the response (or, streamed, its head:
--- res._reader reads the body). Returns the response, or nil, err. first:
--- when a kept-alive connection the server had already dropped fails it (an
+-- The response object of a finished or started exchange. Tables made from
+-- constant templates, then filled: LuaJIT compiles that to plain stores (a
+-- constructor with variable values makes it insert keys, and grow the
+-- table, one by one).
+local function response(status, reason, hdrs, repeated, body, u, conn, ct, ttfb)
+  setmetatable(hdrs, Headers)
+  if repeated then lists[hdrs] = repeated end
+  local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
+    tls = false, timings = false }, Response)
+  local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
+  tm.dns, tm.connect, tm.tls, tm.ttfb = ct.dns, ct.connect, ct.tls or 0, ttfb
+  res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
+  res.url, res.tls, res.timings = url_string(u), conn.tls or nil, tm
+  return res
+end
+
+-- Sends the request and reads the response (streamed: its head; res:read
+-- reads the body). Returns the response, or nil, err. first: when a
+-- kept-alive connection the server had already dropped fails it (an
 -- idempotent request, a body that can be sent again), it goes once more on
 -- a fresh connection.
 local function exchange(pool, method, u, headers, body, opts, t0, first)
-  local sock, key, reused = pool:checkout(u, opts, t0)
-  if not sock then
+  local conn, key, reused = pool:checkout(u, opts, t0)
+  if not conn then
     key.url = key.url or url_string(u)
     return nil, key
   end
-  local ct = reused and NO_SETUP or sock.timings
+  local sock, x = conn.sock, conn.x
+  local ct = reused and NO_SETUP or conn.timings
   -- Each request's own read timeout (none: false), set only on a change.
   local read_timeout = opts.read_timeout or false
-  if read_timeouts[sock] ~= read_timeout then
+  if conn.timeout ~= read_timeout then
     settimeout(sock, read_timeout)
-    read_timeouts[sock] = read_timeout
+    conn.timeout = read_timeout
   end
   local blen = type(body) == "string" and #body or (body and body.length)
   local head
@@ -438,57 +193,64 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
     head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
                       opts.proxy_url and u.scheme == "http" and opts.proxy_url)
   end
+  local is_head, max_body, decompress = method == "HEAD", opts.max_body, opts.decompress
+  local drain = opts.max_redirects > 0 and REDIRECT_DRAIN or nil
   local small = type(body) == "string" and #body < 65536 and not opts.expect
-  if not opts.stream and (body == nil or small) then
-    -- The common case, a buffered response: sent, read and parsed in C,
-    -- with one wait.
-    local res, err, keep, done = exchange_whole(sock, small and (head .. body) or head, method, opts, u, ct, t0)
-    if res then
-      pool:checkin(key, sock, keep and not opts.close, done)
-      return res
+  local status, reason, hdrs, rbody, keep, first_at, repeated, done
+  local early = false                 -- the server answered before the body went
+  if body == nil or small then
+    -- The request in one write, and the response read in C with one wait
+    -- (buffered) or up to its head (streamed).
+    status, reason, hdrs, rbody, keep, first_at, repeated, done = x:exchange(sock,
+      small and (head .. body) or head, is_head, max_body, decompress, opts.stream and "head" or "whole", drain)
+  else
+    local ok, err = sock:send(head)
+    if ok and opts.expect then
+      -- Expect: 100-continue: the server's verdict first (a second at most).
+      local v
+      v, reason, hdrs, rbody, keep, first_at, repeated = x:exchange(sock, nil, is_head, max_body, decompress,
+                                                               "continue", drain)
+      if v == nil then ok, err = nil, reason
+      elseif v ~= "continue" and v ~= "send" then status, early = v, true end
     end
-    pool:checkin(key, sock, false)
-    if first and reused and not keep and IDEMPOTENT[method] and err.kind == "closed" then   -- keep: any response?
+    if ok and not early then ok, err = send_body(sock, body) end
+    if not ok then
+      status, reason = nil, err
+    elseif not early then
+      status, reason, hdrs, rbody, keep, first_at, repeated = x:exchange(sock, nil, is_head, max_body, decompress,
+                                                                         "head", drain)
+    end
+  end
+  if not status then
+    local err = reason
+    pool:checkin(key, conn, false)
+    if first and reused and not err.response_started and IDEMPOTENT[method] and err.kind == "closed"
+       and (body == nil or type(body) == "string" or body.rewind ~= nil) then
+      if type(body) == "table" then body.rewind() end
       return exchange(pool, method, u, headers, body, opts, t0, false)
     end
     err.url = err.url or url_string(u)
     return nil, err
   end
-  local ok, err = sock:send(small and (head .. body) or head)
-  local r = new_reader(sock, method, opts, t0)
-  r.no_reuse = opts.close
-  local final_early = false
-  if ok and body and not small then
-    if opts.expect and r:wait_continue() == "final" then
-      final_early = true            -- the server answered without the body
-    else
-      ok, err = send_body(sock, body)
-    end
+  local res = response(status, reason, hdrs, repeated, rbody, u, conn, ct, first_at - t0)
+  if rbody then
+    -- Buffered: the response is whole, the connection free.
+    res.timings.total = done - t0
+    pool:checkin(key, conn, keep and not opts.close, done)
+    return res
   end
-  if ok then ok, err = r:head() end
-  if ok and final_early then r.no_reuse = true end
-  if ok then
-    return setmetatable({ status = r.status, reason = r.reason, headers = r.headers,
-      ok = r.status < 400, url = url_string(u), tls = tls_info(sock),
-      timings = { dns = ct.dns, connect = ct.connect, tls = ct.tls or 0, ttfb = r.ttfb },
-      _reader = r, _pool = pool, _key = key, _sock = sock, _t0 = t0 }, Response)
-  end
-  pool:checkin(key, sock, false)
-  if first and reused and not r.got_any and IDEMPOTENT[method] and err.kind == "closed"
-     and (body == nil or type(body) == "string" or body.rewind ~= nil) then
-    if type(body) == "table" then body.rewind() end
-    return exchange(pool, method, u, headers, body, opts, t0, false)
-  end
-  err.url = err.url or url_string(u)
-  return nil, err
+  res._conn, res._pool, res._key, res._t0 = conn, pool, key, t0
+  res._no_reuse = opts.close or early
+  res._decoded = decompress and rawget(hdrs, "content-encoding") ~= nil
+  return res
 end
 
 -- Gives the connection back: to the pool if the response ended cleanly.
-local function release(res)
-  local r = res._reader
-  if not r then return end
-  res._reader = nil
-  res._pool:checkin(res._key, res._sock, r.finished and r.keep)
+local function release(res, keep)
+  local conn = res._conn
+  if not conn then return end
+  res._conn = nil
+  res._pool:checkin(res._key, conn, keep and not res._no_reuse)
   res.timings.total = now() - res._t0
 end
 
@@ -499,16 +261,13 @@ end
 function Response:read(n)
   local pending = self._pending
   if not pending or pending == "" then
-    local r = self._reader
-    if not r then return nil end
-    local data, err = r:chunk()
-    if data == false then
-      release(self)
-      return nil
-    end
+    local conn = self._conn
+    if not conn then return nil end
+    local data, keep = conn.x:read(conn.sock)
     if not data then
-      release(self)
-      return nil, err
+      release(self, data == false and keep)
+      if data == nil then return nil, keep end
+      return nil
     end
     pending = data
   end
@@ -579,7 +338,7 @@ function Response:save(path, progress)
   if not f then return nil, ferr end
   local n = 0
   local total = tonumber(self.headers["content-length"])
-  if self.headers["content-encoding"] and self._reader and self._reader.decoder then total = nil end
+  if self._decoded then total = nil end   -- Content-Length counts encoded bytes
   while true do
     local data, err = self:read()
     if not data then
@@ -626,10 +385,7 @@ end
 
 -- res:close(): stop reading; the connection is closed, not reused.
 function Response:close()
-  if self._reader then
-    self._reader.finished = false
-    release(self)
-  end
+  release(self, false)
   return true
 end
 

@@ -28,8 +28,12 @@
 #include "lua/modules.h"
 #include "lua/class.h"
 #include "lua/error.h"
+#include "lua/task.h"
+#include "lua/tcp.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "core/loop.h"
+#include "http/exchange.h"
 #include "http/h1.h"
 #include "http/inflate.h"
 
@@ -42,19 +46,29 @@
 #define PARSER_MT LURK_H1_MT
 
 /*
- * The parser object. A connection's responses mostly repeat their header
- * fields byte for byte, so it remembers the last head's fields (their bytes
- * here; the Lua strings made of them in its environment table, [2i - 1]
- * the name and [2i] the value of field i) and gives the next head the same
- * strings where the bytes are the same, instead of making and interning
- * them again.
+ * The parser object: one per connection, the exchange state machine
+ * (src/http/exchange.c) and what a wait on it needs. A connection's responses
+ * mostly repeat their header fields byte for byte, so it also remembers the
+ * last head's fields (their bytes here; the Lua strings made of them in its
+ * environment table, [2i - 1] the name and [2i] the value of field i) and
+ * gives the next head the same strings where the bytes are the same, instead
+ * of making and interning them again.
  */
 struct parser {
-    struct lurk_h1 h;                 /* first: sockets take it as a struct lurk_h1 */
+    struct lurk_exchange x;           /* first, and x.h first in it: a struct lurk_h1 */
     struct lurk_buf last;             /* the last head's names and values, run together */
     struct last_field { size_t name_len, value_len; } *fields;
     int nlast, cap;
     bool last_repeats;                /* a name came twice in it */
+
+    /* An exchange in progress (x:exchange, x:read) */
+    struct lurk_rt *rt;
+    struct lurk_lua_sock *k;
+    struct lurk_task *t;
+    enum want { W_WHOLE, W_HEAD, W_CONTINUE, W_READ } want;
+    bool sending;
+    int self_ref, data_ref;
+    int64_t continue_by;              /* W_CONTINUE: when to stop waiting for 100 */
 };
 
 static struct lurk_h1 *check_parser(lua_State *L)
@@ -150,7 +164,7 @@ static void remember(struct parser *ps, const struct lurk_h1 *h, const char *fie
 void lurk_lua_push_headers(lua_State *L, int idx)
 {
     struct parser *ps = lua_touserdata(L, idx);
-    struct lurk_h1 *h = &ps->h;
+    struct lurk_h1 *h = &ps->x.h;
     /* The head buffer holds the fields run together, in order (h1.c). */
     const char *hd = h->head.data, *fields = h->nhdr ? hd + h->hdr[0].name : "";
     const char *last = ps->last.data;
@@ -278,7 +292,7 @@ static int parser_gc(lua_State *L)
 {
     struct parser *ps = (struct parser *)check_parser(L);
 
-    lurk_h1_fini(&ps->h);
+    lurk_exchange_fini(&ps->x);
     lurk_buf_fini(&ps->last);
     free(ps->fields);
     ps->fields = NULL;
@@ -297,12 +311,288 @@ static int l_parser(lua_State *L)
     luaL_argcheck(L, max_headers > 0 && max_headers < 100000, 3, "max_headers out of range");
     ps = lua_newuserdata(L, sizeof *ps);
     memset(ps, 0, sizeof *ps);
-    lurk_h1_init(&ps->h, head, (size_t)max_head, (int)max_headers);
+    lurk_exchange_init(&ps->x, (size_t)max_head, (int)max_headers);
+    lurk_h1_reset(&ps->x.h, head);
+    ps->rt = lurk_rt_get(L);
+    ps->self_ref = ps->data_ref = LUA_NOREF;
     luaL_getmetatable(L, PARSER_MT);
     lua_setmetatable(L, -2);
     lua_createtable(L, 32, 0);        /* the strings of the last head (struct parser) */
     lua_setfenv(L, -2);
     return 1;
+}
+
+/* ---- the exchange: x:exchange(...), x:read(sock) ---- */
+
+/* The exchange failed: nil, err, with whether any response had come and
+ * the body that had (err.partial). */
+static int exchange_failed(lua_State *L, struct parser *ps, int rc)
+{
+    struct lurk_exchange *x = &ps->x;
+    const char *name = lurk_lua_sock_name(ps->k);
+    int n;
+
+    if (rc == -LURK_EEOF && !x->got_any)
+        n = lurk_lua_errorf(L, rc, "read", "%s closed the connection without a response", name);
+    else if (x->why[0] && (rc == -LURK_EHTTP || rc == -LURK_ELIMIT))
+        n = lurk_lua_errorf(L, rc, "read", "invalid HTTP response from %s: %s", name, x->why);
+    else
+        n = lurk_lua_sock_error(L, ps->k, rc, "read");
+    lua_pushboolean(L, x->got_any);
+    lua_setfield(L, -2, "response_started");
+    if (!x->got_any && (rc == -LURK_EEOF || rc == -ECONNRESET)) {
+        lua_pushboolean(L, 1);        /* nothing was answered: safe to try again */
+        lua_setfield(L, -2, "retryable");
+    }
+    if (x->head_seen && lurk_buf_len(&x->out)) {
+        lua_pushlstring(L, lurk_buf_head(&x->out), lurk_buf_len(&x->out));
+        lua_setfield(L, -2, "partial");
+    }
+    lurk_buf_consume(&x->out, lurk_buf_len(&x->out));
+    return n;
+}
+
+/* The head is in: status, reason, headers (the fields below the results). */
+static int push_head(lua_State *L, struct parser *ps, int self)
+{
+    struct lurk_h1 *h = &ps->x.h;
+    int top;
+
+    lua_pushinteger(L, h->status);
+    lua_pushlstring(L, h->head.data && h->reason_len ? h->head.data + h->reason : "", h->reason_len);
+    top = lua_gettop(L) + 1;
+    lurk_lua_push_headers(L, self);   /* headers, repeated */
+    return top;
+}
+
+/* The results of a whole response: status, reason, headers, body,
+ * keep_alive, first byte time, repeated, end time. */
+static int push_whole(lua_State *L, struct parser *ps, int self)
+{
+    struct lurk_exchange *x = &ps->x;
+    int hdrs = push_head(L, ps, self);
+
+    lua_pushlstring(L, lurk_buf_len(&x->out) ? lurk_buf_head(&x->out) : "", lurk_buf_len(&x->out));
+    lurk_buf_consume(&x->out, lurk_buf_len(&x->out));
+    lua_pushboolean(L, lurk_exchange_keep_alive(x));
+    lua_pushnumber(L, (double)x->first_ns / 1e9);
+    lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
+    lua_remove(L, hdrs + 1);
+    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
+    return 8;
+}
+
+/* Runs the exchange on what has arrived: the results, an error, or 0
+ * to read more. self: the parser's stack index (the headers' cache). */
+static int progress(lua_State *L, struct parser *ps, int self)
+{
+    struct lurk_exchange *x = &ps->x;
+    int ev = lurk_exchange_step(x), hdrs;
+
+    if (ev < 0)
+        return exchange_failed(L, ps, ev);
+    switch (ev) {
+    case LURK_X_READ:
+        return 0;
+    case LURK_X_CONTINUE:
+        lua_pushliteral(L, "continue");
+        return 1;
+    case LURK_X_HEAD:                 /* status, reason, headers, nil, nil, first, repeated */
+        hdrs = push_head(L, ps, self);
+        lua_pushnil(L);
+        lua_pushnil(L);
+        lua_pushnumber(L, (double)x->first_ns / 1e9);
+        lua_pushvalue(L, hdrs + 1);
+        lua_remove(L, hdrs + 1);
+        return 7;
+    case LURK_X_DATA:
+        lua_pushlstring(L, lurk_buf_head(&x->out), lurk_buf_len(&x->out));
+        lurk_buf_consume(&x->out, lurk_buf_len(&x->out));
+        return 1;
+    default:                          /* LURK_X_DONE */
+        if (ps->want == W_WHOLE)
+            return push_whole(L, ps, self);
+        lua_pushboolean(L, 0);        /* x:read: the end; then whether to keep it */
+        lua_pushboolean(L, lurk_exchange_keep_alive(x));
+        return 2;
+    }
+}
+
+/* Starts the next read; LURK_AGAIN, or nil, err when none can start. */
+static int read_more(lua_State *L, struct parser *ps)
+{
+    struct lurk_stream *st = ps->x.st;
+    int64_t deadline;
+    int rc = lurk_task_check(ps->t);
+
+    /* The read timeout is per read: a body that keeps coming may go on. */
+    deadline = lurk_task_deadline(ps->t, lurk_lua_sock_timeout(ps->k));
+    if (ps->want == W_CONTINUE && (deadline == 0 || ps->continue_by < deadline))
+        deadline = ps->continue_by;
+    if (rc == 0)
+        rc = lurk_stream_read(st, 65536, deadline, lurk_task_wake, ps->t);
+    if (rc < 0)
+        return exchange_failed(L, ps, rc);
+    return LURK_AGAIN;
+}
+
+static int exchange_results(lua_State *L, void *ud, int res)
+{
+    struct parser *ps = ud;
+    int n;
+
+    if (ps->sending) {
+        ps->sending = false;
+        lurk_unpin(ps->rt, ps->data_ref);
+        ps->data_ref = LUA_NOREF;
+        if (res < 0) {
+            /* Part of the request may have gone out: the stream is unusable. */
+            if (res == -ECANCELED || res == -ETIMEDOUT)
+                lurk_stream_close(ps->x.st);
+            n = lurk_lua_sock_error(L, ps->k, res, "send");
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "response_started");
+            return n;
+        }
+    } else if (res < 0) {
+        if (res == -ETIMEDOUT && ps->want == W_CONTINUE && lurk_now_ns() >= ps->continue_by && !ps->x.got_any) {
+            lua_pushliteral(L, "send");   /* no verdict in time: send the body */
+            return 1;
+        }
+        if (res == -ECANCELED || res == -ETIMEDOUT)
+            lurk_stream_close(ps->x.st); /* a half-read response leaves it out of step */
+        return exchange_failed(L, ps, res);
+    }
+    lurk_pinned(ps->rt, L, ps->self_ref);
+    n = progress(L, ps, lua_gettop(L));
+    if (n > 0) {
+        lua_remove(L, -n - 1);        /* the parser under the results */
+        return n;
+    }
+    lua_pop(L, 1);
+    return read_more(L, ps);
+}
+
+static void exchange_cancel(void *ud)
+{
+    struct parser *ps = ud;
+
+    lurk_stream_cancel(ps->x.st, ps->sending ? LURK_STREAM_WRITE : LURK_STREAM_READ);
+}
+
+static void exchange_release(void *ud)
+{
+    struct parser *ps = ud;
+
+    if (ps->sending) {                /* torn down while sending */
+        ps->sending = false;
+        lurk_unpin(ps->rt, ps->data_ref);
+        ps->data_ref = LUA_NOREF;
+    }
+    lurk_lua_sock_give(ps->k);
+    lurk_unpin(ps->rt, ps->self_ref);
+    ps->self_ref = LUA_NOREF;
+    ps->t = NULL;
+}
+
+static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_cancel, exchange_release };
+
+/* Takes the socket at 2 for this parser's exchange, answers from what is
+ * buffered or waits. The tail of x:exchange and x:read. */
+static int run(lua_State *L, struct parser *ps, struct lurk_task *t, const char *data, size_t len)
+{
+    struct lurk_stream *st = ps->x.st;
+    int n, rc;
+
+    if (!st->open)
+        return lurk_lua_sock_error(L, ps->k, -LURK_ECLOSED, data ? "send" : "read");
+    rc = lurk_task_check(t);
+    if (rc < 0)
+        return lurk_lua_sock_error(L, ps->k, rc, data ? "send" : "read");
+    if (!data) {
+        n = progress(L, ps, 1);
+        if (n != 0)
+            return n;
+    }
+    lurk_lua_sock_take(L, ps->k, 2, t);
+    ps->t = t;
+    ps->self_ref = lurk_pin(ps->rt, L, 1);
+    if (data) {
+        /* The request goes first; its completion starts the reading. */
+        rc = lurk_stream_write(st, data, len, lurk_task_deadline(t, lurk_lua_sock_timeout(ps->k)),
+                               lurk_task_wake, t);
+        if (rc == 0) {
+            ps->sending = true;
+            ps->data_ref = lurk_pin(ps->rt, L, 3);
+            return lurk_task_wait(L, t, &exchange_waiter, ps);
+        }
+        n = lurk_lua_sock_error(L, ps->k, rc, "send");
+    } else {
+        n = read_more(L, ps);
+        if (n == LURK_AGAIN)
+            return lurk_task_wait(L, t, &exchange_waiter, ps);
+    }
+    exchange_release(ps);
+    return n;
+}
+
+/*
+ * x:exchange(sock, request | nil, is_head, max_body, decompress, mode [, drain])
+ *   mode "whole":    -> status, reason, headers, body, keep_alive, first_byte_time,
+ *                       repeated, end_time
+ *   mode "head":     -> status, reason, headers, nil, nil, first_byte_time, repeated
+ *                       (then x:read(sock) for the body)
+ *   mode "continue": like "head", or "continue" (100 came) or "send" (nothing
+ *                    within a second): Expect: 100-continue
+ *   | nil, err (err.response_started: whether any response byte had come;
+ *     err.partial: the body that had)
+ * drain: redirects will be followed; their bodies are drained up to drain
+ * bytes, not kept (exchange.h). Sends the request (when given), then
+ * reads: one wait for both.
+ */
+static int parser_exchange(lua_State *L)
+{
+    static const char *const modes[] = { "whole", "head", "continue", NULL };
+    struct parser *ps = (struct parser *)check_parser(L);
+    struct lurk_lua_sock *k = lurk_lua_sock_check(L, 2);
+    size_t len = 0;
+    const char *data = lua_isnil(L, 3) ? NULL : luaL_checklstring(L, 3, &len);
+    bool head = lua_toboolean(L, 4);
+    lua_Number max = luaL_checknumber(L, 5);
+    bool decompress = lua_toboolean(L, 6);
+    int mode = luaL_checkoption(L, 7, "whole", modes);
+    lua_Number drain = luaL_optnumber(L, 8, 0);
+    struct lurk_task *t = lurk_rt_task(L, ps->rt, "http.request");
+
+    if (ps->t)
+        return luaL_error(L, "another task is already using this connection");
+    ps->k = k;
+    ps->want = mode == 0 ? W_WHOLE : mode == 1 ? W_HEAD : W_CONTINUE;
+    ps->continue_by = lurk_now_ns() + 1000000000;
+    lurk_exchange_begin(&ps->x, lurk_lua_sock_stream(k), head, max > 0 ? (size_t)max : 0, decompress,
+                        ps->want != W_WHOLE, ps->want == W_CONTINUE);
+    if (drain > 0)
+        lurk_exchange_drain_redirects(&ps->x, (size_t)drain);
+    if (data && ps->want == W_CONTINUE)
+        return luaL_error(L, "x:exchange: the continue mode sends nothing");
+    return run(L, ps, t, data, len);
+}
+
+/* x:read(sock) -> decoded body bytes | false, keep_alive at the end | nil, err */
+static int parser_read(lua_State *L)
+{
+    struct parser *ps = (struct parser *)check_parser(L);
+    struct lurk_lua_sock *k = lurk_lua_sock_check(L, 2);
+    struct lurk_task *t = lurk_rt_task(L, ps->rt, "res:read");
+
+    if (ps->t)
+        return luaL_error(L, "another task is already reading this response");
+    if (k != ps->k || !ps->x.st)
+        return luaL_error(L, "x:read: no response is being read on this socket");
+    ps->want = W_READ;
+    ps->x.streamed = true;
+    ps->x.stop_at_continue = false;
+    return run(L, ps, t, NULL, 0);
 }
 
 /* ---- decoders ---- */
@@ -569,6 +859,8 @@ int lurk_lua_open_http(lua_State *L)
         { "feed", parser_feed },
         { "finish", parser_finish },
         { "reset", parser_reset },
+        { "exchange", parser_exchange },
+        { "read", parser_read },
         { NULL, NULL },
     };
 

@@ -34,6 +34,7 @@
 #include "lua_http_url.h"             /* lua/http/: the http module's parts */
 #include "lua_http_cookies.h"
 #include "lua_http_proxy.h"
+#include "lua_http_pool.h"
 
 struct lurk_rt {
     struct lurk_rt_head h;            /* first: L, loop, sched, closing (rt.h) */
@@ -234,6 +235,7 @@ static int open_modules(lua_State *L)
     load_part(L, luaJIT_BC_http_url, luaJIT_BC_http_url_SIZE, "url");
     load_part(L, luaJIT_BC_http_cookies, luaJIT_BC_http_cookies_SIZE, "cookies");
     load_part(L, luaJIT_BC_http_proxy, luaJIT_BC_http_proxy_SIZE, "proxy");
+    load_part(L, luaJIT_BC_http_pool, luaJIT_BC_http_pool_SIZE, "pool");
     load_lua_module(L, luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua", lurk_lua_open_http, "lurk.json");
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);

@@ -5,13 +5,9 @@
  *   sock:send(data) -> bytes | nil, err
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
- *   http_exchange(sock, request, parser, max_body [, is_head])  (internal)
- *       -> status, reason, headers, body, keep_alive, first_byte_time, repeated,
- *          end_time
- *        | nil, err (err.response_started: whether any byte had come)
- *       sends the request, then reads and parses the whole response in C
- *       (lua/http.lua's buffered path): one wait for both (with is_head,
- *       the parser is reset for the response first)
+ *
+ * Other bindings run protocols over a socket through tcp.h (src/lua/http.c:
+ * the HTTP exchange).
  *
  * One task may receive while another sends; a second concurrent reader (or
  * writer) is a programming error and raises. A receive reads into the
@@ -27,24 +23,23 @@
 #include "lua/modules.h"
 #include "lua/class.h"
 #include "lua/error.h"
-#include "lua/http.h"
 #include "lua/task.h"
 #include "core/error.h"
 #include "core/loop.h"
-#include "http/h1.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <lauxlib.h>
 #include <string.h>
 
 #define SOCK_MT "lurk.tcp"
 #define DEFAULT_MAX_BUFFER (64u << 20)
 
-enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME, R_HTTP };
+enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME };
 
-struct sock {
+struct lurk_lua_sock {
     struct lurk_rt *rt;
     struct lurk_tcp *s;
     struct lurk_stream *st;           /* what reads and writes go through */
@@ -60,15 +55,6 @@ struct sock {
     size_t rwant;
     int64_t rdeadline;
 
-    /* R_HTTP: a response parsed as it arrives, its body gathered here */
-    struct lurk_h1 *h1;
-    int h1_ref;
-    size_t max_body;
-    struct lurk_buf body;
-    bool got_any;
-    int64_t first_ns;
-    bool exchanging;                  /* http_exchange: sending, then reading */
-
     struct lurk_task *writer;
     int data_ref;
     size_t wlen;
@@ -76,20 +62,20 @@ struct sock {
     struct lurk_task *connector;
 };
 
-static struct sock *check_sock(lua_State *L, int idx)
+static struct lurk_lua_sock *check_sock(lua_State *L, int idx)
 {
     return luaL_checkudata(L, idx, SOCK_MT);
 }
 
 /* The socket's userdata must be at idx. */
-static void anchor(lua_State *L, struct sock *k, int idx)
+static void anchor(lua_State *L, struct lurk_lua_sock *k, int idx)
 {
     if (k->anchors++ == 0) {
         k->self_ref = lurk_pin(k->rt, L, idx);
     }
 }
 
-static void unanchor(struct sock *k)
+static void unanchor(struct lurk_lua_sock *k)
 {
     if (--k->anchors == 0) {
         lurk_unpin(k->rt, k->self_ref);
@@ -97,7 +83,7 @@ static void unanchor(struct sock *k)
     }
 }
 
-static int sock_error(lua_State *L, struct sock *k, int rc, const char *phase)
+static int sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase)
 {
     char ctx[400];
     const char *addr = lurk_tcp_addr(k->s);
@@ -115,7 +101,7 @@ static int sock_error(lua_State *L, struct sock *k, int rc, const char *phase)
 
 static int connect_results(lua_State *L, void *ud, int res)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
     int rc;
 
     if (res < 0) {
@@ -147,7 +133,7 @@ static int connect_results(lua_State *L, void *ud, int res)
 
 static void connect_cancel(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     if (k->handshaking)
         lurk_tls_cancel_handshake(k->tls);
@@ -157,7 +143,7 @@ static void connect_cancel(void *ud)
 
 static void connect_release(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     k->connector = NULL;
     unanchor(k);
@@ -292,7 +278,7 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
 }
 
 /* Creates k->tls from the options at idx; on failure pushes nil, err. */
-static int make_tls(lua_State *L, struct sock *k, int idx, const char *host)
+static int make_tls(lua_State *L, struct lurk_lua_sock *k, int idx, const char *host)
 {
     struct lurk_tls_opts o;
     int top = lua_gettop(L), rc;
@@ -318,7 +304,7 @@ static int l_connect(lua_State *L)
     lua_Integer port = luaL_checkinteger(L, 2);
     struct lurk_rt *rt = lurk_rt_get(L);
     struct lurk_task *t = lurk_lua_task(L, "tcp.connect");
-    struct sock *k;
+    struct lurk_lua_sock *k;
     int rc;
 
     luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1-65535");
@@ -336,7 +322,7 @@ static int l_connect(lua_State *L)
     k = lua_newuserdata(L, sizeof *k); /* index 4 */
     memset(k, 0, sizeof *k);
     k->rt = rt;
-    k->self_ref = k->data_ref = k->h1_ref = LUA_NOREF;
+    k->self_ref = k->data_ref = LUA_NOREF;
     k->timeout = opt_timeout(L, 3, LURK_DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
     if (lua_isnil(L, -1)) {
@@ -378,109 +364,8 @@ static int l_connect(lua_State *L)
 
 /* ---- receive ---- */
 
-/* An HTTP response failed: nil, err, with whether any of it had come. */
-static int http_failed(lua_State *L, struct sock *k, int rc, const char *why)
-{
-    int n;
-
-    if (why)
-        n = lurk_lua_errorf(L, rc, "read", "invalid HTTP response from %s: %s", lurk_tcp_name(k->s), why);
-    else if (rc == -LURK_EEOF && !k->got_any)
-        n = lurk_lua_errorf(L, rc, "read", "%s closed the connection without a response", lurk_tcp_name(k->s));
-    else
-        n = sock_error(L, k, rc, "read");
-
-    lua_pushboolean(L, k->got_any);
-    lua_setfield(L, -2, "response_started");
-    if (!k->got_any && (rc == -LURK_EEOF || rc == -ECONNRESET)) {
-        lua_pushboolean(L, 1);        /* nothing was answered: safe to try again */
-        lua_setfield(L, -2, "retryable");
-    }
-    lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
-    return n;
-}
-
-/* The whole response is in: its eight results. */
-static int http_done(lua_State *L, struct sock *k, bool closed)
-{
-    struct lurk_h1 *h = k->h1;
-    const char *hd = h->head.data;
-    int top;
-
-    lua_pushinteger(L, h->status);
-    lua_pushlstring(L, hd && h->reason_len ? hd + h->reason : "", h->reason_len);
-    lurk_pinned(k->rt, L, k->h1_ref);
-    top = lua_gettop(L);
-    lurk_lua_push_headers(L, top);    /* parser, headers, repeated */
-    lua_remove(L, top);               /* headers at top, repeated above */
-    lua_pushlstring(L, lurk_buf_len(&k->body) ? lurk_buf_head(&k->body) : "", lurk_buf_len(&k->body));
-    lurk_buf_consume(&k->body, lurk_buf_len(&k->body));
-    /* Bytes after the response put the connection out of step: not reused. */
-    lua_pushboolean(L, !closed && lurk_h1_keep_alive(h) && lurk_buf_len(k->st->rbuf) == 0 && !k->st->eof);
-    lua_pushnumber(L, (double)k->first_ns / 1e9);
-    lua_pushvalue(L, top + 1);        /* repeated fields, or nil */
-    lua_remove(L, top + 1);
-    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
-    return 8;
-}
-
-/* Feeds what the buffer holds to the parser: the results once the response
- * is complete, an error, or 0 to read more. */
-static int try_http(lua_State *L, struct sock *k)
-{
-    struct lurk_buf *b = k->st->rbuf;
-
-    for (;;) {
-        size_t len = lurk_buf_len(b), used = 0;
-        int ev;
-
-        if (len == 0 && k->got_any) {
-            /* The parser reports one event per call: one may be pending
-             * (the end of a body that ended with the input). */
-            ev = lurk_h1_feed(k->h1, "", 0, &used);
-            if (ev < 0)
-                return http_failed(L, k, ev, k->h1->error);
-            if (ev == LURK_H1_DONE)
-                return http_done(L, k, false);
-            if (ev != LURK_H1_MORE)
-                continue;             /* a head or interim with no bytes left */
-        }
-        if (len == 0) {
-            if (!k->st->eof)
-                return 0;
-            if (!k->got_any)
-                return http_failed(L, k, -LURK_EEOF, NULL);
-            ev = lurk_h1_finish(k->h1);
-            if (ev < 0)
-                return http_failed(L, k, ev, k->h1->error ? k->h1->error : "the connection closed mid-response");
-            return http_done(L, k, true);
-        }
-        if (!k->got_any) {
-            k->got_any = true;
-            k->first_ns = lurk_now_ns();
-        }
-        ev = lurk_h1_feed(k->h1, lurk_buf_head(b), len, &used);
-        if (ev < 0)
-            return http_failed(L, k, ev, k->h1->error);
-        if (ev == LURK_H1_BODY) {
-            /* The body points into b: copy it before consuming. */
-            if (lurk_buf_len(&k->body) + k->h1->body_len > k->max_body) {
-                lurk_buf_consume(b, used);
-                return http_failed(L, k, -LURK_ELIMIT, "body larger than max_body");
-            }
-            if (lurk_buf_reserve(&k->body, k->h1->body_len) < 0)
-                return http_failed(L, k, -ENOMEM, NULL);
-            memcpy(lurk_buf_tail(&k->body), k->h1->body, k->h1->body_len);
-            lurk_buf_commit(&k->body, k->h1->body_len);
-        }
-        lurk_buf_consume(b, used);
-        if (ev == LURK_H1_DONE)
-            return http_done(L, k, false);
-    }
-}
-
 /* Pushes the answer to the current receive if the buffer holds it. */
-static int try_receive(lua_State *L, struct sock *k)
+static int try_receive(lua_State *L, struct lurk_lua_sock *k)
 {
     struct lurk_buf *b = k->st->rbuf;
     size_t len = lurk_buf_len(b);
@@ -510,8 +395,6 @@ static int try_receive(lua_State *L, struct sock *k)
         lua_pushlstring(L, p, len);
         lurk_buf_consume(b, len);
         return 1;
-    case R_HTTP:
-        return try_http(L, k);
     case R_SOME:
         if (len == 0 && !k->st->eof)
             return 0;
@@ -526,13 +409,11 @@ static int try_receive(lua_State *L, struct sock *k)
 
 /* The stream ended (or failed) before the pattern was met: nil, err with
  * err.partial holding what was buffered. */
-static int receive_failed(lua_State *L, struct sock *k, int rc)
+static int receive_failed(lua_State *L, struct lurk_lua_sock *k, int rc)
 {
     struct lurk_buf *b = k->st->rbuf;
     int n;
 
-    if (k->rmode == R_HTTP)
-        return http_failed(L, k, rc, NULL);
     n = sock_error(L, k, rc, "read");
 
     lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
@@ -542,7 +423,7 @@ static int receive_failed(lua_State *L, struct sock *k, int rc)
 }
 
 /* Starts the next read for the current receive, or reports why not. */
-static int receive_more(lua_State *L, struct sock *k)
+static int receive_more(lua_State *L, struct lurk_lua_sock *k)
 {
     struct lurk_buf *b = k->st->rbuf;
     size_t have = lurk_buf_len(b), room = 0;
@@ -550,8 +431,6 @@ static int receive_more(lua_State *L, struct sock *k)
 
     if (k->st->eof && k->rmode != R_SOME)
         return receive_failed(L, k, -LURK_EEOF);
-    if (k->rmode == R_HTTP)           /* the read timeout is per read: a drip may go on */
-        k->rdeadline = lurk_task_deadline(k->reader, k->timeout);
     if (k->rmode == R_BYTES)
         room = k->rwant - have;
     else if (have >= k->max_buffer)
@@ -566,7 +445,7 @@ static int receive_more(lua_State *L, struct sock *k)
 
 static int receive_results(lua_State *L, void *ud, int res)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
     int n;
 
     if (res < 0) {
@@ -582,21 +461,16 @@ static int receive_results(lua_State *L, void *ud, int res)
 
 static void receive_cancel(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     lurk_stream_cancel(k->st, LURK_STREAM_READ);
 }
 
 static void receive_release(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     k->reader = NULL;
-    if (k->h1_ref != LUA_NOREF) {
-        lurk_unpin(k->rt, k->h1_ref);
-        k->h1_ref = LUA_NOREF;
-        k->h1 = NULL;
-    }
     unanchor(k);
 }
 
@@ -604,7 +478,7 @@ static const struct lurk_waiter receive_waiter = { receive_results, receive_canc
 
 /* Starts reading for the receive set up in k (rmode, rwant): answers from
  * the buffer at once, or waits. The tail of sock:receive and friends. */
-static int start_receive(lua_State *L, struct sock *k, struct lurk_task *t)
+static int start_receive(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *t)
 {
     int n = try_receive(L, k);
 
@@ -622,9 +496,9 @@ static int start_receive(lua_State *L, struct sock *k, struct lurk_task *t)
 }
 
 /* Raises for a socket the script closed; other closures are nil, err. */
-static struct sock *check_open(lua_State *L)
+static struct lurk_lua_sock *check_open(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
 
     if (k->user_closed)
         luaL_error(L, "attempt to use a closed socket");
@@ -634,7 +508,7 @@ static struct sock *check_open(lua_State *L)
 /* sock:receive([n | "*l" | "*a"]) -> data | nil, err */
 static int sock_receive(lua_State *L)
 {
-    struct sock *k = check_open(L);
+    struct lurk_lua_sock *k = check_open(L);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive");
     enum rmode mode;
     size_t want = 0;
@@ -673,7 +547,7 @@ static int sock_receive(lua_State *L)
  * Whatever has arrived (at least one byte), up to max (default 1 MiB). */
 static int sock_receive_some(lua_State *L)
 {
-    struct sock *k = check_open(L);
+    struct lurk_lua_sock *k = check_open(L);
     lua_Number max = luaL_optnumber(L, 2, 1 << 20);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive_some");
 
@@ -687,109 +561,19 @@ static int sock_receive_some(lua_State *L)
     return start_receive(L, k, t);
 }
 
-/* The socket reads one HTTP response with parser h from now on. */
-static void http_begin(struct sock *k, struct lurk_h1 *h, lua_Number max_body)
-{
-    k->rmode = R_HTTP;
-    k->h1 = h;
-    k->max_body = max_body > 0 ? (size_t)max_body : 0;
-    k->got_any = false;
-    k->first_ns = 0;
-}
-
 /* The kernel is done with the data being sent: unpin it, free the writer. */
-static void sent(struct sock *k)
+static void sent(struct lurk_lua_sock *k)
 {
     k->writer = NULL;
     lurk_unpin(k->rt, k->data_ref);
     k->data_ref = LUA_NOREF;
 }
 
-/* ---- send, then read: http_exchange ---- */
-
-/* The send completed (read not started yet), or a read did. */
-static int exchange_results(lua_State *L, void *ud, int res)
-{
-    struct sock *k = ud;
-    int n;
-
-    if (!k->exchanging)
-        return receive_results(L, ud, res);
-    k->exchanging = false;
-    sent(k);
-    if (res < 0) {
-        if (res == -ECANCELED || res == -ETIMEDOUT)
-            lurk_stream_close(k->st);
-        n = sock_error(L, k, res, "send");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "response_started");
-        return n;
-    }
-    n = try_http(L, k);
-    return n > 0 ? n : receive_more(L, k);
-}
-
-static void exchange_cancel(void *ud)
-{
-    struct sock *k = ud;
-
-    lurk_stream_cancel(k->st, k->exchanging ? LURK_STREAM_WRITE : LURK_STREAM_READ);
-}
-
-static void exchange_release(void *ud)
-{
-    struct sock *k = ud;
-
-    if (k->exchanging) {              /* torn down while sending */
-        k->exchanging = false;
-        sent(k);
-    }
-    receive_release(ud);
-}
-
-static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_cancel, exchange_release };
-
-/* http_exchange(sock, request, parser, max_body [, is_head]): see the top of the file.
- * The task resumes once, when the response is in (or something failed). */
-static int sock_http_exchange(lua_State *L)
-{
-    struct sock *k = check_open(L);
-    size_t len;
-    const char *p = luaL_checklstring(L, 2, &len);
-    struct lurk_h1 *h = luaL_checkudata(L, 3, LURK_H1_MT);
-    lua_Number max = luaL_checknumber(L, 4);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "http.request");
-    int rc;
-
-    if (k->writer || k->reader)
-        return luaL_error(L, "another task is already using this socket");
-    if (!k->st->open)
-        return http_failed(L, k, -LURK_ECLOSED, NULL);
-    rc = lurk_task_check(t);
-    if (rc < 0)
-        return sock_error(L, k, rc, "send");
-    if (!lua_isnoneornil(L, 5))
-        lurk_h1_reset(h, lua_toboolean(L, 5));
-    http_begin(k, h, max);
-    k->wlen = len;
-    rc = lurk_stream_write(k->st, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
-    if (rc < 0) {
-        k->h1 = NULL;
-        return sock_error(L, k, rc, "send");
-    }
-    k->writer = k->reader = t;
-    k->exchanging = true;
-    k->data_ref = lurk_pin(k->rt, L, 2);   /* until the kernel is done */
-    k->h1_ref = lurk_pin(k->rt, L, 3);
-    anchor(L, k, 1);
-    return lurk_task_wait(L, t, &exchange_waiter, k);
-}
-
 /* ---- send ---- */
 
 static int send_results(lua_State *L, void *ud, int res)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     if (res < 0) {
         /* Part of the data may have gone out: the stream is unusable. */
@@ -803,14 +587,14 @@ static int send_results(lua_State *L, void *ud, int res)
 
 static void send_cancel(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     lurk_stream_cancel(k->st, LURK_STREAM_WRITE);
 }
 
 static void send_release(void *ud)
 {
-    struct sock *k = ud;
+    struct lurk_lua_sock *k = ud;
 
     sent(k);
     unanchor(k);
@@ -821,7 +605,7 @@ static const struct lurk_waiter send_waiter = { send_results, send_cancel, send_
 /* sock:send(data) -> bytes | nil, err */
 static int sock_send(lua_State *L)
 {
-    struct sock *k = check_open(L);
+    struct lurk_lua_sock *k = check_open(L);
     size_t len;
     const char *p = luaL_checklstring(L, 2, &len);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:send");
@@ -850,7 +634,7 @@ static int sock_send(lua_State *L)
  * connection; afterwards send and receive carry plaintext through TLS. */
 static int sock_starttls(lua_State *L)
 {
-    struct sock *k = check_open(L);
+    struct lurk_lua_sock *k = check_open(L);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:starttls");
     const char *name = lurk_tcp_name(k->s);
     char host[300];
@@ -896,7 +680,7 @@ static int sock_starttls(lua_State *L)
 
 /* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, fallback } or nil
  * sock.timings -> { dns, connect, tls } in seconds */
-static void push_tls_info(lua_State *L, struct sock *k)
+static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
 {
     struct lurk_tls_info i;
 
@@ -931,7 +715,7 @@ static void push_tls_info(lua_State *L, struct sock *k)
 
 static int sock_index(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
     const char *key = lua_tostring(L, 2);
 
     if (key && strcmp(key, "tls") == 0) {
@@ -960,12 +744,76 @@ static int sock_index(lua_State *L)
     return 1;
 }
 
+/* ---- for the bindings that run a protocol over a socket (tcp.h) ---- */
+
+struct lurk_lua_sock *lurk_lua_sock_check(lua_State *L, int idx)
+{
+    struct lurk_lua_sock *k = check_sock(L, idx);
+
+    if (k->user_closed)
+        luaL_error(L, "attempt to use a closed socket");
+    return k;
+}
+
+struct lurk_stream *lurk_lua_sock_stream(struct lurk_lua_sock *k)
+{
+    return k->st;
+}
+
+double lurk_lua_sock_timeout(const struct lurk_lua_sock *k)
+{
+    return k->timeout;
+}
+
+const char *lurk_lua_sock_name(const struct lurk_lua_sock *k)
+{
+    return lurk_tcp_name(k->s);
+}
+
+void lurk_lua_sock_take(lua_State *L, struct lurk_lua_sock *k, int idx, struct lurk_task *t)
+{
+    if (k->reader || k->writer)
+        luaL_error(L, "another task is already using this socket");
+    k->reader = k->writer = t;
+    anchor(L, k, idx);
+}
+
+void lurk_lua_sock_give(struct lurk_lua_sock *k)
+{
+    k->reader = k->writer = NULL;
+    unanchor(k);
+}
+
+int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase)
+{
+    return sock_error(L, k, rc, phase);
+}
+
+/*
+ * P.idle_ok(sock) -> whether a pooled connection is still fit for a request:
+ * open, nothing buffered, and nothing (no byte, no end of stream) waiting in
+ * the kernel. A server may write on an idle connection (a stray response,
+ * a close); that must never be taken for the next request's answer. One
+ * poll(2), only for a connection taken from the pool.
+ */
+static int l_idle_ok(lua_State *L)
+{
+    struct lurk_lua_sock *k = check_sock(L, 1);
+    struct pollfd p = { .fd = k->s ? lurk_tcp_fd(k->s) : -1, .events = POLLIN | POLLRDHUP };
+    bool ok = !k->user_closed && k->st && k->st->open && !k->st->eof && !k->reader && !k->writer &&
+              lurk_buf_len(k->st->rbuf) == 0 && lurk_buf_len(lurk_tcp_rbuf(k->s)) == 0 && p.fd >= 0 &&
+              poll(&p, 1, 0) == 0;
+
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 /* ---- the rest ---- */
 
 /* sock:settimeout(s | false) -> true */
 static int sock_settimeout(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
 
     if (lua_isboolean(L, 2) && !lua_toboolean(L, 2))
         k->timeout = 0;
@@ -982,7 +830,7 @@ static int sock_settimeout(lua_State *L)
 /* sock:close() -> true; idempotent. Waiting calls get nil, err (closed). */
 static int sock_close(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
 
     k->user_closed = true;
     if (k->st)
@@ -993,11 +841,10 @@ static int sock_close(lua_State *L)
 
 static int sock_gc(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
 
     if (k->st)
         lurk_stream_close(k->st);
-    lurk_buf_fini(&k->body);
     if (k->tls) {
         lurk_tls_unref(k->tls);
         k->tls = NULL;
@@ -1012,7 +859,7 @@ static int sock_gc(lua_State *L)
 
 static int sock_tostring(lua_State *L)
 {
-    struct sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_sock(L, 1);
 
     lua_pushfstring(L, "lurk.tcp (%s%s%s)", k->s ? lurk_tcp_name(k->s) : "?", k->tls ? ", TLS" : "",
                     k->st && k->st->open ? "" : ", closed");
@@ -1050,10 +897,10 @@ int lurk_lua_open_tcp(lua_State *L, int priv)
     lua_setfield(L, -3, "__index");   /* mt, methods */
     lua_remove(L, -2);                /* methods */
     /* For lua/http.lua, which calls them directly, without a lookup
-     * through __index per call: the methods, and the buffered exchange. */
+     * through __index per call: the methods, and the pool's check. */
     lua_setfield(L, priv, "sock_methods");
-    lua_pushcfunction(L, sock_http_exchange);
-    lua_setfield(L, priv, "http_exchange");
+    lua_pushcfunction(L, l_idle_ok);
+    lua_setfield(L, priv, "idle_ok");
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

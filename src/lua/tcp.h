@@ -1,9 +1,32 @@
-/* tcp.h - the Lua tcp module (see tcp.c). */
+/* tcp.h - the Lua tcp module (see tcp.c), and its sockets as other
+ * bindings use them to run a protocol (src/lua/http.c). */
 #ifndef LURK_LUA_TCP_H
 #define LURK_LUA_TCP_H
 
 #include <lua.h>
 
-/* Pushes the tcp module table. */
+struct lurk_lua_sock;
+struct lurk_stream;
+struct lurk_task;
+
+/* The socket object at idx; raises for another type or a closed socket. */
+struct lurk_lua_sock *lurk_lua_sock_check(lua_State *L, int idx);
+
+/* What its reads and writes go through (TCP, TLS or kernel TLS). */
+struct lurk_stream *lurk_lua_sock_stream(struct lurk_lua_sock *k);
+
+/* Its per-operation timeout in seconds (0: none); "host:port" for messages. */
+double lurk_lua_sock_timeout(const struct lurk_lua_sock *k);
+const char *lurk_lua_sock_name(const struct lurk_lua_sock *k);
+
+/*
+ * Takes both directions for task t (raises if another task reads or writes
+ * it) and keeps the userdata at idx alive until lurk_lua_sock_give().
+ */
+void lurk_lua_sock_take(lua_State *L, struct lurk_lua_sock *k, int idx, struct lurk_task *t);
+void lurk_lua_sock_give(struct lurk_lua_sock *k);
+
+/* Pushes nil, err for rc as the socket reports it (its name and address). */
+int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase);
 
 #endif

@@ -36,6 +36,8 @@ struct lurk_stream {
     const struct lurk_stream_ops *ops;
     struct lurk_buf *rbuf;            /* input read and not yet consumed */
     int eof;                          /* the peer ended the stream */
+    int cut;                          /* ...without the protocol's orderly close
+                                         (a TLS stream without close_notify) */
     int open;                         /* usable: connected and not closed */
 };
 

@@ -176,7 +176,9 @@ static void rx_done(void *arg, int res)
     case LURK_TLS_RX_DATA:
         if (res > 0)
             lurk_buf_commit(&t->rbuf, (size_t)res);
-        lurk_tls_read_finish(t, res); /* 0: TCP ended, with or without close_notify */
+        else
+            t->stream.cut = 1;        /* TCP ended without close_notify */
+        lurk_tls_read_finish(t, res);
         break;
     case LURK_TLS_RX_CLOSE:
         lurk_tls_read_finish(t, 0);   /* close_notify: stop reading now */

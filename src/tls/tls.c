@@ -433,8 +433,9 @@ void lurk_tls_user_read(struct lurk_tls *t)
             return;
         }
         if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF) {
-            /* Without close_notify the end is still the end; the protocol
-             * above reports a truncation when it knows the length. */
+            /* Without close_notify the end is still the end, but marked:
+             * the protocol above decides whether that truncated anything. */
+            t->stream.cut = n != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY;
             lurk_tls_read_finish(t, 0);
             return;
         }
