@@ -35,6 +35,7 @@
 #include "lua_http_cookies.h"
 #include "lua_http_proxy.h"
 #include "lua_http_pool.h"
+#include "lua_http_response.h"
 
 struct lurk_rt {
     struct lurk_rt_head h;            /* first: L, loop, sched, closing (rt.h) */
@@ -236,6 +237,7 @@ static int open_modules(lua_State *L)
     load_part(L, luaJIT_BC_http_cookies, luaJIT_BC_http_cookies_SIZE, "cookies");
     load_part(L, luaJIT_BC_http_proxy, luaJIT_BC_http_proxy_SIZE, "proxy");
     load_part(L, luaJIT_BC_http_pool, luaJIT_BC_http_pool_SIZE, "pool");
+    load_part(L, luaJIT_BC_http_response, luaJIT_BC_http_response_SIZE, "response");
     load_lua_module(L, luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua", lurk_lua_open_http, "lurk.json");
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);
