@@ -36,6 +36,7 @@
 #include "http/exchange.h"
 #include "http/h1.h"
 #include "http/inflate.h"
+#include "http/request.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -647,171 +648,99 @@ static int inflater_gc(lua_State *L)
     return 0;
 }
 
-/* C._inflater("gzip" | "deflate", max) -> z */
-static bool is_token(const char *s, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c && strchr(extra, c))))
-            return false;
-    }
-    return true;
-}
-
-enum { H_HOST = 1, H_UA = 2, H_ACCEPT = 4, H_LENGTH = 8, H_TE = 16 };
-
-static int seen_flag(const char *n, size_t len)
-{
-    static const struct { const char *name; int flag; } known[] = {
-        { "host", H_HOST }, { "user-agent", H_UA }, { "accept", H_ACCEPT },
-        { "content-length", H_LENGTH }, { "transfer-encoding", H_TE },
-    };
-
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strlen(known[i].name) == len && strncasecmp(known[i].name, n, len) == 0)
-            return known[i].flag;
-    return 0;
-}
-
 /* The value at idx as a header value (a string or a number), checked. */
-static const char *field_value(lua_State *L, int idx, const char *name, size_t *len)
+static void field_value(lua_State *L, int idx, const char *name, struct lurk_http_field *f)
 {
-    const char *v;
+    bool number = lua_type(L, idx) == LUA_TNUMBER;
 
-    if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+    if (!number && lua_type(L, idx) != LUA_TSTRING)
         luaL_error(L, "header %s: value must be a string or a number (or a list of them)", name);
-    v = lua_tolstring(L, idx, len);
-    for (size_t i = 0; i < *len; i++)
-        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-            luaL_error(L, "header %s: value contains CR, LF or NUL", name);
-    return v;
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* "name: value\r\n" for the value on top of the stack, checked: written
- * at out unless it is NULL; returns its length. */
-static size_t one_field(lua_State *L, char *out, const char *name, size_t nlen)
-{
-    size_t vlen;
-    const char *v = field_value(L, -1, name, &vlen);
-
-    if (out) {
-        out = put(out, name, nlen);
-        out = put(out, ": ", 2);
-        out = put(out, v, vlen);
-        put(out, "\r\n", 2);
+    f->value = lua_tolstring(L, idx, &f->value_len);
+    if (number) {
+        /* The string made of a number is referenced by nothing but the
+         * stack slot about to be popped: anchored in the table at 6. */
+        if (!lua_istable(L, 6)) {
+            lua_newtable(L);
+            lua_replace(L, 6);
+        }
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, 6, (int)lua_objlen(L, 6) + 1);
     }
-    return nlen + vlen + 4;
+    if (!lurk_http_value_ok(f->value, f->value_len))
+        luaL_error(L, "header %s: value contains CR, LF or NUL", name);
 }
 
-/* One pass over the headers table (at index 4): with out == NULL, checks
- * every field and returns the bytes they need (and which known fields the
- * caller set, in *seen); else writes them at out and returns the end. */
-static size_t header_fields(lua_State *L, char *out, int *seen)
+/*
+ * One pass over the headers table at index 4: checks every field and, with
+ * out != NULL, fills out[] (a list value repeats the field). Returns the
+ * number of fields. The strings stay referenced by the table.
+ */
+static size_t header_fields(lua_State *L, struct lurk_http_field *out)
 {
-    size_t total = 0;
+    size_t n = 0;
 
     lua_pushnil(L);
     while (lua_next(L, 4)) {
-        size_t nlen;
-        const char *name;
+        struct lurk_http_field f;
 
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "invalid header name (a %s)", luaL_typename(L, -2));
-        if (!is_token(lua_tostring(L, -2), lua_objlen(L, -2)))
-            luaL_error(L, "invalid header name \"%s\"", lua_tostring(L, -2));
-        name = lua_tolstring(L, -2, &nlen);
-        if (!out)
-            *seen |= seen_flag(name, nlen);
+        f.name = lua_tolstring(L, -2, &f.name_len);
+        if (!lurk_http_is_token(f.name, f.name_len))
+            luaL_error(L, "invalid header name \"%s\"", f.name);
         if (lua_istable(L, -1)) {
-            int n = (int)lua_objlen(L, -1);
+            int len = (int)lua_objlen(L, -1);
 
-            for (int i = 1; i <= n; i++) {
+            for (int i = 1; i <= len; i++) {
                 lua_rawgeti(L, -1, i);
-                total += one_field(L, out ? out + total : NULL, name, nlen);
+                field_value(L, -1, f.name, &f);
+                if (out)
+                    out[n] = f;
+                n++;
                 lua_pop(L, 1);
             }
         } else {
-            total += one_field(L, out ? out + total : NULL, name, nlen);
+            field_value(L, -1, f.name, &f);
+            if (out)
+                out[n] = f;
+            n++;
         }
         lua_pop(L, 1);
     }
-    return total;
+    return n;
 }
 
+/* C._head(method, target, host, headers, body_len, chunked, user_agent [, extra]) */
 static int l_head(lua_State *L)
 {
-    size_t mlen, tlen, hlen, ualen, xlen = 0, total;
-    const char *method = luaL_checklstring(L, 1, &mlen);
-    const char *target = luaL_checklstring(L, 2, &tlen);
-    const char *host = luaL_checklstring(L, 3, &hlen);
+    struct lurk_http_request r = { 0 };
+    struct lurk_http_field few[32], *fields = few;
     lua_Number body_len = luaL_optnumber(L, 5, -1);
-    bool chunked = lua_toboolean(L, 6);
-    const char *ua = luaL_checklstring(L, 7, &ualen);
-    const char *extra = luaL_optlstring(L, 8, "", &xlen);
-    char num[32] = "", small[1024], *out, *p;
-    int seen = 0, nlen = 0;
+    char small[1024], *out;
+    size_t n, total;
 
-    lua_settop(L, 8);                 /* slot 5 takes the scratch buffer below */
+    r.method = luaL_checklstring(L, 1, &r.method_len);
+    r.target = luaL_checklstring(L, 2, &r.target_len);
+    r.host = luaL_checklstring(L, 3, &r.host_len);
+    r.chunked = lua_toboolean(L, 6);  /* slot 6 then anchors converted numbers */
+    r.user_agent = luaL_checklstring(L, 7, &r.user_agent_len);
+    r.extra = luaL_optlstring(L, 8, "", &r.extra_len);
+    r.body_len = body_len >= 0 ? (long long)body_len : -1;
+    lua_settop(L, 8);
     luaL_checktype(L, 4, LUA_TTABLE);
-    total = header_fields(L, NULL, &seen);
-    if (body_len >= 0 && !(seen & H_LENGTH))
-        nlen = snprintf(num, sizeof num, "%.0f", body_len);
-    total += mlen + 1 + tlen + sizeof " HTTP/1.1\r\n" - 1 + xlen + 2;
-    if (!(seen & H_HOST))
-        total += sizeof "Host: \r\n" - 1 + hlen;
-    if (!(seen & H_UA))
-        total += sizeof "User-Agent: \r\n" - 1 + ualen;
-    if (!(seen & H_ACCEPT))
-        total += sizeof "Accept: */*\r\n" - 1;
-    if (nlen)
-        total += sizeof "Content-Length: \r\n" - 1 + (size_t)nlen;
-    if (chunked && !(seen & H_TE))
-        total += sizeof "Transfer-Encoding: chunked\r\n" - 1;
-
-    /* Most heads fit the stack; a bigger one gets scratch memory that is
-     * collected with the rest. */
+    n = header_fields(L, NULL);
+    if (n > sizeof few / sizeof few[0]) {
+        fields = lua_newuserdata(L, n * sizeof *fields);   /* collected with the rest */
+        lua_replace(L, 5);            /* below lua_next's slots */
+    }
+    header_fields(L, fields);
+    r.fields = fields;
+    r.nfields = n;
+    /* Most heads fit the stack; a bigger one gets scratch memory. */
+    total = lurk_http_request_size(&r);
     out = total <= sizeof small ? small : lua_newuserdata(L, total);
-    p = put(out, method, mlen);
-    p = put(p, " ", 1);
-    p = put(p, target, tlen);
-    p = put(p, " HTTP/1.1\r\n", sizeof " HTTP/1.1\r\n" - 1);
-    if (!(seen & H_HOST)) {
-        p = put(p, "Host: ", 6);
-        p = put(p, host, hlen);
-        p = put(p, "\r\n", 2);
-    }
-    p = put(p, extra, xlen);
-    if (out != small)
-        lua_replace(L, 5);            /* keep the scratch below lua_next's slots */
-    p += header_fields(L, p, &seen);
-    if (!(seen & H_UA)) {
-        p = put(p, "User-Agent: ", 12);
-        p = put(p, ua, ualen);
-        p = put(p, "\r\n", 2);
-    }
-    if (!(seen & H_ACCEPT))
-        p = put(p, "Accept: */*\r\n", sizeof "Accept: */*\r\n" - 1);
-    if (nlen) {
-        p = put(p, "Content-Length: ", 16);
-        p = put(p, num, (size_t)nlen);
-        p = put(p, "\r\n", 2);
-    }
-    if (chunked && !(seen & H_TE))
-        p = put(p, "Transfer-Encoding: chunked\r\n", sizeof "Transfer-Encoding: chunked\r\n" - 1);
-    p = put(p, "\r\n", 2);
-    lua_pushlstring(L, out, (size_t)(p - out));
+    lurk_http_request_write(&r, out);
+    lua_pushlstring(L, out, total);
     return 1;
 }
 
@@ -833,6 +762,7 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
+/* C._inflater("gzip" | "deflate", max) -> z */
 static int l_inflater(lua_State *L)
 {
     static const char *const names[] = { "gzip", "deflate", NULL };
