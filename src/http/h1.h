@@ -47,9 +47,9 @@ struct lurk_h1 {
     int ninterim;                     /* interim responses before this one */
     size_t reason, reason_len;
     size_t head_bytes, max_head;
-    size_t ext_bytes;                 /* chunk extensions of the current chunk header */
+    size_t ext_bytes;                 /* bytes of the current chunk header, size and extensions */
     const char *in_end;               /* the end of the input being parsed */
-    int chunk_line;                   /* where in a chunk header h1.c reads itself (h1.c) */
+    int chunk_line;                   /* where in a chunk header, read by h1.c itself */
     int max_headers;
     bool no_body;                     /* a HEAD request: no body whatever the headers say */
     bool in_value, headers_done, finished, limit;
@@ -62,7 +62,7 @@ struct lurk_h1 {
 
 /* Prepares to parse one response to a request (head_request: it was HEAD).
  * max_head bounds the status line plus headers (and trailers), and also the
- * extensions of each chunk header; max_headers bounds the headers' count. */
+ * size and extensions of each chunk header; max_headers bounds the headers' count. */
 void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers);
 void lurk_h1_fini(struct lurk_h1 *h);
 /* Ready for the next response on the same connection, keeping the
