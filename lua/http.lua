@@ -415,7 +415,7 @@ local function hop(st, n)
   local res, err = attempt(st, method, u, 0)
   if not res then return nil, err end
   local location = rawget(res.headers, "location")
-  local follow = location and REDIRECT[res.status] and max_redirects > 0
+  local follow = location and location ~= "" and REDIRECT[res.status] and max_redirects > 0
   local resend = not (res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST"))
   if follow and resend and type(st.body) == "table" then
     if st.body.rewind then st.body.rewind() else follow = false end   -- a consumed stream cannot be sent again

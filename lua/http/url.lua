@@ -133,20 +133,67 @@ local function url_string(u)
   return s
 end
 
--- The target of a redirect, relative to the URL that answered.
-local function resolve(location, base)
-  if location:match("^%a[%w+.-]*://") then return parse_url(location) end
-  local u = { scheme = base.scheme, host = base.host, port = base.port }
-  if location:sub(1, 2) == "//" then return parse_url(base.scheme .. ":" .. location) end
-  if location:sub(1, 1) == "/" then
-    u.target = location
-  else
-    local dir = base.target:match("^([^?]*/)") or "/"
-    u.target = dir .. location
+-- RFC 3986 5.2.4: a path without its "." and ".." segments (a ".." above
+-- the root stays at the root). path starts with "/".
+local function remove_dots(path)
+  if not path:find("/%.") then return path end
+  local out, n, dir = {}, 0, false
+  for seg in path:gmatch("/([^/]*)") do
+    if seg == "." then
+      dir = true
+    elseif seg == ".." then
+      if n > 0 then out[n], n = nil, n - 1 end
+      dir = true
+    else
+      n = n + 1
+      out[n], dir = seg, false
+    end
   end
-  u.target = u.target:gsub("#.*$", "")
-  if u.target:find("[%s%c]") then return nil end
-  return u
+  return "/" .. concat(out, "/") .. ((dir and n > 0) and "/" or "")
+end
+
+-- A Location as curl sends it on (lib/urlapi.c, urlencode_str): a space
+-- becomes %20 before the query and + in it, a byte above 0x7F %xx; control
+-- characters are left for parse_url to refuse.
+local function lower_pct(c) return ("%%%02x"):format(c:byte()) end
+local function curl_encode(s)
+  if not s:find("[ \128-\255]") then return s end
+  local path, query = s:match("^([^?]*)(.*)$")
+  return (path:gsub(" ", "%%20"):gsub("[\128-\255]", lower_pct)
+          .. query:gsub(" ", "+"):gsub("[\128-\255]", lower_pct))
+end
+
+-- Splits a target into its path with the dot segments removed and its query.
+local function normal_target(target)
+  local path, query = target:match("^([^?]*)(.*)$")
+  if path == "" then path = "/" end
+  return remove_dots(path) .. query
+end
+
+-- The target of a redirect, relative to the URL that answered (RFC 3986
+-- 5.2, the reference resolved against base, a parsed URL): a parsed URL, or
+-- nil if it is unusable. The fragment stays with the client.
+local function resolve(location, base)
+  location = curl_encode((location:gsub("#.*$", "")))
+  local prefix, rest = location:match("^(%a[%w+.-]*://[^/?]*)(.*)$")
+  if not prefix and location:sub(1, 2) == "//" then
+    prefix, rest = location:match("^(//[^/?]*)(.*)$")
+    prefix = base.scheme .. ":" .. prefix
+  end
+  if prefix then return parse_url(prefix .. normal_target(rest)) end
+  if location:match("^%a[%w+.-]*:") then return nil end   -- another scheme (mailto:, ...)
+  local target
+  if location == "" then
+    target = base.target
+  elseif location:sub(1, 1) == "/" then
+    target = normal_target(location)
+  elseif location:sub(1, 1) == "?" then
+    target = base.target:match("^[^?]*") .. location
+  else
+    target = normal_target((base.target:match("^([^?]*/)") or "/") .. location)
+  end
+  if target:find("[%s%c]") then return nil end
+  return { scheme = base.scheme, host = base.host, port = base.port, target = target }
 end
 
 -- An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT", also with dashes as

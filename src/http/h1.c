@@ -8,8 +8,16 @@
  *
  * The head is kept as one buffer of names and values, each piece appended as
  * llhttp hands it over (a header may arrive split across reads), names in
- * lower case; headers are offsets into it, so growing the buffer never
- * invalidates them.
+ * lower case, values without the whitespace around them (RFC 9110 5.5);
+ * headers are offsets into it, so growing the buffer never invalidates them.
+ *
+ * Two things RFC 9112 asks of a user agent are done here, around llhttp:
+ * an obs-fold (a line starting with SP or HTAB that continues a value) is
+ * replaced with one space (5.2), and chunk headers are read here, so that a
+ * bare LF ends them (2.2) and whitespace and any extension after the size
+ * are skipped (7.1.1). Everything that decides where a message ends
+ * (conflicting or repeated lengths, Transfer-Encoding, bad sizes) stays
+ * llhttp's, and strict.
  */
 #include "http/h1.h"
 #include "core/error.h"
@@ -17,6 +25,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Where in a chunk header ("1a ; name=value CRLF") lurk_h1_feed is. */
+enum { LINE_NONE, LINE_SIZE, LINE_BWS, LINE_EXT, LINE_CR };
 
 static struct lurk_h1 *of(llhttp_t *p)
 {
@@ -91,6 +102,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct lurk_h1 *h = of(p);
 
+    /* A field line starts: no obs-fold can follow before its value. */
+    llhttp_set_lenient_headers(p, 0);
+    h->value_open = true;
     if (h->headers_done) {            /* a trailer: counted, not kept */
         h->head_bytes += len;
         return h->head_bytes > h->max_head ? (h->limit = true, h->error = "trailers too large", -1) : 0;
@@ -124,11 +138,69 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return append_name(h, at, len);
 }
 
+/* Whether a piece of a header value holds a byte llhttp refuses there
+ * unless lenient: a control character other than HTAB, or DEL. */
+static bool bad_value_bytes(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* Drops the whitespace that ends hd's value, from the buffer too: the value
+ * is the last thing in it, and an obs-fold appends to it. */
+static void trim_value(struct lurk_h1 *h, struct lurk_h1_header *hd)
+{
+    const char *v = lurk_buf_head(&h->head) + hd->value;
+
+    while (hd->value_len > 0 && (v[hd->value_len - 1] == ' ' || v[hd->value_len - 1] == '\t')) {
+        hd->value_len--;
+        h->head.wpos--;
+    }
+}
+
+/* The headers llhttp reads to frame the message: a fold in one of them
+ * would give llhttp and the script different values. */
+static bool framing_header(const struct lurk_h1 *h, const struct lurk_h1_header *hd)
+{
+    static const char *const names[] = { "content-length", "transfer-encoding", "connection" };
+    const char *name = lurk_buf_head(&h->head) + hd->name;
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (hd->name_len == strlen(names[i]) && memcmp(name, names[i], hd->name_len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * A piece of a header value. A value arrives in pieces when it spans reads
+ * (a piece then ends with the input) and when it is folded: a piece that
+ * starts after one that ended at a line end is the start of an obs-fold,
+ * replaced with one space (RFC 9112 5.2), as curl does, without the
+ * whitespace around it.
+ */
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct lurk_h1 *h = of(p);
     struct lurk_h1_header *hd;
+    bool fold = !h->value_open;
 
+    h->value_open = at + len == h->in_end;
+    /* llhttp takes an obs-fold only with lenient headers, so they are on
+     * from the end of a value piece until the field line is over (off again
+     * in on_header_value_complete and on_header_field). Within that stretch
+     * the flag's other effects are a value's bytes going unchecked (checked
+     * here instead, as llhttp would) and a CR without LF after an empty
+     * value (unreachable: a value piece came first). */
+    llhttp_set_lenient_headers(p, 1);
+    if (bad_value_bytes(at, len)) {
+        h->error = "invalid character in a header value";
+        return -1;
+    }
     if (h->headers_done) {
         h->head_bytes += len;
         return h->head_bytes > h->max_head ? (h->limit = true, h->error = "trailers too large", -1) : 0;
@@ -137,6 +209,23 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (hd->value_len == (size_t)-1) {
         hd->value = lurk_buf_len(&h->head);
         hd->value_len = 0;
+    } else if (fold) {
+        if (framing_header(h, hd)) {
+            h->error = "obs-fold in a Content-Length, Transfer-Encoding or Connection header";
+            return -1;
+        }
+        trim_value(h, hd);
+        if (append(h, " ", 1) < 0)
+            return -1;
+        hd->value_len++;
+        h->fold_ws = true;
+    }
+    if (h->fold_ws) {
+        while (len > 0 && (*at == ' ' || *at == '\t')) {
+            at++;
+            len--;
+        }
+        h->fold_ws = len == 0;        /* the whitespace may go on in the next piece */
     }
     hd->value_len += len;
     h->in_value = true;
@@ -147,9 +236,17 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct lurk_h1 *h = of(p);
 
-    if (!h->headers_done && h->nhdr > 0 && h->hdr[h->nhdr - 1].value_len == (size_t)-1) {
-        h->hdr[h->nhdr - 1].value = lurk_buf_len(&h->head);
-        h->hdr[h->nhdr - 1].value_len = 0;         /* an empty value */
+    llhttp_set_lenient_headers(p, 0);
+    h->fold_ws = false;
+    if (!h->headers_done && h->nhdr > 0) {
+        struct lurk_h1_header *hd = &h->hdr[h->nhdr - 1];
+
+        if (hd->value_len == (size_t)-1) {
+            hd->value = lurk_buf_len(&h->head);
+            hd->value_len = 0;        /* an empty value */
+        } else {
+            trim_value(h, hd);        /* llhttp keeps trailing whitespace */
+        }
     }
     h->in_value = true;
     return 0;
@@ -187,6 +284,10 @@ static int on_headers_complete(llhttp_t *p)
     }
     h->status = status;
     h->headers_done = true;
+    /* A chunked body follows (the cases llhttp__after_headers_complete
+     * sends to chunk_size_start): its first chunk header is read here. */
+    if ((p->flags & F_CHUNKED) && !h->no_body && status != 101 && status != 204 && status != 304)
+        h->chunk_line = LINE_SIZE;
     /* A response to HEAD has no body whatever its Content-Length says: 1
      * tells llhttp so, and the message then ends (and pauses) at once; the
      * head is still reported first. Otherwise pause here, so the head is an
@@ -213,30 +314,17 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-/* Chunk extensions are skipped but counted: without a bound, a chunk header
- * that never ends would keep a streaming reader busy forever without one
- * byte of body, each read finishing well within its deadline. */
-static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+/* The end of a chunk's data: stop, so that lurk_h1_feed reads the next
+ * chunk header itself (and reports the slice this step has, if any). The
+ * end of the trailers is the end of the message instead. */
+static int on_chunk_complete(llhttp_t *p)
 {
     struct lurk_h1 *h = of(p);
 
-    (void)at;
-    h->ext_bytes += len;
-    if (h->ext_bytes > h->max_head) {
-        h->error = "chunk extensions too large";
-        h->limit = true;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_chunk_header(llhttp_t *p)
-{
-    struct lurk_h1 *h = of(p);
-
-    h->ext_bytes = 0;                 /* the next chunk header has its own allowance */
-    /* Stop before the next chunk's data if this step already has a slice. */
-    return h->body ? HPE_PAUSED : 0;
+    if (p->flags & F_TRAILING)
+        return 0;
+    h->chunk_line = LINE_SIZE;
+    return HPE_PAUSED;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -246,6 +334,7 @@ static int on_message_complete(llhttp_t *p)
     if (!h->headers_done)
         return 0;                     /* the end of an interim response */
     h->finished = true;
+    h->chunk_line = LINE_NONE;
     return HPE_PAUSED;
 }
 
@@ -256,9 +345,7 @@ static const llhttp_settings_t settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
-    .on_chunk_extension_name = on_chunk_extension,
-    .on_chunk_extension_value = on_chunk_extension,
-    .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -294,10 +381,101 @@ void lurk_h1_fini(struct lurk_h1 *h)
     h->hdr = NULL;
 }
 
+/* llhttp's error as ours. */
+static int parse_failed(struct lurk_h1 *h)
+{
+    if (!h->error)
+        h->error = llhttp_get_error_reason(&h->p);
+    return h->limit ? -LURK_ELIMIT : -LURK_EHTTP;
+}
+
+static bool hex_digit(char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/*
+ * Reads a chunk header from data[*pos..len): the size's digits go to llhttp
+ * as they are; the rest of the line, whitespace and extensions (ignored, RFC
+ * 9112 7.1.1: curl skips to the line end), is checked and skipped here, and
+ * its end, CRLF or a bare LF, reaches llhttp as a CRLF of its own. llhttp
+ * could take a bare LF itself only by swallowing the byte after it as well
+ * (the first byte of the data, when that is a LF too), and refuses the
+ * whitespace 7.1.1 allows around extensions. A CR must still be followed by
+ * LF. Returns 0 at the end of the line, 1 if the input ran out first (all of
+ * it consumed), or a negative code; *pos is past what was consumed.
+ */
+static int chunk_line(struct lurk_h1 *h, const char *data, size_t len, size_t *pos)
+{
+    size_t i = *pos;
+
+    while (i < len) {
+        char c = data[i];
+
+        if (h->chunk_line == LINE_SIZE && hex_digit(c)) {
+            size_t n = 1;
+
+            while (i + n < len && hex_digit(data[i + n]))
+                n++;
+            /* Counted with the rest: leading zeros never overflow the size. */
+            h->ext_bytes += n;
+            if (h->ext_bytes > h->max_head)
+                break;
+            if (llhttp_execute(&h->p, data + i, n) != HPE_OK)
+                return parse_failed(h);
+            i += n;
+            continue;
+        }
+        i++;
+        if (h->chunk_line == LINE_CR) {
+            if (c != '\n') {
+                h->error = "CR without LF after a chunk size";
+                return -LURK_EHTTP;
+            }
+        } else if (c == '\r') {
+            h->chunk_line = LINE_CR;
+            continue;
+        } else if (c != '\n') {
+            if (h->chunk_line != LINE_EXT && c == ';') {
+                h->chunk_line = LINE_EXT;
+            } else if (h->chunk_line != LINE_EXT && c != ' ' && c != '\t') {
+                h->error = "invalid character in chunk size";
+                return -LURK_EHTTP;
+            } else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f) {
+                h->error = "invalid character in chunk extension";
+                return -LURK_EHTTP;
+            } else if (h->chunk_line == LINE_SIZE) {
+                h->chunk_line = LINE_BWS;
+            }
+            /* Without a bound, a chunk header that never ends would keep
+             * a streaming reader busy forever without one byte of body,
+             * each read finishing well within its deadline. */
+            if (++h->ext_bytes > h->max_head)
+                break;
+            continue;
+        }
+        /* The line's end: llhttp checks the size (there may be no digits). */
+        *pos = i;
+        h->chunk_line = LINE_NONE;
+        h->ext_bytes = 0;
+        if (llhttp_execute(&h->p, "\r\n", 2) != HPE_OK)
+            return parse_failed(h);
+        return 0;
+    }
+    if (h->ext_bytes > h->max_head) {
+        h->error = h->chunk_line == LINE_EXT ? "chunk extensions too large" : "chunk size too long";
+        h->limit = true;
+        return -LURK_ELIMIT;
+    }
+    *pos = i;
+    return 1;
+}
+
 int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
 {
     llhttp_errno_t rc;
     bool head_before = h->headers_done;
+    size_t pos = 0;
 
     *used = 0;
     h->body = NULL;
@@ -311,22 +489,37 @@ int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
             return LURK_H1_MORE;
         data = "";
     }
-    rc = llhttp_execute(&h->p, data, len);
-    if (rc == HPE_PAUSED) {
-        *used = (size_t)(llhttp_get_error_pos(&h->p) - data);
-        llhttp_resume(&h->p);
-    } else if (rc == HPE_OK) {
-        *used = len;
-    } else if (rc == HPE_PAUSED_UPGRADE) {
-        *used = (size_t)(llhttp_get_error_pos(&h->p) - data);
-        h->finished = true;
-    } else {
-        if (!h->error)
-            h->error = llhttp_get_error_reason(&h->p);
-        if (h->limit)
-            return -LURK_ELIMIT;
-        return -LURK_EHTTP;
+    h->in_end = data + len;
+    for (;;) {
+        if (h->chunk_line != LINE_NONE) {
+            int r = chunk_line(h, data, len, &pos);
+
+            if (r < 0)
+                return r;
+            if (r > 0) {
+                *used = pos;
+                return LURK_H1_MORE;
+            }
+        }
+        rc = llhttp_execute(&h->p, data + pos, len - pos);
+        if (rc == HPE_PAUSED) {
+            pos = (size_t)(llhttp_get_error_pos(&h->p) - data);
+            llhttp_resume(&h->p);
+            /* The end of a chunk, nothing to report yet: on to the next
+             * chunk header (after a head, the first one waits for the next call). */
+            if (h->chunk_line != LINE_NONE && !h->body && (head_before || !h->headers_done))
+                continue;
+        } else if (rc == HPE_OK) {
+            pos = len;
+        } else if (rc == HPE_PAUSED_UPGRADE) {
+            pos = (size_t)(llhttp_get_error_pos(&h->p) - data);
+            h->finished = true;
+        } else {
+            return parse_failed(h);
+        }
+        break;
     }
+    *used = pos;
     if (!head_before && h->headers_done)
         return LURK_H1_HEAD;
     if (h->interim) {

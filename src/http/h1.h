@@ -6,7 +6,10 @@
  * body pointing into the input, the end of the message), consuming input up
  * to that event. Body framing (Content-Length, chunked, read-until-close,
  * HEAD/204/304 without a body) is llhttp's; interim 1xx responses are skipped.
- * Limits on the head's size and header count are enforced here.
+ * Limits on the head's size and header count are enforced here, and so are
+ * the leniencies RFC 9112 asks of a user agent that llhttp lacks: obs-fold
+ * joined with one space, chunk headers ended by a bare LF, whitespace and any
+ * extension after a chunk size.
  */
 #ifndef LURK_HTTP_H1_H
 #define LURK_HTTP_H1_H
@@ -44,10 +47,14 @@ struct lurk_h1 {
     int ninterim;                     /* interim responses before this one */
     size_t reason, reason_len;
     size_t head_bytes, max_head;
-    size_t ext_bytes;                 /* chunk extensions of the current chunk header */
+    size_t ext_bytes;                 /* bytes of the current chunk header, size and extensions */
+    const char *in_end;               /* the end of the input being parsed */
+    int chunk_line;                   /* where in a chunk header, read by h1.c itself */
     int max_headers;
     bool no_body;                     /* a HEAD request: no body whatever the headers say */
     bool in_value, headers_done, finished, limit;
+    bool value_open;                  /* the last value piece ended with the input, not a line */
+    bool fold_ws;                     /* skipping the whitespace that starts an obs-fold */
     const char *body;
     size_t body_len;
     const char *error;                /* what went wrong, for messages */
@@ -55,7 +62,7 @@ struct lurk_h1 {
 
 /* Prepares to parse one response to a request (head_request: it was HEAD).
  * max_head bounds the status line plus headers (and trailers), and also the
- * extensions of each chunk header; max_headers bounds the headers' count. */
+ * size and extensions of each chunk header; max_headers bounds the headers' count. */
 void lurk_h1_init(struct lurk_h1 *h, bool head_request, size_t max_head, int max_headers);
 void lurk_h1_fini(struct lurk_h1 *h);
 /* Ready for the next response on the same connection, keeping the

@@ -2,17 +2,34 @@
 """A raw HTTP server that answers every request with exact bytes, for the
 malformed-response tests.
 
-usage: rawhttp.py   (prints "PORT <n> PID <pid>")
+usage: rawhttp.py          (prints "PORT <n> PID <pid>")
+       rawhttp.py 6        the same on [::1]
+       rawhttp.py tls DIR  the same over TLS (certificates from certs.sh in DIR,
+                           for localhost), with the "tls-*" cases below
 
 The request path picks the answer: GET /<case>. Cases are in CASES; "drip"
 sends a valid response one byte per 0.2 s; "split" sends a valid response one
 byte per TCP segment; "idle" answers keep-alive, then closes the connection
 0.1 s later (a pooled connection that goes stale); "count" answers with the
 number of connections accepted so far.
+
+Conformance cases (RFC 9112 and what curl accepts): "fold", "clws",
+"chunkext", "lfall", the Content-Encoding lists "gzgz", "dig", "dig2",
+"br", "compress", "layers5"; "bigredirect" (a 302 with a 100 KB body to
+/ok); "emptyloc" (a 302 with an empty Location); "unsolicited" (answers,
+then writes a second, unrequested response on the idle connection).
+Redirects: /t/<path>/redirect-<key> answers 302 with Location REDIRECTS[key]
+({port} is this server's port); any other /t/<path>, or one with a query,
+answers 200 with the request target as its body.
+Over TLS: "tls-cut" (a close-delimited body, then FIN without
+close_notify), "tls-clean" (the same ended by close_notify), "tls-clcut" (a
+Content-Length body, complete, then FIN without close_notify).
 """
 import gzip
 import os
 import socket
+import ssl
+import subprocess
 import zlib
 import sys
 import threading
@@ -66,8 +83,46 @@ CASES.update({
     "rawdeflate": encoded(b"deflate", RAW_DEFLATE),
     "zlibdeflate": encoded(b"deflate", zlib.compress(b"zlib deflate body")),
 })
+
+def gzipped(body):
+    return gzip.compress(body, mtime=0)
+
+
+ORIGINAL = b"the original bytes, before any coding " * 20
+CASES.update({
+    "fold": b"HTTP/1.1 200 OK\r\nX-Fold: a  \r\n  b\r\n\tc\r\nContent-Length: 5\r\n\r\nhello",
+    "clws": b"HTTP/1.1 200 OK\r\nContent-Length:  13 \r\n\r\nhello, world!",
+    "chunkext": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"4;name=\"a;b=c\"\r\nwiki\r\n5 ; x ; y = \"=;\\\"\"\r\npedia\r\n0;name=\"a;b=c\"\r\n\r\n",
+    "lfall": b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\nX-A: 1\n\n5\nhello\n1;e=\"x\"\n\n\n0\n\n",
+    "gzgz": encoded(b"gzip, gzip", gzipped(gzipped(ORIGINAL))),
+    "dig": encoded(b"deflate, identity, gzip", gzipped(zlib.compress(ORIGINAL))),
+    "dig2": b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Encoding: gzip\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(gzipped(zlib.compress(ORIGINAL))) + gzipped(zlib.compress(ORIGINAL)),
+    "br": encoded(b"br", b"\x0b\x02\x80hello\x03"),
+    "compress": encoded(b"compress", b"\x1f\x9d\x90hello"),
+    "layers5": encoded(b"gzip, gzip, gzip, gzip, gzip",
+                       gzipped(gzipped(gzipped(gzipped(gzipped(ORIGINAL)))))),
+    "bigredirect": b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 102400\r\n\r\n" + b"r" * 102400,
+    "emptyloc": b"HTTP/1.1 302 Found\r\nLocation:\r\nContent-Length: 5\r\n\r\nmoved",
+})
+# Location values for /t/.../redirect-<key> ({port}: this server's port).
+REDIRECTS = {
+    "dotdot": "../final",
+    "dot": "./x",
+    "updown": "a/b/../../c",
+    "query": "?q=1",
+    "netpath": "//127.0.0.1:{port}/t/net/../path",
+    "absdots": "http://127.0.0.1:{port}/t/a/../abs/./x",
+    "pathdots": "/t/x/../y/./z/.",
+    "fragment": "../frag?f=1#section",
+    "above": "../../../../t/top",
+    "spaces": "/t/with space/a b?q=a b",
+    "utf8": "/t/caf\u00e9/\u00e9?x=\u00e9",
+}
 accepted = 0
 hits = {}
+PORT = 0
 
 
 def read_request(conn):
@@ -141,6 +196,29 @@ def handle(conn):
             elif case == "slow":
                 time.sleep(0.2)
                 conn.sendall(OK)
+            elif case == "unsolicited":
+                conn.sendall(OK)
+                time.sleep(0.1)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbogus")
+            elif case.startswith("t/"):
+                target = request_head.split(b"\r\n", 1)[0].split(b" ")[1]
+                key = case.rsplit("/", 1)[-1]
+                if key.startswith("redirect-") and "?" not in case:
+                    loc = REDIRECTS[key[9:]].replace("{port}", str(PORT)).encode()
+                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % loc)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+            elif case in ("tls-cut", "tls-clean", "tls-clcut"):
+                if case == "tls-clcut":
+                    conn.sendall(OK)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nwhat arrived")
+                time.sleep(0.05)
+                if case == "tls-clean":
+                    conn.unwrap()                       # close_notify, then FIN
+                else:
+                    conn.shutdown(socket.SHUT_RDWR)     # FIN without close_notify
+                return
             elif case == "count":
                 body = str(accepted).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -154,14 +232,30 @@ def handle(conn):
         conn.close()
 
 
+def handle_tls(conn, ctx):
+    try:
+        conn = ctx.wrap_socket(conn, server_side=True)
+    except (OSError, ssl.SSLError):
+        conn.close()
+        return
+    handle(conn)
+
+
 def main():
-    global accepted
+    global accepted, PORT
     v6 = len(sys.argv) > 1 and sys.argv[1] == "6"     # rawhttp.py 6: listen on [::1]
+    ctx = None
+    if len(sys.argv) > 2 and sys.argv[1] == "tls":
+        d = os.path.abspath(sys.argv[2])
+        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "certs.sh"), d], check=True)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, "good.pem"), os.path.join(d, "good.key"))
     srv = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("::1" if v6 else "127.0.0.1", 0))
     srv.listen(128)
-    print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
+    PORT = srv.getsockname()[1]
+    print("PORT %d PID %d" % (PORT, os.getpid()), flush=True)
 
     def watch():
         parent = os.getppid()
@@ -172,7 +266,10 @@ def main():
     while True:
         conn, _ = srv.accept()
         accepted += 1
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+        if ctx:
+            threading.Thread(target=handle_tls, args=(conn, ctx), daemon=True).start()
+        else:
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
 if __name__ == "__main__":

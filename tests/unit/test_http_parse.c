@@ -98,13 +98,80 @@ static void run(const char *msg, size_t split, bool head, bool eof, struct resul
     lurk_h1_fini(&h);
 }
 
-/* Runs every split and checks each gives the same result. */
+/* Feeds msg one byte at a time, each byte guarded, then EOF if eof. */
+static void run_bytewise(const char *msg, bool head, bool eof, struct result *r)
+{
+    size_t len = strlen(msg), off = 0;
+    struct lurk_h1 h;
+    bool done = false;
+
+    memset(r, 0, sizeof *r);
+    lurk_h1_init(&h, head, 4096, 32);
+    while (!done && r->rc == 0) {
+        void *map;
+        size_t maplen, pos = 0, used, n = off < len ? 1 : 0;
+        char *in = guarded(msg + off, n, &map, &maplen);
+
+        for (;;) {
+            int ev = lurk_h1_feed(&h, in + pos, n - pos, &used);
+
+            pos += used;
+            if (ev < 0) {
+                r->rc = ev;
+                break;
+            }
+            if (ev == LURK_H1_HEAD) {
+                r->status = h.status;
+                for (int k = 0; k < h.nhdr; k++) {
+                    char one[128];
+
+                    snprintf(one, sizeof one, "%.*s=%.*s;", (int)h.hdr[k].name_len,
+                             h.head.data + h.hdr[k].name, (int)h.hdr[k].value_len,
+                             h.head.data + h.hdr[k].value);
+                    strcat(r->headers, one);
+                }
+            } else if (ev == LURK_H1_BODY) {
+                assert_true(r->body_len + h.body_len < sizeof r->body);
+                memcpy(r->body + r->body_len, h.body, h.body_len);
+                r->body_len += h.body_len;
+            } else if (ev == LURK_H1_DONE) {
+                done = true;
+                break;
+            } else if (ev == LURK_H1_MORE && pos == n) {
+                break;
+            }
+        }
+        munmap(map, maplen);
+        off += pos;
+        if (n == 0)
+            break;                    /* one empty feed after the input, as readers do */
+    }
+    if (!done && r->rc == 0 && eof) {
+        int ev = lurk_h1_finish(&h);
+
+        if (ev < 0)
+            r->rc = ev;
+        else
+            done = true;
+    }
+    if (!done && r->rc == 0)
+        r->rc = 1;
+    r->keep_alive = lurk_h1_keep_alive(&h);
+    lurk_h1_fini(&h);
+}
+
+/* Runs every split, and byte by byte, and checks each gives the same result. */
 static void every_split(const char *msg, bool head, bool eof, struct result *want)
 {
     struct result r;
     size_t len = strlen(msg);
 
     run(msg, len, head, eof, want);
+    run_bytewise(msg, head, eof, &r);
+    if (r.rc != want->rc || r.status != want->status || strcmp(r.headers, want->headers) != 0 ||
+        r.body_len != want->body_len || memcmp(r.body, want->body, r.body_len) != 0)
+        fail_msg("byte by byte differs: rc %d/%d status %d/%d headers %s/%s", r.rc, want->rc, r.status,
+                 want->status, r.headers, want->headers);
     for (size_t split = 0; split <= len; split++) {
         run(msg, split, head, eof, &r);
         if (r.rc != want->rc || r.status != want->status || strcmp(r.headers, want->headers) != 0 ||
@@ -193,6 +260,108 @@ static void test_lf_only_lines_accepted(void **state)
     assert_memory_equal(r.body, "hi", 2);
 }
 
+/* RFC 9112 5.2: each obs-fold is replaced with one SP, whitespace around
+ * it dropped (as curl's header API does), also with bare LF line ends. */
+static void test_obs_fold_joined_with_one_space(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nX-Fold: a  \r\n  b\r\n\t c \r\nX-Next: d\r\n"
+                "X-Empty-Line: e\r\n \t\r\nContent-Length: 2\r\n\r\nhi", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "x-fold=a b c;x-next=d;x-empty-line=e;content-length=2;");
+    assert_memory_equal(r.body, "hi", 2);
+    every_split("HTTP/1.1 200 OK\nX-Fold: a\n b\nContent-Length: 2\n\nhi", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "x-fold=a b;content-length=2;");
+    /* A folded trailer is skipped like any other. */
+    every_split("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nT: a\r\n b\r\n\r\n",
+                false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_memory_equal(r.body, "hi", 2);
+}
+
+/* The headers llhttp frames the message by are never folded: llhttp and
+ * the script would read different values. Nor is a fold a way in for bytes
+ * a value may not hold. */
+static void test_obs_fold_refused_where_ambiguous(void **state)
+{
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 0\r\n\r\nhi",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n ,chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n x\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n close\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: a\r\n b\001c\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: a\r\n b\rc\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n X-A: a\r\nContent-Length: 0\r\n\r\n",       /* before any field */
+        "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",                /* space before colon */
+    };
+    struct result r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        every_split(bad[i], false, true, &r);
+        if (r.rc != -LURK_EHTTP)
+            fail_msg("case %zu: rc %d, want -LURK_EHTTP", i, r.rc);
+    }
+}
+
+/* RFC 9110 5.5: whitespace around a value is not part of it; Content-Length
+ * with spaces around it frames the body as usual. */
+static void test_value_whitespace_trimmed(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nContent-Length:  13 \r\nX-A: \t v  v \t\r\n\r\nhello, world!", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "content-length=13;x-a=v  v;");
+    assert_int_equal(r.body_len, 13);
+    assert_memory_equal(r.body, "hello, world!", 13);
+    assert_true(r.keep_alive);
+}
+
+/* RFC 9112 7.1.1: extensions on any chunk, the last too, are ignored,
+ * quoted strings holding ; and = included, with whitespace around them. */
+static void test_chunk_extensions_ignored(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;name=\"a;b=c\"\r\nhello\r\n"
+                "1 ; x ; y = z;q=\"\\\";=\"\r\n \r\n"
+                "5\t;a=b\r\nworld\r\n"
+                "3 \r\n!!!\r\n"
+                "0;name=\"a;b=c\"\r\n\r\n", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 14);
+    assert_memory_equal(r.body, "hello world!!!", 14);
+    assert_true(r.keep_alive);
+}
+
+/* RFC 9112 2.2: a bare LF ends the status line, header lines, chunk
+ * headers, chunk data and trailers, as curl takes it; the byte after a chunk
+ * header's LF is data, even a LF. */
+static void test_bare_lf_everywhere(void **state)
+{
+    struct result r;
+
+    (void)state;
+    every_split("HTTP/1.1 200\nTransfer-Encoding: chunked\nX-A: 1\n\n"
+                "1\n\n\n3;e=\"x\"\nabc\r\n2\r\n\n\n\n0\nT: 1\n\n", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.headers, "transfer-encoding=chunked;x-a=1;");
+    assert_int_equal(r.body_len, 6);
+    assert_memory_equal(r.body, "\nabc\n\n", 6);
+    assert_true(r.keep_alive);
+    every_split("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_memory_equal(r.body, "hello", 5);
+}
+
 static void test_malformed_is_an_error(void **state)
 {
     static const char *const bad[] = {
@@ -203,6 +372,12 @@ static void test_malformed_is_an_error(void **state)
         "garbage\r\n\r\n",
         "HTTP/1.1 2000 OK\r\n\r\n",
         "HTTP/1.1 200 OK\r\nBad Header Name: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\rhello\r\n0\r\n\r\n",   /* bare CR */
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 5\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;a\r\nhello\r\n0\r\n\r\n", /* no size */
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a\001\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n",  /* overflow */
+        "HTTP/1.1 200 OK\r\nX: a\rY: b\r\nContent-Length: 0\r\n\r\n",
     };
     struct result r;
 
@@ -252,6 +427,13 @@ static void test_limits(void **state)
     snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;e=%05000d\r\na\r\n0\r\n\r\n", 0);
     every_split(big, false, false, &r);
     assert_int_equal(r.rc, -LURK_ELIMIT);
+    /* Leading zeros never overflow the size: the same bound holds them. */
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%05000d1\r\na\r\n0\r\n\r\n", 0);
+    every_split(big, false, false, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1%5000s\r\na\r\n0\r\n\r\n", "");
+    every_split(big, false, false, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
 }
 
 static void test_pipelined_leftover_untouched(void **state)
@@ -281,6 +463,11 @@ int main(void)
         cmocka_unit_test(test_no_body_cases),
         cmocka_unit_test(test_interim_responses_skipped),
         cmocka_unit_test(test_lf_only_lines_accepted),
+        cmocka_unit_test(test_obs_fold_joined_with_one_space),
+        cmocka_unit_test(test_obs_fold_refused_where_ambiguous),
+        cmocka_unit_test(test_value_whitespace_trimmed),
+        cmocka_unit_test(test_chunk_extensions_ignored),
+        cmocka_unit_test(test_bare_lf_everywhere),
         cmocka_unit_test(test_malformed_is_an_error),
         cmocka_unit_test(test_truncation_is_an_error),
         cmocka_unit_test(test_limits),
