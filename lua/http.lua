@@ -28,7 +28,7 @@ local proxy_for, proxy_error, tunnel, check_env_proxies = proxy.proxy_for, proxy
 local new_jar = cookies.new_jar
 M.urlencode, M.urldecode, M.encode_query, M.base64, M.parse_url = U.urlencode, urldecode, U.encode_query, base64,
   U.parse_url
--- For ws.lua: the proxy for a URL, and a CONNECT tunnel.
+-- For ws.lua: the proxy for a URL, and a tunnel through it (CONNECT or SOCKS5).
 P.proxy_for, P.tunnel = proxy_for, proxy.open_tunnel
 
 local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
@@ -137,9 +137,10 @@ function Pool:checkout(u, opts, t)
     sock, cerr = tcp.connect(pu.host, pu.port, { timeout = opts.connect_timeout })
     if not sock then
       cerr = proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, cerr.message), cerr)
-    elseif tls then
+    elseif tls or pu.socks then
+      -- A tunnel, except for plain HTTP through an HTTP proxy (absolute form).
       local ok
-      ok, cerr = tunnel(sock, u, pu, tls)
+      ok, cerr = tunnel(sock, u, pu, tls, opts.connect_timeout)
       if not ok then sock:close(); sock = nil end
     end
   else
@@ -183,7 +184,8 @@ local function build_head(method, u, headers, body_len, chunked, via)
     host = host .. (default and "" or (":" .. u.port))
     u.host_header = host
   end
-  -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
+  -- Through an HTTP proxy, plain HTTP requests name the whole URL (absolute
+  -- form); through a SOCKS tunnel they are sent as to the origin.
   local extra = via and via.userinfo and ("Proxy-Authorization: Basic " .. base64(urldecode(via.userinfo)) .. "\r\n") or nil
   return C._head(method, via and url_string(u) or u.target, host, headers, body_len, chunked, USER_AGENT, extra)
 end
@@ -435,8 +437,9 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
   if opts.plain and not opts.proxy_url and headers.Authorization == nil and headers.Cookie == nil then
     head = plain_head(method, u, headers)
   else
+    local pu = opts.proxy_url
     head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
-                      opts.proxy_url and u.scheme == "http" and opts.proxy_url)
+                      pu and u.scheme == "http" and not pu.socks and pu)
   end
   local small = type(body) == "string" and #body < 65536 and not opts.expect
   if not opts.stream and (body == nil or small) then
