@@ -31,7 +31,7 @@ local lower = string.lower
 local new_response, buffer_body, progress_bar = P.response.new, P.response.buffer, P.response.progress_bar
 M.urlencode, M.urldecode, M.encode_query, M.base64, M.parse_url = U.urlencode, urldecode, U.encode_query, base64,
   U.parse_url
--- For ws.lua: the proxy for a URL, and a CONNECT tunnel.
+-- For ws.lua: the proxy for a URL, and a tunnel through it (CONNECT or SOCKS5).
 P.proxy_for, P.tunnel = proxy_for, proxy.open_tunnel
 
 local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
@@ -50,7 +50,8 @@ local function build_head(method, u, headers, body_len, chunked, via)
     host = host .. (default and "" or (":" .. u.port))
     u.host_header = host
   end
-  -- Through a proxy, plain HTTP requests name the whole URL (absolute form).
+  -- Through an HTTP proxy, plain HTTP requests name the whole URL (absolute
+  -- form); through a SOCKS tunnel they are sent as to the origin.
   local extra = via and via.userinfo and ("Proxy-Authorization: Basic " .. base64(urldecode(via.userinfo)) .. "\r\n") or nil
   return C._head(method, via and url_string(u) or u.target, host, headers, body_len, chunked, USER_AGENT, extra)
 end
@@ -133,8 +134,9 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
   if opts.plain and not opts.proxy_url and headers.Authorization == nil and headers.Cookie == nil then
     head = plain_head(method, u, headers)
   else
+    local pu = opts.proxy_url
     head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
-                      opts.proxy_url and u.scheme == "http" and opts.proxy_url)
+                      pu and u.scheme == "http" and not pu.socks and pu)
   end
   local is_head, max_body, decompress = method == "HEAD", opts.max_body, opts.decompress
   local drain = opts.max_redirects > 0 and REDIRECT_DRAIN or nil

@@ -189,7 +189,7 @@ function M.connect(url, opts)
       for k, v in pairs(opts.tls or {}) do tls[k] = v end
     end
     -- Through a proxy (opts.proxy, or HTTPS_PROXY/HTTP_PROXY for wss/ws):
-    -- a CONNECT tunnel for both, with TLS end to end for wss.
+    -- a tunnel (CONNECT or SOCKS5) for both, with TLS end to end for wss.
     local pu = P.proxy_for({ scheme = u.ws_scheme == "wss" and "https" or "http", host = u.host },
                                opts.proxy)
     local sock, err

@@ -31,7 +31,7 @@ major=${VERSION_ID%%.*}
 pkgs=(build-essential cmake pkg-config git patch bzip2 xz-utils
       libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev
       nginx-light openssl ca-certificates debian-archive-keyring curl dnsmasq-base
-      python3 iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy
+      python3 iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy microsocks
       nodejs npm clang libclang-rt-dev valgrind)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
     pkgs+=(liburing-dev libllhttp-dev)

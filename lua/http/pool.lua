@@ -51,8 +51,9 @@ local function open(u, opts)
   if not sock then
     return nil, proxy_error(("cannot reach the proxy %s:%d: %s"):format(pu.host, pu.port, err.message), err)
   end
-  if tls then
-    local ok, terr = tunnel(sock, u, pu, tls)
+  if tls or pu.socks then
+    -- A tunnel, except for plain HTTP through an HTTP proxy (absolute form).
+    local ok, terr = tunnel(sock, u, pu, tls, opts.connect_timeout)
     if not ok then
       sock:close()
       return nil, terr

@@ -5,6 +5,8 @@
  *   sock:send(data) -> bytes | nil, err
  *   sock:receive([n | "*l" | "*a"]) -> data | nil, err (err.partial: bytes read)
  *   sock:settimeout(s), sock:close()
+ *   resolve(host [, timeout]) -> { address, ... } | nil, err  (internal)
+ *       the host's addresses as strings, for lua/http/proxy.lua's socks5://
  *
  * Other bindings run protocols over a socket through tcp.h (src/lua/http.c:
  * the HTTP exchange).
@@ -26,12 +28,14 @@
 #include "lua/task.h"
 #include "core/error.h"
 #include "core/loop.h"
+#include "net/dns.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <lauxlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SOCK_MT "lurk.tcp"
@@ -360,6 +364,147 @@ static int l_connect(lua_State *L)
     anchor(L, k, 4);
     k->connector = t;
     return lurk_task_wait(L, t, &connect_waiter, k);
+}
+
+/* ---- name lookup (private: lua/http/proxy.lua resolves for socks5://) ---- */
+
+/* One lookup, shared by three holders that each keep a reference: the
+ * c-ares query until its callback runs or it is abandoned, the deadline
+ * timer until its completion, and the waiting task until its release. The
+ * first of query answer, deadline and cancellation to come ends the query
+ * and wakes the task (only it sees q != NULL); the last holder frees. */
+struct lookup {
+    struct lurk_loop *loop;
+    struct lurk_query *q;             /* in flight, or NULL once ended */
+    struct lurk_op *timer;            /* the deadline, or NULL */
+    struct lurk_task *t;
+    struct lurk_addrs *addrs;         /* the answer (ours to free) */
+    int refs;
+};
+
+/* Drops n references; the last one frees. */
+static void lookup_drop(struct lookup *lk, int n)
+{
+    lk->refs -= n;
+    if (lk->refs > 0)
+        return;
+    free(lk->addrs);
+    free(lk);
+}
+
+/* Ends the query (its callback will not run, so the caller drops the
+ * query's reference) and wakes the task with rc. */
+static void lookup_end(struct lookup *lk, int rc)
+{
+    lurk_query_abandon(lk->q);
+    lk->q = NULL;
+    lurk_task_wake(lk->t, rc);
+}
+
+static void lookup_done(void *arg, int rc, struct lurk_addrs *addrs)
+{
+    struct lookup *lk = arg;
+
+    lk->q = NULL;
+    lk->addrs = addrs;
+    if (lk->timer)
+        lurk_op_cancel(lk->loop, lk->timer);
+    lurk_task_wake(lk->t, rc);
+    lookup_drop(lk, 1);
+}
+
+static void lookup_timer_done(struct lurk_op *op, int res)
+{
+    struct lookup *lk = op->arg;
+    int n = 1;                        /* the timer's reference */
+
+    lk->timer = NULL;
+    if (res == -ETIME && lk->q) {
+        lookup_end(lk, -ETIMEDOUT);
+        n++;
+    }
+    lookup_drop(lk, n);
+}
+
+static void lookup_cancel(void *ud)
+{
+    struct lookup *lk = ud;
+
+    if (lk->q) {
+        lookup_end(lk, -ECANCELED);
+        lookup_drop(lk, 1);
+    }
+}
+
+static int lookup_results(lua_State *L, void *ud, int res)
+{
+    struct lookup *lk = ud;
+    char buf[64];
+
+    if (res < 0)
+        return lurk_lua_error(L, res, "dns", NULL);
+    lua_createtable(L, lk->addrs->n, 0);
+    for (int i = 0; i < lk->addrs->n; i++) {
+        lua_pushstring(L, lurk_addr_str(&lk->addrs->addr[i], buf, sizeof buf));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static void lookup_release(void *ud)
+{
+    struct lookup *lk = ud;
+    int n = 1;                        /* the task's reference */
+
+    if (lk->q) {                      /* the runtime is going away mid-lookup */
+        lurk_query_abandon(lk->q);
+        lk->q = NULL;
+        n++;                          /* and the query's */
+    }
+    if (lk->timer)
+        lurk_op_cancel(lk->loop, lk->timer);
+    lk->t = NULL;
+    lookup_drop(lk, n);
+}
+
+static const struct lurk_waiter lookup_waiter = { lookup_results, lookup_cancel, lookup_release };
+
+/* resolve(host [, timeout]) -> { "192.0.2.1", "2001:db8::1", ... } | nil, err
+ * The host's addresses in the order a connect would try them, within the
+ * timeout (default 30 s; false: none) and the task's deadline. */
+static int l_resolve(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    struct lurk_rt *rt = lurk_rt_get(L);
+    struct lurk_task *t = lurk_lua_task(L, "resolve");
+    double timeout = lua_isnoneornil(L, 2) ? LURK_DEFAULT_TIMEOUT : lua_toboolean(L, 2) ? luaL_checknumber(L, 2) : 0;
+    int64_t deadline;
+    struct lookup *lk;
+    int rc = lurk_task_check(t);
+
+    if (rc < 0)
+        return lurk_lua_error(L, rc, "dns", host);
+    lk = calloc(1, sizeof *lk);
+    if (!lk)
+        return luaL_error(L, "out of memory");
+    lk->loop = lurk_rt_loop(rt);
+    lk->t = t;
+    lk->refs = 2;                     /* the task's and the query's */
+    deadline = lurk_task_deadline(t, timeout);
+    if (deadline) {
+        /* c-ares has no per-query deadline: a ring timer abandons it. */
+        lk->timer = lurk_op_new(lk->loop, lookup_timer_done, lk);
+        lk->refs++;
+        lurk_op_timer(lk->loop, lk->timer, deadline);
+    }
+    rc = lurk_resolve(lurk_rt_resolver(rt), host, 0, lookup_done, lk, &lk->q);
+    if (rc < 0) {
+        lk->q = NULL;
+        lk->refs--;                   /* the callback will not run */
+        lookup_release(lk);
+        return lurk_lua_error(L, rc, "dns", host);
+    }
+    return lurk_task_wait(L, t, &lookup_waiter, lk);
 }
 
 /* ---- receive ---- */
@@ -901,6 +1046,8 @@ int lurk_lua_open_tcp(lua_State *L, int priv)
     lua_setfield(L, priv, "sock_methods");
     lua_pushcfunction(L, l_idle_ok);
     lua_setfield(L, priv, "idle_ok");
+    lua_pushcfunction(L, l_resolve);
+    lua_setfield(L, priv, "resolve");
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

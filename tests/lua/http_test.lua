@@ -382,7 +382,7 @@ do
   local err = t.fails("proxy", http.get("https://localhost:1/", { proxy = proxy, tls = { cafile = ca } }))
   t.ok(err.message:find("CONNECT", 1, true), err.message)
   t.fails("proxy", http.get(base .. "/get", { proxy = "http://127.0.0.1:1" }))
-  t.raises("only http:// proxies", http.get, base, { proxy = "socks5://127.0.0.1:1080" })
+  t.raises("unsupported proxy scheme socks4://", http.get, base, { proxy = "socks4://127.0.0.1:1080" })
   -- from the environment, in a child process
   local script = dir .. "/proxied.lua"
   local f = io.open(script, "w")
