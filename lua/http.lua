@@ -13,6 +13,7 @@ local C, tcp, lurk, json, P = ...
 
 local M = { version = lurk.version }
 P.parser = C._parser                  -- for bench/http_floor.lua
+P.random_hex = C._random_hex          -- for the cookie jar's temporary files
 local concat, insert, sort = table.concat, table.insert, table.sort
 local tclear = require "table.clear"
 local type, pairs, ipairs, tostring, tonumber, error, select = type, pairs, ipairs, tostring, tonumber, error, select
@@ -645,31 +646,57 @@ function M.request(o)
 end
 shortcuts(M, function(_, o, method, url) return do_request(default_session, o, method, url) end, false)
 
--- http.client{ base_url, headers, cookies = true, timeout, retries, max_per_host } -> client
+-- http.client{ base_url, headers, cookies = true | false | path, timeout, retries, max_per_host }
+--   -> client | nil, err
+-- cookies = path loads that cookies.txt file when it exists (a missing one
+-- is an empty jar; one that cannot be read is an error of kind io). The
+-- client never writes it by itself: c:save_cookies(path) does, as curl
+-- writes its jar only when asked (-c).
 local Client = {}
 Client.__index = Client
 
 function M.client(opts)
   opts = opts or {}
+  local ck = opts.cookies
+  if ck ~= nil and type(ck) ~= "boolean" and type(ck) ~= "string" then
+    error("http.client: cookies must be a boolean or a cookies.txt path", 2)
+  end
+  local jar = ck ~= false and new_jar() or nil
+  if type(ck) == "string" then
+    local ok, err = jar:load(ck)
+    if not ok and err.errno ~= 2 then return nil, err end   -- ENOENT: no jar yet
+  end
   local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
-    retries = opts.retries, proxy = opts.proxy, pool = new_pool(opts.max_per_host),
-    jar = opts.cookies ~= false and new_jar() or nil }, Client)
+    retries = opts.retries, proxy = opts.proxy, pool = new_pool(opts.max_per_host), jar = jar }, Client)
   return c
 end
 
 function Client:request(o) return do_request(self, o) end
 
--- c:cookies() -> { { name, value, domain, path, expires, secure }, ... }
+-- c:cookies() -> { { name, value, domain, path, expires, secure, host_only, http_only }, ... }
+-- oldest first
 function Client:cookies()
-  local out = {}
-  if self.jar then
-    self.jar:header({ target = "/", host = "", scheme = "https" })   -- drops expired ones
-    for _, c in ipairs(self.jar.list) do
-      out[#out + 1] = { name = c.name, value = c.value, domain = c.domain, path = c.path,
-                        expires = c.expires, secure = c.secure }
-    end
-  end
-  return out
+  return self.jar and self.jar:cookies() or {}
+end
+
+local function client_jar(self, fn, path)
+  if getmetatable(self) ~= Client then error("c:" .. fn .. ": call it as a method (c:" .. fn .. "(path))", 3) end
+  if type(path) ~= "string" or path == "" then error("c:" .. fn .. ": path must be a non-empty string", 3) end
+  if not self.jar then error("c:" .. fn .. ": this client keeps no cookies (cookies = false)", 3) end
+  return self.jar
+end
+
+-- c:save_cookies(path) -> true | nil, err (kind io): every unexpired cookie,
+-- session ones too, in the cookies.txt format of curl -c, written atomically.
+function Client:save_cookies(path)
+  return client_jar(self, "save_cookies", path):save(path)
+end
+
+-- c:load_cookies(path) -> true | nil, err (kind io): adds the cookies of a
+-- cookies.txt file (curl's -c output, wget's, a browser export); malformed
+-- lines are skipped.
+function Client:load_cookies(path)
+  return client_jar(self, "load_cookies", path):load(path)
 end
 function Client:close() self.pool:close() end
 shortcuts(Client, function(self, o, method, url) return do_request(self, o, method, url) end, true)

@@ -233,6 +233,7 @@ static int open_modules(lua_State *L)
     /* The parts in lua/http/, in the order they build on each other, then
      * lua/http.lua and lua/ws.lua with their C half and the modules they
      * build on. */
+    lurk_lua_open_psl(L, PRIV);       /* before the cookie jar, which keeps it */
     load_part(L, luaJIT_BC_http_url, luaJIT_BC_http_url_SIZE, "url");
     load_part(L, luaJIT_BC_http_cookies, luaJIT_BC_http_cookies_SIZE, "cookies");
     load_part(L, luaJIT_BC_http_proxy, luaJIT_BC_http_proxy_SIZE, "proxy");
