@@ -37,5 +37,14 @@ grep -q 'side task' /tmp/lurk-cli.$$ || fail "side task error not reported"
 rc=$?
 [ $rc = 1 ] || fail "teardown with a file write in flight: exit $rc (want 1): $(tail -n 3 /tmp/lurk-cli.$$)"
 grep -q 'main failed' /tmp/lurk-cli.$$ || fail "main error not reported"
+# The test library: a test that dies of an error after starting a server
+# ends at once (its servers are stopped), not when ctest's timeout kills it.
+here=$(cd "$(dirname "$0")" && pwd)
+printf 'package.path = "%s/lua/lib/?.lua;" .. package.path\nlocal t = require "t"\nt.server("rawhttp.py")\nerror("died with a server up")\n' "$here" >/tmp/lurk-cli-$$.lua
+start=$(date +%s)
+LURK_SUPPORT="$here/support" timeout 30 "$lurk" /tmp/lurk-cli-$$.lua 2>/dev/null
+rc=$?
+[ $rc = 1 ] || fail "a test dying with a server up: exit $rc (want 1; 124 is a hang)"
+[ $(( $(date +%s) - start )) -lt 10 ] || fail "a test dying with a server up took too long"
 rm -f /tmp/lurk-cli.$$ /tmp/lurk-cli-$$.lua /tmp/lurk-cli-$$.bin
 echo "ok: cli"

@@ -91,7 +91,16 @@ function t.server(script, ...)
   local line = f:read("*l") or ""
   local port, pid = line:match("PORT (%d+) PID (%d+)")
   if not port then fail(2, "test server " .. script .. " did not start: " .. show(line)) end
-  servers[#servers + 1] = { f = f, pid = pid }
+  local entry = { f = f, pid = pid }
+  -- If the test dies of an error, closing the Lua state closes f, and
+  -- pclose waits for a server that only exits once this process has: the
+  -- test would hang. A guard made after f is finalized before it (reverse
+  -- order of creation) and stops the server first.
+  entry.guard = newproxy(true)
+  getmetatable(entry.guard).__gc = function()
+    if not entry.stopped then os.execute("kill " .. pid .. " 2>/dev/null") end
+  end
+  servers[#servers + 1] = entry
   return tonumber(port)
 end
 
@@ -113,7 +122,10 @@ end
 t.lurk = arg[-1]
 
 local function stop_servers()
-  for _, s in ipairs(servers) do os.execute("kill " .. s.pid .. " 2>/dev/null") end
+  for _, s in ipairs(servers) do
+    os.execute("kill " .. s.pid .. " 2>/dev/null")
+    s.stopped = true
+  end
   for _, s in ipairs(servers) do s.f:close() end
   servers = {}
 end
