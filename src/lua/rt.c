@@ -16,6 +16,7 @@
 #include "lua/task.h"
 #include "lua/error.h"
 #include "lua/modules.h"
+#include "lua/options.h"
 #include "core/error.h"
 #include "core/loop.h"
 #include "net/dns.h"
@@ -211,6 +212,7 @@ static int open_modules(lua_State *L)
     lua_pushvalue(L, PRIV);
     lua_setfield(L, LUA_REGISTRYINDEX, "lurk.private");
     set_lua_options(L, o);
+    lurk_lua_open_options(L, PRIV);
 
     lua_newtable(L);                  /* the lurk module */
     lurk_lua_open_task(L, PRIV);
