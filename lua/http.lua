@@ -21,6 +21,9 @@ local mkerror, now = lurk.error, lurk.now
 local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 -- Socket methods called per request, without a lookup through __index.
 local settimeout = P.sock_methods.settimeout
+-- The exchange, called directly: no method lookup through the parser's
+-- metatable per request.
+local run_exchange = C._exchange
 
 local U, proxy, cookies = P.url, P.proxy, P.cookies
 local parse_url, origin, url_string, resolve = U.parse, U.origin, U.string, U.resolve
@@ -147,14 +150,14 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
   if body == nil or small then
     -- The request in one write, and the response read in C with one wait
     -- (buffered) or up to its head (streamed).
-    status, reason, hdrs, rbody, keep, first_at, repeated, done = x:exchange(sock,
+    status, reason, hdrs, rbody, keep, first_at, repeated, done = run_exchange(x, sock,
       small and (head .. body) or head, is_head, max_body, decompress, opts.stream and "head" or "whole", drain)
   else
     local ok, err = sock:send(head)
     if ok and opts.expect then
       -- Expect: 100-continue: the server's verdict first (a second at most).
       local v
-      v, reason, hdrs, rbody, keep, first_at, repeated = x:exchange(sock, nil, is_head, max_body, decompress,
+      v, reason, hdrs, rbody, keep, first_at, repeated = run_exchange(x, sock, nil, is_head, max_body, decompress,
                                                                "continue", drain)
       if v == nil then ok, err = nil, reason
       elseif v ~= "continue" and v ~= "send" then status, early = v, true end
@@ -163,7 +166,7 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
     if not ok then
       status, reason = nil, err
     elseif not early then
-      status, reason, hdrs, rbody, keep, first_at, repeated = x:exchange(sock, nil, is_head, max_body, decompress,
+      status, reason, hdrs, rbody, keep, first_at, repeated = run_exchange(x, sock, nil, is_head, max_body, decompress,
                                                                          "head", drain)
     end
   end

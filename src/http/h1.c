@@ -98,12 +98,22 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
     return append(h, at, len);
 }
 
+/* llhttp's lenient headers, on or off, and whether they are on. */
+static void lenient(struct lurk_h1 *h, bool on)
+{
+    if (h->lenient != on) {
+        llhttp_set_lenient_headers(&h->p, on);
+        h->lenient = on;
+    }
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct lurk_h1 *h = of(p);
 
     /* A field line starts: no obs-fold can follow before its value. */
-    llhttp_set_lenient_headers(p, 0);
+    lenient(h, false);
+    h->value_line_end = false;
     h->value_open = true;
     if (h->headers_done) {            /* a trailer: counted, not kept */
         h->head_bytes += len;
@@ -190,16 +200,20 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     bool fold = !h->value_open;
 
     h->value_open = at + len == h->in_end;
+    h->value_line_end = !h->value_open;
     /* llhttp takes an obs-fold only with lenient headers, so they are on
      * from the end of a value piece until the field line is over (off again
      * in on_header_value_complete and on_header_field). Within that stretch
      * the flag's other effects are a value's bytes going unchecked (checked
      * here instead, as llhttp would) and a CR without LF after an empty
      * value (unreachable: a value piece came first). */
-    llhttp_set_lenient_headers(p, 1);
-    if (bad_value_bytes(at, len)) {
-        h->error = "invalid character in a header value";
-        return -1;
+    if (h->may_fold)
+        lenient(h, true);
+    if (h->lenient) {
+        if (bad_value_bytes(at, len)) {
+            h->error = "invalid character in a header value";
+            return -1;
+        }
     }
     if (h->headers_done) {
         h->head_bytes += len;
@@ -236,7 +250,8 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct lurk_h1 *h = of(p);
 
-    llhttp_set_lenient_headers(p, 0);
+    lenient(h, false);
+    h->value_line_end = false;
     h->fold_ws = false;
     if (!h->headers_done && h->nhdr > 0) {
         struct lurk_h1_header *hd = &h->hdr[h->nhdr - 1];
@@ -471,6 +486,23 @@ static int chunk_line(struct lurk_h1 *h, const char *data, size_t len, size_t *p
     return 1;
 }
 
+/* Whether data could hold an obs-fold: a line that starts with a space or
+ * tab, up to the empty line that ends the head (a body is not scanned). */
+static bool could_fold(const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+
+    if (len && (data[0] == ' ' || data[0] == '\t'))
+        return true;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL && ++p < end) {
+        if (*p == ' ' || *p == '\t')
+            return true;
+        if (*p == '\n' || *p == '\r')
+            return false;             /* the end of the head */
+    }
+    return false;
+}
+
 int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
 {
     llhttp_errno_t rc;
@@ -490,6 +522,15 @@ int lurk_h1_feed(struct lurk_h1 *h, const char *data, size_t len, size_t *used)
         data = "";
     }
     h->in_end = data + len;
+    /* llhttp refuses an obs-fold unless its headers are lenient, and lenient
+     * headers skip its checks of value bytes, redone here: a cost for every
+     * field of every head. So the leniency (and the checks) are on only for
+     * input that could hold a fold: a line end followed by a space or tab,
+     * or input that starts with one (its line end came in the last piece).
+     * Trailers are rare: always. */
+    h->may_fold = h->headers_done || could_fold(data, len);
+    if (h->may_fold && h->value_line_end)
+        lenient(h, true);             /* the fold starts this input */
     for (;;) {
         if (h->chunk_line != LINE_NONE) {
             int r = chunk_line(h, data, len, &pos);

@@ -55,6 +55,9 @@ struct lurk_h1 {
     bool in_value, headers_done, finished, limit;
     bool value_open;                  /* the last value piece ended with the input, not a line */
     bool fold_ws;                     /* skipping the whitespace that starts an obs-fold */
+    bool value_line_end;              /* a value's line ended; it may yet be folded */
+    bool may_fold;
+    bool lenient;                     /* llhttp's lenient headers are on */                    /* this input could hold an obs-fold (see lurk_h1_feed) */
     const char *body;
     size_t body_len;
     const char *error;                /* what went wrong, for messages */

@@ -814,5 +814,7 @@ int lurk_lua_open_http(lua_State *L)
     lua_setfield(L, -2, "_random_hex");
     lua_pushcfunction(L, l_head);
     lua_setfield(L, -2, "_head");
+    lua_pushcfunction(L, parser_exchange);
+    lua_setfield(L, -2, "_exchange");
     return 1;
 }
