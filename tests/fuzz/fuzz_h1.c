@@ -1,11 +1,12 @@
 /*
  * fuzz_h1.c - HTTP/1.1 responses through src/http/h1.c, driven the way
- * lua/http.lua's Reader:step() drives it: feed from the current position,
- * act on the one event that comes back, and read more (the next piece) only
- * on LURK_H1_MORE; at the end of the input the peer "closes"
+ * src/http/exchange.c drives it: feed from the current position, act on the
+ * one event that comes back, and read more (the next piece) only on
+ * LURK_H1_MORE; at the end of the input the peer "closes"
  * (lurk_h1_finish). After a response ends, the parser is reset the way
- * http.c's parser:reset() does (keeping its buffers) and parses whatever
- * follows, up to three responses.
+ * lurk_h1_reset() does for the next exchange (keeping its buffers) and
+ * parses whatever follows, up to three responses. (fuzz_exchange.c runs
+ * the exchange itself.)
  *
  * Input: one config byte (bit 0: the first request was HEAD, bit 1: the
  * later ones were; bits 2-3: max_head 64 KiB, 256, 40 or 8 KiB; bit 4:
