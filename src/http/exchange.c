@@ -169,11 +169,9 @@ static int body(struct lurk_exchange *x, const char *p, size_t len)
     if (!x->decoding && (rc = start_decoding(x)) < 0)
         return rc;
     x->raw_bytes += len;
-    /* The encoded size is bounded too: input that decodes to nothing
-     * (empty deflate blocks) must not go on for ever. */
-    if (x->raw_bytes > x->max_body)
-        return fail(x, -LURK_ELIMIT, "body larger than max_body");
     if (x->ncodings == 0) {
+        if (x->raw_bytes > x->max_body)
+            return fail(x, -LURK_ELIMIT, "body larger than max_body");
         if (lurk_buf_reserve(&x->out, len) < 0)
             return fail(x, -ENOMEM, NULL);
         memcpy(lurk_buf_tail(&x->out), p, len);
@@ -191,6 +189,11 @@ static int body(struct lurk_exchange *x, const char *p, size_t len)
         p = lurk_buf_len(to) ? lurk_buf_head(to) : "";
         len = lurk_buf_len(to);
     }
+    /* The encoded size is bounded too, checked after decoding (a corrupt
+     * body is that, however it was read): input that decodes to nothing
+     * (empty deflate blocks) must not go on for ever. */
+    if (x->raw_bytes > x->max_body)
+        return fail(x, -LURK_ELIMIT, "body larger than max_body");
     return 0;
 }
 

@@ -71,7 +71,8 @@ void lurk_exchange_begin(struct lurk_exchange *x, struct lurk_stream *st, bool h
  * The caller follows redirects: the body of a redirect (a 301, 302, 303,
  * 307 or 308 with a Location) is drained and dropped, neither decoded nor
  * counted against max_body; past cap bytes the exchange ends at once,
- * the connection not reusable. (Call after lurk_exchange_begin.)
+ * the connection not reusable unless the whole body had already been
+ * parsed. (Call after lurk_exchange_begin.)
  */
 void lurk_exchange_drain_redirects(struct lurk_exchange *x, size_t cap);
 

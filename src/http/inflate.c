@@ -61,11 +61,14 @@ static int run(struct lurk_inflate *f, const unsigned char *in, size_t len, stru
         f->z.avail_out = (uInt)lurk_buf_room(out);
         before = f->z.avail_out;
         rc = inflate(&f->z, Z_NO_FLUSH);
-        lurk_buf_commit(out, before - f->z.avail_out);
         full = f->z.avail_out == 0;
         f->total += before - f->z.avail_out;
-        if (f->total > f->max)
+        if (f->total > f->max) {
+            /* Only what fits the limit is kept (the caller's err.partial). */
+            lurk_buf_commit(out, before - f->z.avail_out - (f->total - f->max));
             return -LURK_ELIMIT;
+        }
+        lurk_buf_commit(out, before - f->z.avail_out);
         if (rc == Z_STREAM_END)
             f->ended = true;
         else if (rc != Z_OK && rc != Z_BUF_ERROR)

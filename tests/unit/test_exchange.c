@@ -593,11 +593,25 @@ static void test_max_body(void **state)
     assert_int_equal(r.rc, -LURK_ELIMIT);
     assert_non_null(strstr(r.why, "decompressed"));
     assert_memory_equal(r.body.data, z.data, lurk_buf_len(&r.body));   /* the partial body */
+    assert_true(lurk_buf_len(&r.body) <= 4095);   /* never more than max_body */
     result_fini(&r);
     /* Not decompressed, the same body is small. */
     run_body("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n", &b, (struct opts){ .max_body = 100 }, &r);
     assert_int_equal(r.rc, LURK_X_DONE);
     assert_body(&r, b.data, lurk_buf_len(&b));
+    result_fini(&r);
+    /* A bomb: 100,000 bytes from a little gzip, max_body 1000. */
+    lurk_buf_fini(&z);
+    memset(&z, 0, sizeof z);
+    for (int i = 0; i < 100000; i++)
+        put(&z, "a", 1);
+    lurk_buf_fini(&b);
+    memset(&b, 0, sizeof b);
+    encode(&b, z.data, lurk_buf_len(&z), 31);
+    run_body("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n", &b,
+             (struct opts){ .decompress = true, .max_body = 1000 }, &r);
+    assert_int_equal(r.rc, -LURK_ELIMIT);
+    assert_true(lurk_buf_len(&r.body) <= 1000);
     result_fini(&r);
     lurk_buf_fini(&b);
     lurk_buf_fini(&z);
