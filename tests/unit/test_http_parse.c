@@ -36,6 +36,46 @@ struct result {
     bool keep_alive;
 };
 
+/* Notes one event of h in r; returns whether the response ended. */
+static bool record(struct result *r, const struct lurk_h1 *h, int ev)
+{
+    if (ev == LURK_H1_HEAD) {
+        r->status = h->status;
+        for (int k = 0; k < h->nhdr; k++) {
+            char one[128];
+
+            snprintf(one, sizeof one, "%.*s=%.*s;", (int)h->hdr[k].name_len, h->head.data + h->hdr[k].name,
+                     (int)h->hdr[k].value_len, h->head.data + h->hdr[k].value);
+            strcat(r->headers, one);
+        }
+    } else if (ev == LURK_H1_BODY) {
+        assert_true(r->body_len + h->body_len < sizeof r->body);
+        memcpy(r->body + r->body_len, h->body, h->body_len);
+        r->body_len += h->body_len;
+    } else if (ev == LURK_H1_INTERIM) {
+        assert_true(h->status >= 100 && h->status < 200);
+    }
+    return ev == LURK_H1_DONE;
+}
+
+/* After the input: the end of the stream if eof, then the outcome (1:
+ * incomplete, no error). */
+static void finish(struct result *r, struct lurk_h1 *h, bool done, bool eof)
+{
+    if (!done && r->rc == 0 && eof) {
+        int ev = lurk_h1_finish(h);
+
+        if (ev < 0)
+            r->rc = ev;
+        else
+            done = true;
+    }
+    if (!done && r->rc == 0)
+        r->rc = 1;
+    r->keep_alive = lurk_h1_keep_alive(h);
+    lurk_h1_fini(h);
+}
+
 /* Feeds msg in two pieces split at `split` (each piece guarded), then EOF
  * if eof. */
 static void run(const char *msg, size_t split, bool head, bool eof, struct result *r)
@@ -59,43 +99,14 @@ static void run(const char *msg, size_t split, bool head, bool eof, struct resul
                 r->rc = ev;
                 break;
             }
-            if (ev == LURK_H1_HEAD) {
-                r->status = h.status;
-                for (int k = 0; k < h.nhdr; k++) {
-                    char one[128];
-
-                    snprintf(one, sizeof one, "%.*s=%.*s;", (int)h.hdr[k].name_len,
-                             h.head.data + h.hdr[k].name, (int)h.hdr[k].value_len,
-                             h.head.data + h.hdr[k].value);
-                    strcat(r->headers, one);
-                }
-            } else if (ev == LURK_H1_BODY) {
-                assert_true(r->body_len + h.body_len < sizeof r->body);
-                memcpy(r->body + r->body_len, h.body, h.body_len);
-                r->body_len += h.body_len;
-            } else if (ev == LURK_H1_DONE) {
-                done = true;
-            } else if (ev == LURK_H1_INTERIM) {
-                assert_true(h.status >= 100 && h.status < 200);
-            } else if (pos == parts[i]) {
+            done = record(r, &h, ev);
+            if (ev == LURK_H1_MORE && pos == parts[i])
                 break;                /* MORE with everything used */
-            }
         }
         munmap(map, maplen);
         off += parts[i];
     }
-    if (!done && r->rc == 0 && eof) {
-        int ev = lurk_h1_finish(&h);
-
-        if (ev < 0)
-            r->rc = ev;
-        else
-            done = true;
-    }
-    if (!done && r->rc == 0)
-        r->rc = 1;                    /* incomplete, no error */
-    r->keep_alive = lurk_h1_keep_alive(&h);
-    lurk_h1_fini(&h);
+    finish(r, &h, done, eof);
 }
 
 /* Feeds msg one byte at a time, each byte guarded, then EOF if eof. */
@@ -120,44 +131,16 @@ static void run_bytewise(const char *msg, bool head, bool eof, struct result *r)
                 r->rc = ev;
                 break;
             }
-            if (ev == LURK_H1_HEAD) {
-                r->status = h.status;
-                for (int k = 0; k < h.nhdr; k++) {
-                    char one[128];
-
-                    snprintf(one, sizeof one, "%.*s=%.*s;", (int)h.hdr[k].name_len,
-                             h.head.data + h.hdr[k].name, (int)h.hdr[k].value_len,
-                             h.head.data + h.hdr[k].value);
-                    strcat(r->headers, one);
-                }
-            } else if (ev == LURK_H1_BODY) {
-                assert_true(r->body_len + h.body_len < sizeof r->body);
-                memcpy(r->body + r->body_len, h.body, h.body_len);
-                r->body_len += h.body_len;
-            } else if (ev == LURK_H1_DONE) {
-                done = true;
+            done = record(r, &h, ev);
+            if (done || (ev == LURK_H1_MORE && pos == n))
                 break;
-            } else if (ev == LURK_H1_MORE && pos == n) {
-                break;
-            }
         }
         munmap(map, maplen);
         off += pos;
         if (n == 0)
             break;                    /* one empty feed after the input, as readers do */
     }
-    if (!done && r->rc == 0 && eof) {
-        int ev = lurk_h1_finish(&h);
-
-        if (ev < 0)
-            r->rc = ev;
-        else
-            done = true;
-    }
-    if (!done && r->rc == 0)
-        r->rc = 1;
-    r->keep_alive = lurk_h1_keep_alive(&h);
-    lurk_h1_fini(&h);
+    finish(r, &h, done, eof);
 }
 
 /* Runs every split, and byte by byte, and checks each gives the same result. */
