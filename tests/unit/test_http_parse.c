@@ -163,6 +163,18 @@ static void every_split(const char *msg, bool head, bool eof, struct result *wan
     }
 }
 
+/* Each response, however it is split, is refused as malformed. */
+static void all_refused(const char *const *bad, size_t n)
+{
+    struct result r;
+
+    for (size_t i = 0; i < n; i++) {
+        every_split(bad[i], false, true, &r);
+        if (r.rc != -LURK_EHTTP)
+            fail_msg("case %zu: rc %d, want -LURK_EHTTP", i, r.rc);
+    }
+}
+
 static void test_content_length(void **state)
 {
     struct result r;
@@ -280,14 +292,9 @@ static void test_obs_fold_refused_where_ambiguous(void **state)
         "HTTP/1.1 200 OK\r\n X-A: a\r\nContent-Length: 0\r\n\r\n",       /* before any field */
         "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",                /* space before colon */
     };
-    struct result r;
 
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        every_split(bad[i], false, true, &r);
-        if (r.rc != -LURK_EHTTP)
-            fail_msg("case %zu: rc %d, want -LURK_EHTTP", i, r.rc);
-    }
+    all_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* RFC 9110 5.5: whitespace around a value is not part of it; Content-Length
@@ -362,14 +369,9 @@ static void test_malformed_is_an_error(void **state)
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n",  /* overflow */
         "HTTP/1.1 200 OK\r\nX: a\rY: b\r\nContent-Length: 0\r\n\r\n",
     };
-    struct result r;
 
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        every_split(bad[i], false, true, &r);
-        if (r.rc != -LURK_EHTTP)
-            fail_msg("case %zu: rc %d, want -LURK_EHTTP", i, r.rc);
-    }
+    all_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
 static void test_truncation_is_an_error(void **state)
