@@ -768,8 +768,9 @@ local function timeout_message(st, err, t0, total, mine, outer, connect_t, read_
   else
     what = ("timed out after %g s without data (read timeout)"):format(read_t or DEFAULT_TIMEOUT)
   end
-  err.message = ("HTTP request to %s %s"):format(url, what)
-  if err.phase == "pool" and err.wait then err.message = err.message .. ": " .. err.wait end
+  -- The pool's own message says what the request waited behind.
+  local detail = err.phase == "pool" and err.message
+  err.message = ("HTTP request to %s %s"):format(url, what) .. (detail and (": " .. detail) or "")
   err.url = url
 end
 
