@@ -774,6 +774,14 @@ local function timeout_message(st, err, t0, total, mine, outer, connect_t, read_
   err.url = url
 end
 
+-- Option k of the request o, else the client's default. (Not a closure in
+-- do_request: a function that makes closures is not compiled by this LuaJIT.)
+local function opt(o, d, k)
+  local v = o[k]
+  if v == nil then v = d[k] end
+  return v
+end
+
 -- do_request(session, o, method, url, fname): method and url, when given,
 -- stand for o.method and o.url (the shortcuts pass them without copying o).
 -- The session's defaults stand for every option o does not set. fname
@@ -802,19 +810,14 @@ local function do_request(session, o, method, url, fname)
 
   -- Per-request state, read by hop(), attempt() and exchange().
   local st = new_state(session, u, method)
-  local function get(k)
-    local v = o[k]
-    if v == nil then v = d[k] end
-    return v
-  end
-  st.stream = flag(fname, "stream", get("stream")) or false
-  st.decompress = flag(fname, "decompress", get("decompress")) ~= false
-  local max_body = get("max_body")
+  st.stream = flag(fname, "stream", opt(o, d, "stream")) or false
+  st.decompress = flag(fname, "decompress", opt(o, d, "decompress")) ~= false
+  local max_body = opt(o, d, "max_body")
   st.max_body = max_body == nil and (session.max_body or DEFAULT_MAX_BODY) or positive(fname, "max_body", max_body)
-  local tls = get("tls")
+  local tls = opt(o, d, "tls")
   if tls ~= nil and type(tls) ~= "table" then raise(fname, "tls must be a table of TLS options, got " .. type(tls)) end
   st.tls = tls
-  local trace = flag(fname, "trace", get("trace"))
+  local trace = flag(fname, "trace", opt(o, d, "trace"))
   st.trace = trace == nil and trace_http or trace
 
   -- Headers: the client's, then the request's; credentials as they rank.
@@ -852,19 +855,19 @@ local function do_request(session, o, method, url, fname)
   if body == nil then st.body = nil end
   st.auth, st.auth_origin = auth or false, origin(u)
 
-  local total, connect_t, read_t = timeouts(get("timeout"), fname)
+  local total, connect_t, read_t = timeouts(opt(o, d, "timeout"), fname)
   if st.decompress and not st.has_accept_encoding then headers["Accept-Encoding"] = "gzip, deflate" end
   -- Only Accept-Encoding in headers, so far (see plain_head).
   st.plain = st.decompress and not ch and oh == nil and body == nil
   st.connect_timeout, st.read_timeout = connect_t or total, read_t or total
-  local max_redirects = get("redirects")
+  local max_redirects = opt(o, d, "redirects")
   if max_redirects == nil then
     max_redirects = DEFAULT_REDIRECTS
   elseif type(max_redirects) ~= "number" or max_redirects < 0 or max_redirects % 1 ~= 0 then
     raise(fname, "redirects must be a whole number >= 0, got " .. tostring(max_redirects))
   end
   st.max_redirects = max_redirects
-  local proxy = get("proxy")
+  local proxy = opt(o, d, "proxy")
   if proxy ~= nil then
     if proxy ~= false and type(proxy) ~= "string" then raise(fname, "proxy must be a URL string or false, got " .. type(proxy)) end
     local ok, perr2 = pcall(proxy_for, u, proxy)   -- a bad proxy option is the caller's error
