@@ -284,10 +284,12 @@ local function check_value(fname, name, v)
 end
 
 -- Header names are tokens; values strings or numbers (or lists of them)
--- without CR, LF or NUL.
+-- without CR, LF or NUL. Returns how many fields there are.
 local function check_headers(h, fname)
   if type(h) ~= "table" then raise(fname, "headers must be a table of name = value, got " .. type(h)) end
+  local n = 0
   for k, v in pairs(h) do
+    n = n + 1
     if type(k) ~= "string" or not k:find(TOKEN) then
       raise(fname, type(k) == "string" and ("invalid header name %q"):format(k) or ("invalid header name (a %s)"):format(type(k)))
     end
@@ -297,6 +299,7 @@ local function check_headers(h, fname)
       check_value(fname, k, v)
     end
   end
+  return n
 end
 
 local function head_string(fname, what, v)
@@ -824,8 +827,9 @@ local function do_request(session, o, method, url, fname)
   local headers = st.headers
   local ch, oh = session.client and session.client.headers, o.headers
   local auth = nil
+  -- c.headers is always a table: an empty one counts as none (a plain request).
+  if ch and check_headers(ch, fname .. " (the client's headers)") == 0 then ch = nil end
   if ch then
-    check_headers(ch, fname .. " (the client's headers)")
     merge_headers(st, headers, ch)
     auth = st.user_auth or nil
     st.user_auth = false
@@ -884,13 +888,14 @@ local function do_request(session, o, method, url, fname)
   local safe = st.plain and tls == nil
 
   local t0 = now()
-  local outer = set_deadline()
   local mine = total and t0 + total
+  local outer                         -- the task's deadline before this request
   if mine then
     -- The total deadline over everything hop() waits on (lurk.timeout's
     -- logic, without its per-call closures and tables).
     st.t0 = t0
-    if not (outer and outer < mine) then set_deadline(mine) end
+    outer = set_deadline(mine)
+    if outer and outer < mine then set_deadline(outer) end
   end
   local ok, res, err
   if safe then
@@ -902,6 +907,7 @@ local function do_request(session, o, method, url, fname)
   if not ok then error(relocate(res), 0) end
   if not res then
     if err.kind == "timeout" then
+      if not mine then outer = set_deadline() end
       timeout_message(st, err, t0, total, mine, outer, st.connect_timeout, st.read_timeout)
     end
     err.url = err.url or url_string(st.u)
@@ -956,7 +962,11 @@ local function download(session, url, dest, o, fname)
   for k, v in pairs(o) do ro[k] = v end
   ro.progress, ro.resume = nil, nil
   ro.stream = true
-  ro.max_body = o.max_body or math.huge   -- no cap unless asked: curl and requests have none
+  -- No cap unless asked (here or by the client): curl and requests have none.
+  ro.max_body = o.max_body or session.defaults.max_body or math.huge
+  -- A resumed part is raw bytes: a range of encoded bytes cannot be decoded
+  -- on its own, so resumable downloads are never decompressed.
+  if resume then ro.decompress = false end
   local part = dest .. ".part"
   local vpath = validator_path(part)
   local have = resume and file_size(part) or 0
@@ -969,8 +979,6 @@ local function download(session, url, dest, o, fname)
     -- all of it (200) instead of the rest.
     if saved and saved ~= "" then h["If-Range"] = saved end
     ro.headers = h
-    -- A range of encoded bytes cannot be decoded on its own.
-    ro.decompress = false
   end
   local res, err = do_request(session, ro, o.method, url, fname)
   local function cleanup()
@@ -1139,7 +1147,7 @@ function M.client(opts)
     local ok, err = jar:load(ck)
     if not ok and err.errno ~= 2 then return nil, err end   -- ENOENT: no jar yet
   end
-  local c = setmetatable({ base_url = base, headers = opts.headers }, Client)
+  local c = setmetatable({ base_url = base, headers = opts.headers or {} }, Client)
   sessions[c] = { client = c, base_url = base, defaults = d, pool = new_pool(mph), jar = jar }
   return c
 end
