@@ -33,13 +33,14 @@ local new_jar = cookies.new_jar
 local new_pool = P.pool.new
 local lower = string.lower
 local new_response, buffer_body, progress_bar = P.response.new, P.response.buffer, P.response.progress_bar
+local write_body = P.response.write_body
 M.urlencode, M.urldecode, M.encode_query, M.base64, M.parse_url = U.urlencode, urldecode, U.encode_query, base64,
   U.parse_url
 -- For ws.lua: the proxy for a URL, and a tunnel through it (CONNECT or SOCKS5).
 P.proxy_for, P.tunnel = proxy_for, proxy.open_tunnel
 
 local DEFAULT_TIMEOUT = P.options.timeout   -- src/lua/task.h: LURK_DEFAULT_TIMEOUT
-local DEFAULT_MAX_BODY = 64 * 1024 * 1024
+local DEFAULT_MAX_BODY = 64 * 1024 * 1024    -- buffered and streamed requests; downloads have none
 local DEFAULT_REDIRECTS = 10
 local USER_AGENT = "lurk/" .. lurk.version
 
@@ -198,11 +199,253 @@ end
 -- ---- requests ----
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
-local RETRY_STATUS = { [502] = true, [503] = true, [504] = true }
-local RETRY_KIND = { connect = true, timeout = true, closed = true, dns = true }
 
--- Retry-After: seconds, or an HTTP date (then relative to now); capped.
-local function retry_after(v)
+-- The options of a call without any. (No metatable: every option looked up
+-- in it is a miss, and a miss on a table without one is cheapest. Nothing
+-- writes to it: do_request only reads o.)
+local EMPTY = {}
+local default_session = { pool = new_pool(16), defaults = {} }
+
+-- ---- checking what the script gave ----
+
+-- A raise points at the script's line, not at this module's: the first Lua
+-- frame outside lua/http.lua and lua/http/*.lua (C frames such as pcall are
+-- passed over too, so pcall(http.get, ...) points at the pcall's line).
+local getinfo = debug.getinfo
+local INTERNAL = { [getinfo(1, "S").source] = true }
+for _, f in ipairs { P.url.parse, P.response.new, P.pool.new, P.proxy.proxy_for, P.cookies.new_jar } do
+  INTERNAL[getinfo(f, "S").source] = true
+end
+
+local function script_where()
+  for level = 3, 50 do
+    local info = getinfo(level, "Sl")
+    if not info then break end
+    if info.what ~= "C" and not INTERNAL[info.source] then
+      return info.currentline > 0 and (info.short_src .. ":" .. info.currentline .. ": ") or ""
+    end
+  end
+  return ""
+end
+
+local function raise(fname, msg)
+  error(script_where() .. fname .. ": " .. msg, 0)
+end
+
+-- An error raised inside the request machinery (a tls option tcp.connect
+-- refuses, a proxy URL) is the script's mistake: its position becomes the
+-- script's line.
+local function relocate(e)
+  if type(e) ~= "string" then return e end
+  local rest = e:match("^[^\n]-lua/http[%w_/]*%.lua:%d+: (.*)$")
+  return rest and (script_where() .. rest) or e
+end
+
+local function set(list)
+  local s = {}
+  for _, k in ipairs(list) do s[k] = true end
+  return s
+end
+
+-- Options every request takes, and may take from its client.
+local SHARED = { "headers", "query", "auth", "bearer", "timeout", "redirects", "retries", "stream", "decompress",
+  "max_body", "proxy", "tls", "trace" }
+local BODY = { "body", "json", "form", "files" }
+local function options(...)
+  local list = {}
+  for _, l in ipairs { ... } do for _, k in ipairs(l) do list[#list + 1] = k end end
+  return set(list)
+end
+local REQUEST_OPTIONS = options(SHARED, BODY, { "method", "url" })
+local SHORTCUT_OPTIONS = options(SHARED, BODY)
+local CLIENT_OPTIONS = options(SHARED, { "base_url", "cookies", "max_per_host" })
+local DOWNLOAD_OPTIONS = options(SHARED, BODY, { "method", "progress", "resume" })
+local TIMEOUT_OPTIONS = set { "total", "connect", "read" }
+local RETRY_OPTIONS = set { "count", "statuses", "methods", "backoff", "max_backoff" }
+local AUTH_KEYS = { [1] = true, [2] = true, user = true, pass = true }
+local FILE_OPTIONS = set { "path", "content", "filename", "content_type" }
+
+-- Raises for the first key of o not in known, with the closest known one
+-- (P.check_options' message, at the script's line).
+local function check_opts(o, fname, known)
+  for k in pairs(o) do
+    if not known[k] then
+      local _, msg = pcall(P.check_options, o, fname, known, 1)
+      error(script_where() .. tostring(msg), 0)
+    end
+  end
+end
+
+local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
+
+local function check_value(fname, name, v)
+  local tv = type(v)
+  if tv ~= "string" and tv ~= "number" then
+    raise(fname, ("header %s: value must be a string or a number (or a list of them), got %s"):format(name, tv))
+  end
+  if tv == "string" and v:find("[\r\n%z]") then raise(fname, ("header %s: value contains CR, LF or NUL"):format(name)) end
+end
+
+-- Header names are tokens; values strings or numbers (or lists of them)
+-- without CR, LF or NUL. Returns how many fields there are.
+local function check_headers(h, fname)
+  if type(h) ~= "table" then raise(fname, "headers must be a table of name = value, got " .. type(h)) end
+  local n = 0
+  for k, v in pairs(h) do
+    n = n + 1
+    if type(k) ~= "string" or not k:find(TOKEN) then
+      raise(fname, type(k) == "string" and ("invalid header name %q"):format(k) or ("invalid header name (a %s)"):format(type(k)))
+    end
+    if type(v) == "table" then
+      for i = 1, #v do check_value(fname, k, v[i]) end
+    else
+      check_value(fname, k, v)
+    end
+  end
+  return n
+end
+
+local function head_string(fname, what, v)
+  if type(v) ~= "string" then raise(fname, ("%s must be a string, got %s"):format(what, type(v))) end
+  if v:find("[\r\n%z]") then raise(fname, what .. " contains CR, LF or NUL") end
+  return v
+end
+
+-- auth = { user, pass } or { user = ..., pass = ... } -> the Authorization value.
+local function basic_auth(a, fname)
+  if type(a) ~= "table" then raise(fname, "auth must be { user, pass } or { user = u, pass = p }, got " .. type(a)) end
+  for k in pairs(a) do
+    if not AUTH_KEYS[k] then raise(fname, ("auth: unknown field %s (use { user, pass } or { user = u, pass = p })"):format(tostring(k))) end
+  end
+  local user, pass = a.user, a.pass
+  if user == nil and pass == nil then
+    user, pass = a[1], a[2]
+  elseif a[1] ~= nil or a[2] ~= nil then
+    raise(fname, "auth: give { user, pass } or { user = u, pass = p }, not both")
+  end
+  if type(user) ~= "string" then raise(fname, "auth: the user name must be a string, got " .. type(user)) end
+  if pass ~= nil and type(pass) ~= "string" then raise(fname, "auth: the password must be a string, got " .. type(pass)) end
+  -- Basic joins them with ':': one in the name would move the split.
+  if user:find(":", 1, true) then raise(fname, "auth: a user name cannot contain ':' (HTTP Basic)") end
+  return "Basic " .. base64(user .. ":" .. (pass or ""))
+end
+
+-- The Authorization value of o's bearer or auth, false to send none, or nil
+-- when o sets neither.
+local function auth_option(o, fname)
+  local b, a = o.bearer, o.auth
+  if b ~= nil and b ~= false then return "Bearer " .. head_string(fname, "bearer", b) end
+  if a ~= nil and a ~= false then return basic_auth(a, fname) end
+  if b == false or a == false then return false end
+  return nil
+end
+
+-- A query option as the string appended to the URL's query.
+local function query_part(q, fname)
+  if type(q) == "table" then
+    local s, err = U.query_string(q)
+    if not s then raise(fname, "query: " .. err) end
+    return s
+  end
+  if type(q) ~= "string" then raise(fname, "query must be a table or a string, got " .. type(q)) end
+  -- It goes into the request line: spaces and control characters (CR, LF)
+  -- are percent-encoded, never sent raw, so the server reads them as data.
+  return (q:gsub("^%?", ""):gsub("[%s%c]", pct_byte))
+end
+
+-- The client's query and the request's: tables merge (the request's keys
+-- win); otherwise both are sent, the client's first.
+local function merged_query(cq, rq, fname)
+  if cq == nil then return rq ~= nil and query_part(rq, fname) or "" end
+  if rq == nil then return query_part(cq, fname) end
+  if type(cq) == "table" and type(rq) == "table" then
+    local m = {}
+    for k, v in pairs(cq) do m[k] = v end
+    for k, v in pairs(rq) do m[k] = v end
+    return query_part(m, fname)
+  end
+  local a, b = query_part(cq, fname), query_part(rq, fname)
+  return (a ~= "" and b ~= "") and (a .. "&" .. b) or (a .. b)
+end
+
+local function positive(fname, what, v)
+  if type(v) ~= "number" or v <= 0 or v ~= v then raise(fname, ("%s must be a positive number, got %s"):format(what, tostring(v))) end
+  return v
+end
+
+local function timeouts(t, fname)
+  if t == nil then return DEFAULT_TIMEOUT, nil, nil end
+  if t == false then return nil, nil, nil end
+  if type(t) == "number" then return positive(fname, "timeout", t), nil, nil end
+  if type(t) ~= "table" then raise(fname, "timeout must be a number, false or { total, connect, read }, got " .. type(t)) end
+  check_opts(t, fname .. " timeout", TIMEOUT_OPTIONS)
+  return t.total and positive(fname, "timeout.total", t.total) or DEFAULT_TIMEOUT,
+    t.connect and positive(fname, "timeout.connect", t.connect), t.read and positive(fname, "timeout.read", t.read)
+end
+
+local function flag(fname, name, v)
+  if v ~= nil and type(v) ~= "boolean" then raise(fname, ("%s must be true or false, got %s"):format(name, type(v))) end
+  return v
+end
+
+-- ---- retries ----
+
+local IDEMPOTENT_METHODS = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE" }
+local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+local RETRY_KIND = { connect = true, timeout = true, closed = true, dns = true }
+local NO_RETRY = { count = 0 }
+local by_count = {}                   -- retries = n -> its policy
+
+-- retries = n or { count, statuses, methods, backoff, max_backoff } -> the
+-- policy attempt() follows.
+local function retry_policy(r, fname)
+  if r == nil or r == 0 or r == false then return NO_RETRY end
+  if type(r) == "number" then
+    if r < 0 or r % 1 ~= 0 then raise(fname, "retries must be a whole number >= 0, got " .. tostring(r)) end
+    local p = by_count[r]
+    if not p then
+      p = { count = r, statuses = RETRY_STATUS, methods = IDEMPOTENT, backoff = 0.1, max_backoff = 10 }
+      by_count[r] = p
+    end
+    return p
+  end
+  if type(r) ~= "table" then raise(fname, "retries must be a number or { count, statuses, methods, backoff, max_backoff }") end
+  check_opts(r, fname .. " retries", RETRY_OPTIONS)
+  local count = r.count == nil and 3 or r.count
+  if type(count) ~= "number" or count < 0 or count % 1 ~= 0 then
+    raise(fname, "retries.count must be a whole number >= 0, got " .. tostring(count))
+  end
+  local p = { count = count, statuses = RETRY_STATUS, methods = IDEMPOTENT, backoff = 0.1, max_backoff = 10 }
+  if r.statuses ~= nil then
+    if type(r.statuses) ~= "table" then raise(fname, "retries.statuses must be a list of status codes") end
+    p.statuses = {}
+    for _, s in ipairs(r.statuses) do
+      if type(s) ~= "number" or s < 100 or s > 999 then raise(fname, "retries.statuses: not a status code: " .. tostring(s)) end
+      p.statuses[s] = true
+    end
+  end
+  if r.methods ~= nil then
+    if type(r.methods) ~= "table" then raise(fname, "retries.methods must be a list of methods") end
+    p.methods = {}
+    for _, m in ipairs(r.methods) do
+      if type(m) ~= "string" or not m:find(TOKEN) then raise(fname, "retries.methods: not a method: " .. tostring(m)) end
+      p.methods[m:upper()] = true
+    end
+  end
+  if r.backoff ~= nil then
+    if type(r.backoff) ~= "number" or r.backoff < 0 then raise(fname, "retries.backoff must be a number >= 0") end
+    p.backoff = r.backoff
+  end
+  if r.max_backoff ~= nil then
+    if type(r.max_backoff) ~= "number" or r.max_backoff < 0 then raise(fname, "retries.max_backoff must be a number >= 0") end
+    p.max_backoff = r.max_backoff
+  end
+  return p
+end
+
+-- Retry-After: seconds, or an HTTP date (then relative to now); capped at
+-- 60 s (or max_backoff when that is longer).
+local function retry_after(v, cap)
   if not v then return nil end
   local secs = tonumber(v)
   if not secs then
@@ -210,13 +453,15 @@ local function retry_after(v)
     secs = at and (at - os.time())
   end
   if not secs then return nil end
-  return math.max(0, math.min(secs, 60))
+  return math.max(0, math.min(secs, cap))
 end
 
--- Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... (x 0.5-1.5), at most 10 s.
-local function backoff(attempt)
-  return math.min(10, 0.1 * 2 ^ attempt) * (0.5 + math.random())
+-- Exponential backoff with jitter: backoff * 2^attempt (x 0.5-1.5), at most max_backoff.
+local function backoff(p, attempt)
+  return math.min(p.max_backoff, p.backoff * 2 ^ attempt) * (0.5 + math.random())
 end
+
+-- ---- tracing ----
 
 local trace_env = P.options.trace or os.getenv("LURK_TRACE") or ""
 local trace_http = trace_env:find("http", 1, true) ~= nil
@@ -258,30 +503,21 @@ local function has_close(v)
   return false
 end
 
-local function timeouts(t)
-  if t == nil then return DEFAULT_TIMEOUT, nil, nil end
-  if t == false then return nil, nil, nil end
-  if type(t) == "number" then
-    if t <= 0 then error("timeout must be positive", 4) end
-    return t, nil, nil
-  end
-  if type(t) ~= "table" then error("timeout must be a number or { connect, read, total }", 4) end
-  return t.total or DEFAULT_TIMEOUT, t.connect, t.read
-end
-
--- Adds src's headers to headers. The fields lurk manages itself are
--- recognised in any spelling: credentials and cookies go to st (they follow
--- their origin), the content type gets one canonical name.
+-- Adds src's headers to headers. Names merge ignoring case (a later
+-- "x-trace" replaces an earlier "X-Trace": one field is sent). The fields
+-- lurk manages itself are recognised in any spelling: credentials and
+-- cookies go to st (they follow their origin), the content type gets one
+-- canonical name.
 local function merge_headers(st, headers, src)
+  local names = st.names
   for k, v in pairs(src) do
-    local lk = type(k) == "string" and lower(k)
+    local lk = lower(k)
     if lk == "authorization" then
       st.user_auth = v
     elseif lk == "cookie" then
       st.user_cookie = v
     else
       if lk == "content-type" then
-        headers["Content-Type"], headers["content-type"] = nil, nil
         k = "Content-Type"
       elseif lk == "accept-encoding" then
         st.has_accept_encoding = true
@@ -291,6 +527,9 @@ local function merge_headers(st, headers, src)
         -- The server will close after its answer: never back to the pool.
         st.close = true
       end
+      local prev = names[lk]
+      if prev and prev ~= k then headers[prev] = nil end
+      names[lk] = k
       headers[k] = v
     end
   end
@@ -298,11 +537,11 @@ end
 
 local VALID_METHOD = {}             -- method as given -> upper case, once checked
 
-local function check_method(method)
+local function check_method(method, fname)
   local m = VALID_METHOD[method]
   if m then return m end
-  if type(method) ~= "string" or not method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-    error("invalid method " .. tostring(method), 4)
+  if type(method) ~= "string" or not method:match(TOKEN) then
+    raise(fname, "invalid method " .. (type(method) == "string" and ("%q"):format(method) or tostring(method)))
   end
   m = method:upper()
   VALID_METHOD[method] = m
@@ -326,40 +565,63 @@ local function file_source(f)
 end
 
 -- Builds a request body from o's body, json, form and files options.
-local function request_body(o, headers)
+local function request_body(o, headers, fname)
   local body = o.body
+  local given = (body ~= nil and 1 or 0) + (o.json ~= nil and 1 or 0) + ((o.form ~= nil and not o.files) and 1 or 0)
+  if given > 1 then raise(fname, "give one of body, json and form (files may come with form)") end
   if o.json ~= nil then
     local err
     body, err = json.encode(o.json)
     if not body then return false, err end
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
-  elseif o.form then
-    body = U.encode_query(o.form)
+  elseif o.form ~= nil and not o.files then
+    if type(o.form) ~= "table" then raise(fname, "form must be a table, got " .. type(o.form)) end
+    local s, err = U.query_string(o.form)
+    if not s then raise(fname, "form: " .. err) end
+    body = s
     headers["Content-Type"] = headers["Content-Type"] or "application/x-www-form-urlencoded"
   end
-  if o.files then
+  if o.files ~= nil then
+    if type(o.files) ~= "table" then raise(fname, "files must be a table of field = file, got " .. type(o.files)) end
+    if o.form ~= nil and type(o.form) ~= "table" then raise(fname, "form must be a table, got " .. type(o.form)) end
     local boundary = "lurk-" .. C._random_hex(16)
     local parts = {}
-    local names = {}
-    for k in pairs(o.files) do names[#names + 1] = k end
+    local names, fields = {}, {}
+    for k in pairs(o.files) do
+      if type(k) ~= "string" then raise(fname, "files: field names must be strings") end
+      names[#names + 1] = k
+    end
     sort(names)
-    for k, v in pairs(o.form or {}) do
+    for k in pairs(o.form or EMPTY) do
+      if type(k) ~= "string" then raise(fname, "form: field names must be strings") end
+      fields[#fields + 1] = k
+    end
+    sort(fields)
+    for _, k in ipairs(fields) do
+      local v = o.form[k]
+      if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
+        raise(fname, ("form.%s: cannot send a %s as a form field"):format(k, type(v)))
+      end
       parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'):format(boundary,
         part_name(k), tostring(v))
     end
     for _, name in ipairs(names) do
       local f = o.files[name]
       if type(f) == "string" then f = { path = f } end
+      if type(f) ~= "table" then raise(fname, ("files.%s must be a path or { path | content, filename, content_type }"):format(name)) end
+      check_opts(f, fname .. " files." .. name, FILE_OPTIONS)
       local data = f.content
+      if data ~= nil and type(data) ~= "string" then raise(fname, ("files.%s.content must be a string"):format(name)) end
       if not data then
+        if type(f.path) ~= "string" then raise(fname, ("files.%s needs a path or content"):format(name)) end
         local fh, ferr = io.open(f.path, "rb")
-        if not fh then error("files." .. name .. ": " .. tostring(ferr), 4) end
+        if not fh then raise(fname, "files." .. name .. ": " .. tostring(ferr)) end
         data = fh:read("*a")
         fh:close()
       end
       local filename = f.filename or (f.path and f.path:match("([^/]+)$")) or name
-      local ctype = f.content_type or "application/octet-stream"
-      if tostring(ctype):find("[\r\n%z]") then error("files." .. name .. ": content_type contains CR, LF or NUL", 4) end
+      if type(filename) ~= "string" then raise(fname, ("files.%s.filename must be a string"):format(name)) end
+      local ctype = head_string(fname, "files." .. name .. ".content_type", f.content_type or "application/octet-stream")
       parts[#parts + 1] = ('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: %s\r\n\r\n')
         :format(boundary, part_name(name), part_name(filename), ctype) .. data .. "\r\n"
     end
@@ -373,17 +635,17 @@ local function request_body(o, headers)
     elseif io.type(body) == "file" then
       body = file_source(body)
     else
-      error("body must be a string, a function returning chunks, or a file", 4)
+      raise(fname, "body must be a string, a function returning chunks, or a file, got " .. type(body))
     end
   end
   return body
 end
 
 -- Try n (from 0) of one exchange, with the session's cookies, the proxy
--- and the trace; repeated on failures worth repeating (idempotent methods,
--- and only with a body that can be sent again). Further tries, like
--- further hops and second tries, are tail calls: a loop entered on every
--- request would stop LuaJIT compiling the request path.
+-- and the trace; repeated as the retry policy says (and only with a body
+-- that can be sent again). Further tries, like further hops and second
+-- tries, are tail calls: a loop entered on every request would stop
+-- LuaJIT compiling the request path. res.attempts / err.attempts: tries made.
 local function attempt(st, m, url_t, n)
   local headers, jar = st.headers, st.jar
   -- The caller's Cookie header goes to the first origin only; the
@@ -396,20 +658,25 @@ local function attempt(st, m, url_t, n)
   local t0 = st.t0 or now()           -- the first try's start is the request's
   st.t0 = false
   local res, err = exchange(st.pool, m, url_t, headers, st.body, st, t0, true)
+  if res then res.attempts = n + 1 else err.attempts = n + 1 end
   if res and st.trace then trace_response(res) end
   if res and jar and rawget(res.headers, "set-cookie") then jar:store(url_t, res.headers:all("set-cookie")) end
-  if not (n < st.retries and IDEMPOTENT[m] and st.replayable and
-          ((res and RETRY_STATUS[res.status]) or (not res and RETRY_KIND[err.kind]))) then
+  local p = st.retry
+  if not (n < p.count and p.methods[m] and st.replayable and
+          ((res and p.statuses[res.status]) or (not res and RETRY_KIND[err.kind]))) then
     return res, err
   end
   if type(st.body) == "table" then st.body.rewind() end
-  local delay = backoff(n)
+  local delay = backoff(p, n)
   if res then
-    delay = retry_after(rawget(res.headers, "retry-after")) or delay
+    delay = retry_after(rawget(res.headers, "retry-after"), math.max(60, p.max_backoff)) or delay
     res:close()
   end
   local ok, serr = lurk.sleep(delay)
-  if not ok then return nil, serr end
+  if not ok then
+    serr.url, serr.attempts = url_string(url_t), n + 1
+    return nil, serr
+  end
   return attempt(st, m, url_t, n + 1)
 end
 
@@ -449,11 +716,12 @@ local function hop(st, n)
   return hop(st, n + 1)
 end
 
+
 -- Request states are reused (a request allocates none once the program
 -- runs): new_state() sets every field, free_state() drops what they held.
 local free_states, nfree = {}, 0
 
-local function new_state(session, u, method, o)
+local function new_state(session, u, method)
   local st
   if nfree > 0 then
     st = free_states[nfree]
@@ -464,49 +732,80 @@ local function new_state(session, u, method, o)
       stream = false, max_body = false, decompress = false, tls = false, body = false,
       replayable = false, user_auth = false, user_cookie = false, auth = false, auth_origin = false,
       has_accept_encoding = false, plain = false, expect = false, close = false, connect_timeout = false,
-      read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retries = 0,
-      trace = false, t0 = false, spare_headers = {} }
+      read_timeout = false, max_redirects = 0, proxy = false, proxy_url = false, retry = NO_RETRY,
+      trace = false, t0 = false, spare_headers = {}, names = {} }
   end
   -- The request's header table comes with the state, emptied.
   st.session, st.pool, st.jar, st.u, st.method, st.headers = session, session.pool, session.jar, u, method,
     st.spare_headers
-  st.stream, st.max_body, st.decompress, st.tls = o.stream, o.max_body or DEFAULT_MAX_BODY, o.decompress ~= false, o.tls
+  st.stream, st.max_body, st.decompress, st.tls = false, false, true, nil
   st.body, st.replayable, st.user_auth, st.user_cookie, st.auth, st.auth_origin = false, false, false, false, false, false
   st.has_accept_encoding, st.expect, st.close, st.connect_timeout, st.read_timeout = false, false, false, false, false
-  st.max_redirects, st.proxy, st.proxy_url, st.retries, st.trace, st.t0 = 0, false, false, 0, false, false
+  st.max_redirects, st.proxy, st.proxy_url, st.retry, st.trace, st.t0 = 0, false, false, NO_RETRY, false, false
   return st
 end
 
 local function free_state(st)
   if nfree >= 64 then return end
   tclear(st.spare_headers)
+  tclear(st.names)
   st.session, st.pool, st.jar, st.u, st.headers, st.tls, st.body = false, false, false, false, false, false, false
   st.user_auth, st.user_cookie, st.auth, st.proxy, st.proxy_url = false, false, false, false, false
   nfree = nfree + 1
   free_states[nfree] = st
 end
 
--- The options of a call without any. (No metatable: every option looked up
--- in it is a miss, and a miss on a table without one is cheapest. Nothing
--- writes to it: do_request only reads o.)
-local EMPTY = {}
+-- Whether the time is up for a deadline at abs (or none: false).
+local function passed(abs)
+  return abs and now() >= abs - 0.002
+end
 
--- do_request(session, o [, method, url]): method and url, when given, stand
--- for o.method and o.url (the shortcuts pass them without copying o).
-local function do_request(session, o, method, url)
-  if type(o) ~= "table" then error("http.request expects a table of options", 3) end
-  method = check_method(method or o.method or "GET")
+-- A timeout's err names what timed out and after how long, never the errno
+-- text of the read or connect the deadline cancelled.
+local function timeout_message(st, err, t0, total, mine, outer, connect_t, read_t)
+  local url = url_string(st.u)
+  local what
+  if mine and passed(mine) and not (outer and outer < mine) then
+    what = ("timed out after %g s"):format(total)
+  elseif outer and passed(outer) then
+    what = ("timed out after %.3g s (the deadline of an enclosing lurk.timeout)"):format(math.max(0, outer - t0))
+  elseif err.phase == "dns" or err.phase == "connect" or err.phase == "tls" then
+    what = ("timed out after %g s connecting (connect timeout)"):format(connect_t or DEFAULT_TIMEOUT)
+  else
+    what = ("timed out after %g s without data (read timeout)"):format(read_t or DEFAULT_TIMEOUT)
+  end
+  -- The pool's own message says what the request waited behind.
+  local detail = err.phase == "pool" and err.message
+  err.message = ("HTTP request to %s %s"):format(url, what) .. (detail and (": " .. detail) or "")
+  err.url = url
+end
+
+-- Option k of the request o, else the client's default. (Not a closure in
+-- do_request: a function that makes closures is not compiled by this LuaJIT.)
+local function opt(o, d, k)
+  local v = o[k]
+  if v == nil then v = d[k] end
+  return v
+end
+
+-- do_request(session, o, method, url, fname): method and url, when given,
+-- stand for o.method and o.url (the shortcuts pass them without copying o).
+-- The session's defaults stand for every option o does not set. fname
+-- names the function in what it raises.
+local function do_request(session, o, method, url, fname)
+  local d = session.defaults
+  method = check_method(method or o.method or "GET", fname)
   url = url or o.url
-  if session.base_url and type(url) == "string" and not url:match("^%a[%w+.-]*://") then
-    url = session.base_url:gsub("/$", "") .. "/" .. url:gsub("^/", "")
+  if type(url) ~= "string" then raise(fname, "url must be a string, got " .. type(url)) end
+  local base = session.base_url
+  if base and not url:match("^%a[%w+.-]*://") then
+    url = base:gsub("/$", "") .. "/" .. url:gsub("^/", "")
   end
   local u, perr = parse_url(url)
-  if not u then error(("http.request: bad url %q: %s"):format(tostring(url), perr), 3) end
-  if o.query then
-    local q = type(o.query) == "table" and U.encode_query(o.query) or tostring(o.query)
-    -- A string query goes into the request line: spaces and control
-    -- characters (CR, LF) are percent-encoded, never sent raw.
-    q = q:gsub("[%s%c]", pct_byte)
+  if not u then raise(fname, ("bad url %q: %s"):format(url, perr)) end
+  local q, dq = o.query, d.query
+  if q ~= nil or dq ~= nil then
+    q = merged_query(dq, q, fname)
     if q ~= "" then
       -- A URL of its own (u may be the parse cache's), without the strings
       -- derived from the old target.
@@ -516,177 +815,396 @@ local function do_request(session, o, method, url)
   end
 
   -- Per-request state, read by hop(), attempt() and exchange().
-  local st = new_state(session, u, method, o)
-  local headers = st.headers
-  if session.headers then merge_headers(st, headers, session.headers) end
-  if o.headers then merge_headers(st, headers, o.headers) end
-  local body, berr = request_body(o, headers)
-  if body == false then return nil, berr end
-  st.body = body
-  st.replayable = type(body) ~= "table" or body.rewind ~= nil
-  if body == nil then st.body = nil end
+  local st = new_state(session, u, method)
+  st.stream = flag(fname, "stream", opt(o, d, "stream")) or false
+  st.decompress = flag(fname, "decompress", opt(o, d, "decompress")) ~= false
+  local max_body = opt(o, d, "max_body")
+  st.max_body = max_body == nil and (session.max_body or DEFAULT_MAX_BODY) or positive(fname, "max_body", max_body)
+  local tls = opt(o, d, "tls")
+  if tls ~= nil and type(tls) ~= "table" then raise(fname, "tls must be a table of TLS options, got " .. type(tls)) end
+  st.tls = tls
+  local trace = flag(fname, "trace", opt(o, d, "trace"))
+  st.trace = trace == nil and trace_http or trace
 
-  local auth = st.user_auth and tostring(st.user_auth)
-  if o.bearer then
-    auth = "Bearer " .. o.bearer
-  elseif o.auth then
-    auth = "Basic " .. base64(tostring(o.auth[1]) .. ":" .. tostring(o.auth[2] or ""))
+  -- Headers: the client's, then the request's; credentials as they rank.
+  local headers = st.headers
+  local ch, oh = session.client and session.client.headers, o.headers
+  local auth = nil
+  -- c.headers is always a table: an empty one counts as none (a plain request).
+  if ch and check_headers(ch, fname .. " (the client's headers)") == 0 then ch = nil end
+  if ch then
+    merge_headers(st, headers, ch)
+    auth = st.user_auth or nil
+    st.user_auth = false
+  end
+  local da = d.auth_value             -- the client's bearer or auth, checked when it was made
+  if da ~= nil then auth = da or nil end
+  if oh ~= nil then
+    check_headers(oh, fname)
+    merge_headers(st, headers, oh)
+    if st.user_auth then auth = st.user_auth end
+  end
+  local oa = auth_option(o, fname)
+  if oa ~= nil then
+    auth = oa or nil
   elseif u.userinfo then
     auth = "Basic " .. base64(urldecode(u.userinfo))
   end
-  st.auth, st.auth_origin = auth, origin(u)
+  if auth then auth = head_string(fname, "Authorization", tostring(auth)) end
+  local body, berr = request_body(o, headers, fname)
+  if body == false then
+    free_state(st)
+    berr.url = url_string(u)
+    return nil, berr
+  end
+  st.body = body
+  st.replayable = type(body) ~= "table" or body.rewind ~= nil
+  if body == nil then st.body = nil end
+  st.auth, st.auth_origin = auth or false, origin(u)
 
-  local total, connect_t, read_t = timeouts(o.timeout == nil and session.timeout or o.timeout)
+  local total, connect_t, read_t = timeouts(opt(o, d, "timeout"), fname)
   if st.decompress and not st.has_accept_encoding then headers["Accept-Encoding"] = "gzip, deflate" end
   -- Only Accept-Encoding in headers, so far (see plain_head).
-  st.plain = st.decompress and not session.headers and not o.headers and body == nil
+  st.plain = st.decompress and not ch and oh == nil and body == nil
   st.connect_timeout, st.read_timeout = connect_t or total, read_t or total
-  local max_redirects = o.redirects
-  if max_redirects == nil then max_redirects = DEFAULT_REDIRECTS end
+  local max_redirects = opt(o, d, "redirects")
+  if max_redirects == nil then
+    max_redirects = DEFAULT_REDIRECTS
+  elseif type(max_redirects) ~= "number" or max_redirects < 0 or max_redirects % 1 ~= 0 then
+    raise(fname, "redirects must be a whole number >= 0, got " .. tostring(max_redirects))
+  end
   st.max_redirects = max_redirects
-  local proxy = o.proxy
+  local proxy = opt(o, d, "proxy")
   if proxy ~= nil then
+    if proxy ~= false and type(proxy) ~= "string" then raise(fname, "proxy must be a URL string or false, got " .. type(proxy)) end
     local ok, perr2 = pcall(proxy_for, u, proxy)   -- a bad proxy option is the caller's error
-    if not ok then error(perr2, 3) end
-  else
-    proxy = session.proxy
+    if not ok then error(relocate(perr2), 0) end
   end
   st.proxy = proxy
-  if st.plain then
-    -- What could raise inside the request, checked before it starts (the
-    -- request's own proxy option was checked just above).
-    check_env_proxies()
-    if o.proxy == nil then proxy_for(u, proxy) end
-  end
-  local retries = o.retries
-  if retries == nil then retries = session.retries or 0 end
-  if type(retries) ~= "number" or retries < 0 then error("retries must be a number >= 0", 3) end
-  st.retries = retries
-  st.trace = o.trace or trace_http
+  -- What could raise inside the request, checked before it starts.
+  check_env_proxies()
+  local r = o.retries
+  st.retry = r ~= nil and retry_policy(r, fname) or d.retry_policy or NO_RETRY
+  -- Nothing the request runs can raise (no caller's code, no TLS options
+  -- for tcp.connect to refuse): no pcall, which this LuaJIT cannot compile
+  -- a return through.
+  local safe = st.plain and tls == nil
 
-  if total then
+  local t0 = now()
+  local mine = total and t0 + total
+  local outer                         -- the task's deadline before this request
+  if mine then
     -- The total deadline over everything hop() waits on (lurk.timeout's
     -- logic, without its per-call closures and tables).
-    local t0 = now()
-    local mine = t0 + total
     st.t0 = t0
-    local prev = set_deadline(mine)
-    if prev and prev < mine then set_deadline(prev) end
-    local ok, res, err
-    if st.plain then
-      -- A plain request runs none of the caller's code and nothing that
-      -- raises (its proxy was decided above): no pcall, which this LuaJIT
-      -- cannot compile a return through. (Only running out of memory
-      -- would leave this deadline on the task.)
-      ok, res, err = true, hop(st, 0)
-    else
-      ok, res, err = pcall(hop, st, 0)
-    end
-    set_deadline(prev or false)
-    if not ok then error(res, 0) end
-    if not res and err and err.kind == "timeout" then
-      err.message = ("HTTP request to %s timed out after %g s"):format(url_string(st.u), total)
-      err.url = url_string(st.u)
-    end
-    free_state(st)
-    return res, err
+    outer = set_deadline(mine)
+    if outer and outer < mine then set_deadline(outer) end
   end
-  local res, err = hop(st, 0)
+  local ok, res, err
+  if safe then
+    ok, res, err = true, hop(st, 0)
+  else
+    ok, res, err = pcall(hop, st, 0)
+  end
+  if mine then set_deadline(outer or false) end
+  if not ok then error(relocate(res), 0) end
+  if not res then
+    if err.kind == "timeout" then
+      if not mine then outer = set_deadline() end
+      timeout_message(st, err, t0, total, mine, outer, st.connect_timeout, st.read_timeout)
+    end
+    err.url = err.url or url_string(st.u)
+  end
   free_state(st)
   return res, err
 end
 
--- http.download(url, path [, opts]) -> res | nil, err: streams the body to
--- path through the ring; a progress line on stderr when it is a terminal
--- (opts.progress = false to silence, true to force).
-function M.download(url, path, opts)
-  if type(path) ~= "string" then error("http.download: path must be a string", 2) end
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
-  o.url, o.stream = url, true
-  o.method = o.method or "GET"
+-- ---- downloads ----
+
+-- Where a resumable download keeps the validator (ETag or Last-Modified)
+-- of the file its part came from: next to the part, one line.
+local function validator_path(part) return part .. ".validator" end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- A strong validator for If-Range: an ETag that is not weak, else
+-- Last-Modified (RFC 9110 13.1.5).
+local function validator(res)
+  local etag = res.headers.etag
+  if etag and not etag:find("^W/") then return etag end
+  return res.headers["last-modified"]
+end
+
+local function io_error(path, msg, url)
+  return mkerror { kind = "io", phase = "io", message = path .. ": " .. msg, url = url }
+end
+
+-- The download itself: dl holds its options; part the part file.
+local function download(session, url, dest, o, fname)
+  local resume = flag(fname, "resume", o.resume)
   local show = o.progress
-  o.progress = nil
-  if show == nil then show = P.isatty(2) end
-  local res, err = M.request(o)
-  if not res then return nil, err end
-  if not res.ok then
+  if show ~= nil and type(show) ~= "boolean" and type(show) ~= "function" then
+    raise(fname, "progress must be true, false or a function(done, total), got " .. type(show))
+  end
+  if type(dest) ~= "string" or dest == "" then raise(fname, "path must be a non-empty string") end
+  local ro = {}
+  for k, v in pairs(o) do ro[k] = v end
+  ro.progress, ro.resume = nil, nil
+  ro.stream = true
+  -- No cap unless asked (here or by the client): curl and requests have none.
+  ro.max_body = o.max_body or session.defaults.max_body or math.huge
+  -- A resumed part is raw bytes: a range of encoded bytes cannot be decoded
+  -- on its own, so resumable downloads are never decompressed.
+  if resume then ro.decompress = false end
+  local part = dest .. ".part"
+  local vpath = validator_path(part)
+  local have = resume and file_size(part) or 0
+  local saved = have > 0 and read_file(vpath) or nil
+  if have > 0 then
+    local h = {}
+    for k, v in pairs(o.headers or EMPTY) do h[k] = v end
+    h.Range = ("bytes=%d-"):format(have)
+    -- If the file changed since the part was written, the server sends
+    -- all of it (200) instead of the rest.
+    if saved and saved ~= "" then h["If-Range"] = saved end
+    ro.headers = h
+  end
+  local res, err = do_request(session, ro, o.method, url, fname)
+  local function cleanup()
+    if not resume then
+      os.remove(part)
+      os.remove(vpath)
+    end
+  end
+  if not res then
+    cleanup()
+    return nil, err
+  end
+  local append, total = false, tonumber(res.headers["content-length"])
+  if res.status == 206 and have > 0 then
+    local first, last, size = (res.headers["content-range"] or ""):match("^%s*bytes%s+(%d+)%-(%d+)/(%S+)")
+    if tonumber(first) ~= have then
+      res:close()
+      cleanup()
+      return nil, mkerror { kind = "protocol", phase = "read", url = res.url,
+        message = ("download of %s: asked for bytes %d- and got Content-Range %q"):format(res.url, have,
+          tostring(res.headers["content-range"])) }
+    end
+    append = true
+    total = tonumber(size) or (total and have + total)
+  elseif res.status == 416 and have > 0 then
+    -- Nothing past what we have: complete if the server's size is ours.
+    local size = tonumber((res.headers["content-range"] or ""):match("^%s*bytes%s+%*/(%d+)"))
     res:close()
-    return nil, mkerror { kind = "status", phase = "read", url = res.url, status = res.status,
+    if size == have then
+      local ok, rerr = os.rename(part, dest)
+      if not ok then return nil, io_error(dest, tostring(rerr), res.url) end
+      os.remove(vpath)
+      res.bytes, res.resumed = have, have
+      return res
+    end
+    os.remove(part)
+    os.remove(vpath)
+    return download(session, url, dest, o, fname)     -- the file changed: from zero
+  elseif not res.ok or (res.status == 206) then
+    res:close()
+    cleanup()
+    return nil, mkerror { kind = "status", phase = "read", url = res.url, status = res.status, attempts = res.attempts,
       message = ("download of %s failed: HTTP %d %s"):format(res.url, res.status, res.reason) }
   end
-  local bar = show and progress_bar(io.stderr)
-  local n, serr = res:save(path, bar)
-  if not n then return nil, serr end
+  if res._decoded then total = nil end   -- Content-Length counts encoded bytes
+  if resume then
+    local v = validator(res)
+    local vf = io.open(vpath, "wb")
+    if vf then vf:write(v or ""); vf:close() end
+  end
+  local f, ferr = P.open_write(part, append)
+  if not f then
+    ferr.url = res.url
+    res:close()
+    cleanup()
+    return nil, ferr
+  end
+  if show == nil then show = P.isatty(2) end
+  local bar = show == true and progress_bar(io.stderr)
+  local report = type(show) == "function" and show or bar or nil
+  local from = append and have or 0
+  if report and from > 0 then report(from, total) end
+  local n, serr = write_body(res, f, from, total, report)
+  if not n then
+    cleanup()
+    serr.url = serr.url or res.url
+    return nil, serr
+  end
+  local ok, rerr = os.rename(part, dest)
+  if not ok then
+    cleanup()
+    return nil, io_error(dest, tostring(rerr), res.url)
+  end
+  os.remove(vpath)
   if bar then bar(n, n, true) end
   res.bytes = n
+  if append then res.resumed = have end
   return res
+end
+
+-- http.download(url, path [, opts]) -> res | nil, err
+function M.download(url, path, opts)
+  if opts ~= nil and type(opts) ~= "table" then raise("http.download", "options must be a table, got " .. type(opts)) end
+  opts = opts or EMPTY
+  check_opts(opts, "http.download", DOWNLOAD_OPTIONS)
+  return download(default_session, url, path, opts, "http.download")
 end
 
 -- ---- the module and sessions ----
 
--- http.get(url, opts) and friends; as methods on clients: c:get(url, opts).
-local function shortcuts(target, request, as_method)
-  for _, m in ipairs { "get", "head", "delete", "options", "post", "put", "patch" } do
-    local method = m:upper()
-    local function call(self, url, opts)
-      return request(self, opts or EMPTY, method, url)
-    end
-    if as_method then
-      target[m] = call
-    else
-      target[m] = function(url, opts) return call(nil, url, opts) end
-    end
+local METHODS = { "get", "head", "delete", "options", "post", "put", "patch" }
+
+-- http.get(url, opts) and friends.
+for _, m in ipairs(METHODS) do
+  local method, fname = m:upper(), "http." .. m
+  M[m] = function(url, opts)
+    if opts == nil then return do_request(default_session, EMPTY, method, url, fname) end
+    if type(opts) ~= "table" then raise(fname, "options must be a table, got " .. type(opts)) end
+    check_opts(opts, fname, SHORTCUT_OPTIONS)
+    return do_request(default_session, opts, method, url, fname)
   end
 end
 
-local default_session = { pool = new_pool(16) }
-
 -- http.request{ method, url, headers, query, body, json, form, auth, bearer,
---   timeout, redirects, max_body, tls } -> res | nil, err
+--   timeout, redirects, max_body, tls, ... } -> res | nil, err
 function M.request(o)
-  return do_request(default_session, o)
+  if type(o) ~= "table" then raise("http.request", "expects a table of options, got " .. type(o)) end
+  check_opts(o, "http.request", REQUEST_OPTIONS)
+  return do_request(default_session, o, nil, nil, "http.request")
 end
-shortcuts(M, function(_, o, method, url) return do_request(default_session, o, method, url) end, false)
 
--- http.client{ base_url, headers, cookies = true | false | path, timeout, retries, max_per_host }
---   -> client | nil, err
+-- http.client{ base_url, cookies = true | false | path, max_per_host, and
+--   any request option as a default } -> client | nil, err
 -- cookies = path loads that cookies.txt file when it exists (a missing one
 -- is an empty jar; one that cannot be read is an error of kind io). The
 -- client never writes it by itself: c:save_cookies(path) does, as curl
 -- writes its jar only when asked (-c).
+-- A client is { base_url, headers } for scripts (c.headers is live: what
+-- is put in it goes with later requests); its session (defaults, pool,
+-- jar) is kept aside.
 local Client = {}
 Client.__index = Client
+local sessions = setmetatable({}, { __mode = "k" })
 
 function M.client(opts)
-  opts = opts or {}
+  if opts ~= nil and type(opts) ~= "table" then raise("http.client", "options must be a table, got " .. type(opts)) end
+  opts = opts or EMPTY
+  local fname = "http.client"
+  check_opts(opts, fname, CLIENT_OPTIONS)
   local ck = opts.cookies
   if ck ~= nil and type(ck) ~= "boolean" and type(ck) ~= "string" then
-    error("http.client: cookies must be a boolean or a cookies.txt path", 2)
+    raise(fname, "cookies must be a boolean or a cookies.txt path")
   end
+  local base = opts.base_url
+  if base ~= nil then
+    if type(base) ~= "string" then raise(fname, "base_url must be a string, got " .. type(base)) end
+    local u, perr = parse_url(base)
+    if not u then raise(fname, ("bad base_url %q: %s"):format(base, perr)) end
+  end
+  local mph = opts.max_per_host
+  if mph ~= nil and (type(mph) ~= "number" or mph < 1 or mph % 1 ~= 0) then
+    raise(fname, "max_per_host must be a whole number >= 1, got " .. tostring(mph))
+  end
+  -- The defaults, checked now as a request would check them.
+  local d = {}
+  for k, v in pairs(opts) do d[k] = v end
+  d.base_url, d.cookies, d.max_per_host, d.headers = nil, nil, nil, nil
+  if opts.headers ~= nil then check_headers(opts.headers, fname) end
+  if d.query ~= nil then query_part(d.query, fname) end
+  d.auth_value = auth_option(d, fname)
+  d.auth, d.bearer = nil, nil
+  timeouts(d.timeout, fname)
+  flag(fname, "stream", d.stream); flag(fname, "decompress", d.decompress); flag(fname, "trace", d.trace)
+  if d.max_body ~= nil then positive(fname, "max_body", d.max_body) end
+  if d.tls ~= nil and type(d.tls) ~= "table" then raise(fname, "tls must be a table of TLS options, got " .. type(d.tls)) end
+  if d.redirects ~= nil and (type(d.redirects) ~= "number" or d.redirects < 0 or d.redirects % 1 ~= 0) then
+    raise(fname, "redirects must be a whole number >= 0, got " .. tostring(d.redirects))
+  end
+  if d.proxy ~= nil and d.proxy ~= false and type(d.proxy) ~= "string" then
+    raise(fname, "proxy must be a URL string or false, got " .. type(d.proxy))
+  end
+  d.retry_policy = retry_policy(d.retries, fname)
+  d.retries = nil
   local jar = ck ~= false and new_jar() or nil
   if type(ck) == "string" then
     local ok, err = jar:load(ck)
     if not ok and err.errno ~= 2 then return nil, err end   -- ENOENT: no jar yet
   end
-  local c = setmetatable({ base_url = opts.base_url, headers = opts.headers, timeout = opts.timeout,
-    retries = opts.retries, proxy = opts.proxy, pool = new_pool(opts.max_per_host), jar = jar }, Client)
+  local c = setmetatable({ base_url = base, headers = opts.headers or {} }, Client)
+  sessions[c] = { client = c, base_url = base, defaults = d, pool = new_pool(mph), jar = jar }
   return c
 end
 
-function Client:request(o) return do_request(self, o) end
+-- The session of a client method's self, or a raise that shows the call
+-- to write when the method was called with "." instead of ":".
+local function session_of(self, fname, args)
+  local s = sessions[self]
+  if not s then
+    error(script_where() .. ("c:%s: call it as a method: use c:%s(%s)"):format(fname, fname, args), 0)
+  end
+  return s
+end
+
+function Client:request(o)
+  local s = session_of(self, "request", "{ ... }")
+  if type(o) ~= "table" then raise("c:request", "expects a table of options, got " .. type(o)) end
+  check_opts(o, "c:request", REQUEST_OPTIONS)
+  return do_request(s, o, nil, nil, "c:request")
+end
+
+for _, m in ipairs(METHODS) do
+  local method, fname = m:upper(), "c:" .. m
+  Client[m] = function(self, url, opts)
+    local s = session_of(self, m, "url [, opts]")
+    if opts == nil then return do_request(s, EMPTY, method, url, fname) end
+    if type(opts) ~= "table" then raise(fname, "options must be a table, got " .. type(opts)) end
+    check_opts(opts, fname, SHORTCUT_OPTIONS)
+    return do_request(s, opts, method, url, fname)
+  end
+end
+
+-- c:download(path_or_url, dest [, opts]) -> res | nil, err: http.download
+-- with the client's defaults, base_url, pool and cookies.
+function Client:download(url, dest, opts)
+  local s = session_of(self, "download", "url, path [, opts]")
+  if opts ~= nil and type(opts) ~= "table" then raise("c:download", "options must be a table, got " .. type(opts)) end
+  opts = opts or EMPTY
+  check_opts(opts, "c:download", DOWNLOAD_OPTIONS)
+  return download(s, url, dest, opts, "c:download")
+end
 
 -- c:cookies() -> { { name, value, domain, path, expires, secure, host_only, http_only }, ... }
 -- oldest first
 function Client:cookies()
-  return self.jar and self.jar:cookies() or {}
+  local s = session_of(self, "cookies", "")
+  return s.jar and s.jar:cookies() or {}
 end
 
 local function client_jar(self, fn, path)
-  if getmetatable(self) ~= Client then error("c:" .. fn .. ": call it as a method (c:" .. fn .. "(path))", 3) end
-  if type(path) ~= "string" or path == "" then error("c:" .. fn .. ": path must be a non-empty string", 3) end
-  if not self.jar then error("c:" .. fn .. ": this client keeps no cookies (cookies = false)", 3) end
-  return self.jar
+  local s = session_of(self, fn, "path")
+  if type(path) ~= "string" or path == "" then raise("c:" .. fn, "path must be a non-empty string") end
+  if not s.jar then raise("c:" .. fn, "this client keeps no cookies (cookies = false)") end
+  return s.jar
 end
 
 -- c:save_cookies(path) -> true | nil, err (kind io): every unexpired cookie,
@@ -701,7 +1219,16 @@ end
 function Client:load_cookies(path)
   return client_jar(self, "load_cookies", path):load(path)
 end
-function Client:close() self.pool:close() end
-shortcuts(Client, function(self, o, method, url) return do_request(self, o, method, url) end, true)
+
+-- c:close(): closes the idle connections of its pool.
+function Client:close()
+  session_of(self, "close", "")
+  sessions[self].pool:close()
+end
+
+function Client:__tostring()
+  local s = sessions[self]
+  return ("http.client (%s)"):format(s and s.base_url or "no base_url")
+end
 
 return M

@@ -10,7 +10,7 @@ local P, lurk, tcp = ...
 
 local M = {}
 local concat, sort, pairs, type, tostring = table.concat, table.sort, pairs, type, tostring
-local now = lurk.now
+local now, mkerror = lurk.now, lurk.error
 local origin = P.url.origin
 local proxy_error, tunnel = P.proxy.error, P.proxy.tunnel
 local idle_ok = P.idle_ok
@@ -22,7 +22,8 @@ Pool.__index = Pool
 
 function M.new(max_per_host)
   -- idle[key]: connections ready for reuse.
-  return setmetatable({ idle = {}, sems = {}, max = max_per_host or 16 }, Pool)
+  -- busy[key]: connections checked out (what a waiter is told it waits behind).
+  return setmetatable({ idle = {}, sems = {}, busy = {}, max = max_per_host or 16 }, Pool)
 end
 
 local function tls_key(tls)
@@ -76,7 +77,17 @@ function Pool:checkout(u, opts, t)
     self.sems[key] = sem
   end
   local ok, err = sem:acquire()
-  if not ok then return nil, err end
+  if not ok then
+    if err.kind == "timeout" then
+      -- Out of time behind max_per_host busy connections: say so, not just "timed out".
+      local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
+      err = mkerror { kind = "timeout", phase = "pool", retryable = true,
+        message = ("timed out waiting for a connection to %s:%d (%d in use, max_per_host = %d)"):format(host, u.port,
+          self.busy[key] or 0, self.max) }
+    end
+    return nil, err
+  end
+  self.busy[key] = (self.busy[key] or 0) + 1
   local idle = self.idle[key]
   local n = idle and #idle or 0
   while n > 0 do
@@ -88,6 +99,7 @@ function Pool:checkout(u, opts, t)
   end
   local sock, cerr = open(u, opts)
   if not sock then
+    self.busy[key] = self.busy[key] - 1
     sem:release()
     return nil, cerr
   end
@@ -108,6 +120,7 @@ function Pool:checkin(key, conn, reusable, t)
   else
     conn.sock:close()
   end
+  self.busy[key] = self.busy[key] - 1
   self.sems[key]:release()
 end
 

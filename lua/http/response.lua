@@ -49,8 +49,18 @@ function Response:expect(...)
     message = ("unexpected HTTP status %d %s from %s"):format(self.status, self.reason, self.url) }
 end
 
+-- A streamed response that still holds its connection says so: it keeps a
+-- pool slot until its body is read or it is closed.
 function Response:__tostring()
-  return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #(self.body or ""))
+  if self.body then
+    return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #self.body)
+  end
+  if self._conn then
+    return ("HTTP %d %s (%s, streamed, body %s, holding a connection)"):format(self.status, self.reason, self.url,
+      self._started and "partly read" or "unread")
+  end
+  return ("HTTP %d %s (%s, streamed, body %s)"):format(self.status, self.reason, self.url,
+    self._closed and "closed unread" or "read")
 end
 
 
@@ -83,6 +93,23 @@ end
 
 -- ---- streaming ----
 
+-- A failed body read's err, with the URL; a timeout names what timed out
+-- (never the errno text of the cancelled read).
+local function body_error(res, err, timeout)
+  err.url = err.url or res.url
+  if err.kind == "timeout" then
+    local dl = P.deadline()
+    if dl and now() >= dl - 0.001 then
+      err.message = ("reading the body of %s timed out: the task's deadline (lurk.timeout) passed"):format(res.url)
+    elseif timeout then
+      err.message = ("reading the body of %s timed out after %g s without data (read timeout)"):format(res.url, timeout)
+    else
+      err.message = ("reading the body of %s timed out"):format(res.url)
+    end
+  end
+  return err
+end
+
 -- res:read([n]) -> up to n bytes (default: whatever came next) | nil at the
 -- end | nil, err
 function Response:read(n)
@@ -90,10 +117,12 @@ function Response:read(n)
   if not pending or pending == "" then
     local conn = self._conn
     if not conn then return nil end
+    self._started = true
+    local timeout = conn.timeout
     local data, keep = conn.x:read(conn.sock)
     if not data then
       release(self, data == false and keep)
-      if data == nil then return nil, keep end
+      if data == nil then return nil, body_error(self, keep, timeout) end
       return nil
     end
     pending = data
@@ -162,25 +191,36 @@ end
 -- progress(done, total_or_nil) is called after each write.
 function Response:save(path, progress)
   local f, ferr = P.open_write(path)
-  if not f then return nil, ferr end
-  local n = 0
+  if not f then
+    ferr.url = self.url
+    self:close()
+    return nil, ferr
+  end
   local total = tonumber(self.headers["content-length"])
   if self._decoded then total = nil end   -- Content-Length counts encoded bytes
+  return M.write_body(self, f, 0, total, progress)
+end
+
+-- Writes the rest of res's body to the open file f, counting from done
+-- bytes (a resumed download's part) of total: bytes written in all, or
+-- nil, err (err.url set; a disk error is kind io). f is closed either way.
+function M.write_body(res, f, done, total, progress)
   while true do
-    local data, err = self:read()
+    local data, err = res:read()
     if not data then
       f:close()
       if err then return nil, err end
-      return n
+      return done
     end
     local ok, werr = f:write(data)
     if not ok then
       f:close()
-      self:close()
+      res:close()
+      werr.url = res.url
       return nil, werr
     end
-    n = n + #data
-    if progress then progress(n, total) end
+    done = done + #data
+    if progress then progress(done, total) end
   end
 end
 
@@ -212,6 +252,7 @@ end
 
 -- res:close(): stop reading; the connection is closed, not reused.
 function Response:close()
+  if self._conn then self._closed = true end
   release(self, false)
   return true
 end

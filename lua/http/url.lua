@@ -23,23 +23,58 @@ function M.urldecode(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- encode_query{ b = 2, a = { 1, 3 } } -> "a=1&a=3&b=2" (keys sorted)
-function M.encode_query(t)
+-- A query or form value: a string, a number, or a boolean ("true", "false").
+-- Anything else (a function, userdata such as json.null, a table where a
+-- scalar belongs) has no encoding a server would read back: nil, and why.
+local function scalar(v)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "number" or tv == "boolean" then return tostring(v) end
+  return nil, v == nil and "nil" or (tv == "userdata" and "userdata (json.null?)" or ("a " .. tv))
+end
+
+-- query_string{ b = 2, a = { 1, 3 } } -> "a=1&a=3&b=2" (keys sorted): a list
+-- repeats its key, booleans are written "true"/"false". A nested hash table,
+-- a list with holes or of non-scalars, a function or userdata is nil, msg.
+function M.query_string(t)
   local keys, out = {}, {}
-  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  for k in pairs(t) do
+    local tk = type(k)
+    if tk ~= "string" and tk ~= "number" then return nil, ("a key of type %s"):format(tk) end
+    keys[#keys + 1] = tostring(k)
+  end
   sort(keys)
   for _, k in ipairs(keys) do
     local v = t[k]
     if v == nil then v = t[tonumber(k)] end
     if type(v) == "table" then
-      for _, x in ipairs(v) do out[#out + 1] = urlencode(k) .. "=" .. urlencode(x) end
-    elseif v == true then
-      out[#out + 1] = urlencode(k)
-    elseif v ~= false then
-      out[#out + 1] = urlencode(k) .. "=" .. urlencode(v)
+      local n = #v
+      for kk in pairs(v) do
+        if type(kk) ~= "number" or kk < 1 or kk > n or kk % 1 ~= 0 then
+          return nil, ("%s: a nested table (only a list of values repeats the key)"):format(k)
+        end
+      end
+      for i = 1, n do
+        local s, why = scalar(v[i])
+        if not s then return nil, ("%s[%d]: cannot encode %s"):format(k, i, why) end
+        out[#out + 1] = urlencode(k) .. "=" .. urlencode(s)
+      end
+    else
+      local s, why = scalar(v)
+      if not s then return nil, ("%s: cannot encode %s"):format(k, why) end
+      out[#out + 1] = urlencode(k) .. "=" .. urlencode(s)
     end
   end
   return concat(out, "&")
+end
+
+-- http.encode_query(t) -> string: query_string, raising (at the caller) on
+-- what it cannot encode.
+function M.encode_query(t)
+  if type(t) ~= "table" then error("http.encode_query: expected a table, got " .. type(t), 2) end
+  local s, err = M.query_string(t)
+  if not s then error("http.encode_query: " .. err, 2) end
+  return s
 end
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

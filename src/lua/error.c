@@ -24,6 +24,10 @@
 
 const char *lurk_error_kind(int rc, const char *phase)
 {
+    /* A local file that cannot be opened or written is kind io whatever
+     * the errno (EMFILE, ENOSPC, ...): a disk problem, not a network limit. */
+    if (phase && strcmp(phase, "io") == 0 && rc != -ETIMEDOUT && rc != -ECANCELED)
+        return "io";
     switch (-rc) {
     case ETIMEDOUT:
         return "timeout";

@@ -2,7 +2,8 @@
  * file.c - files written through the ring, for downloads: the loop never
  * blocks on the disk.
  *
- *   f = open_write(path)         -> file | nil, err   (created or truncated, 0644)
+ *   f = open_write(path [, append]) -> file | nil, err (created or truncated, 0644;
+ *                                   append: kept, written from its end)
  *   f:write(data)                -> true | nil, err   (all of it; yields)
  *   f:close()                    -> true
  *
@@ -18,6 +19,7 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -160,10 +162,12 @@ static int file_gc(lua_State *L)
     return 0;
 }
 
-/* open_write(path) -> file | nil, err (internal: lua/http.lua's downloads) */
+/* open_write(path [, append]) -> file | nil, err (internal: lua/http.lua's
+ * downloads; append continues a resumed download's part file) */
 static int l_open_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    bool append = lua_toboolean(L, 2);
     struct file *f;
 
     /* The object first, closed (liolib's rule): if making it raises (out of
@@ -176,9 +180,17 @@ static int l_open_write(lua_State *L)
     snprintf(f->path, sizeof f->path, "%s", path);
     luaL_getmetatable(L, FILE_MT);
     lua_setmetatable(L, -2);
-    f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    f->fd = open(path, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
     if (f->fd < 0)
         return lurk_lua_error(L, -errno, "io", path);   /* a local failure: kind io */
+    if (append) {
+        /* Writes carry their own offset (no O_APPEND): start at the end. */
+        off_t end = lseek(f->fd, 0, SEEK_END);
+
+        if (end < 0)
+            return lurk_lua_error(L, -errno, "io", path);
+        f->off = end;
+    }
     return 1;
 }
 

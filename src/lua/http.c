@@ -39,6 +39,7 @@
 #include "http/request.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -570,7 +571,9 @@ static int parser_exchange(lua_State *L)
     ps->k = k;
     ps->want = mode == 0 ? W_WHOLE : mode == 1 ? W_HEAD : W_CONTINUE;
     ps->continue_by = lurk_now_ns() + 1000000000;
-    lurk_exchange_begin(&ps->x, lurk_lua_sock_stream(k), head, max > 0 ? (size_t)max : 0, decompress,
+    /* max_body = math.huge (a download without a cap): no limit at all. */
+    lurk_exchange_begin(&ps->x, lurk_lua_sock_stream(k), head,
+                        max >= 9e18 ? SIZE_MAX : max > 0 ? (size_t)max : 0, decompress,
                         ps->want != W_WHOLE, ps->want == W_CONTINUE);
     if (drain > 0)
         lurk_exchange_drain_redirects(&ps->x, (size_t)drain);

@@ -170,7 +170,7 @@ do
   local err = t.fails("status", http.download(base .. "/status/404", path))
   t.eq(err.status, 404)
   local ferr = t.fails("io", http.download(base .. "/static/1k", "/nonexistent-dir/x"))
-  t.ok(ferr.message:find("/nonexistent-dir/x: No such file or directory", 1, true), ferr.message)
+  t.ok(ferr.message:find("/nonexistent-dir/x.part: No such file or directory", 1, true), ferr.message)
   local out = io.popen(("%s -e 'assert(http.download(%q, %q, { progress = true }))' 2>&1"):format(
     t.lurk, base .. "/static/1m", path)):read("*a")
   t.ok(out:find("1.0 MiB / 1.0 MiB (100%)", 1, true), "forced progress line: " .. out)

@@ -11,7 +11,11 @@ The request path picks the answer: GET /<case>. Cases are in CASES; "drip"
 sends a valid response one byte per 0.2 s; "split" sends a valid response one
 byte per TCP segment; "idle" answers keep-alive, then closes the connection
 0.1 s later (a pooled connection that goes stale); "count" answers with the
-number of connections accepted so far.
+number of connections accepted so far; "echohead" answers with the request
+head; "busy429-<N>-<tag>" is 429 (Retry-After: 0) N times, then 200;
+"stallbody" sends 5 of 100 body bytes and stalls; "big" is 65 MiB + 1 byte;
+"res/<etag>/<mode>" is a file for resumed downloads (see resumable), and
+"res-last" reports the Range and If-Range of the last such request.
 
 Conformance cases (RFC 9112 and what curl accepts): "fold", "clws",
 "chunkext", "lfall", the Content-Encoding lists "gzgz", "dig", "dig2",
@@ -139,6 +143,52 @@ def read_request(conn):
     return (line[1].decode().lstrip("/") if len(line) > 1 else ""), head
 
 
+LAST_RANGE = [b""]
+RES_SIZE = 1000
+
+
+def header(head, name):
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == name:
+            return v.strip()
+    return None
+
+
+def resumable(conn, case, head):
+    """/res/<etag>/<mode>: a 1000-byte file whose bytes depend on its ETag.
+    cut: a 200 that stops after 400 bytes and closes. full: Range honoured
+    when If-Range (if sent) is the current ETag, else the whole file.
+    badrange: a 206 whose Content-Range starts at 0 whatever was asked."""
+    _, etag, mode = case.split("/", 2)
+    body = ((etag + ":").encode() * RES_SIZE)[:RES_SIZE]
+    rng, if_range = header(head, b"range"), header(head, b"if-range")
+    LAST_RANGE[0] = b"range=%s if-range=%s" % (rng or b"-", if_range or b"-")
+    tag = b'"' + etag.encode() + b'"'
+    common = b"ETag: %s\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nAccept-Ranges: bytes\r\n" % tag
+    if mode == "cut":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: %d\r\n\r\n" % RES_SIZE + body[:400])
+        time.sleep(0.05)
+        return
+    if mode == "badrange":
+        conn.sendall(b"HTTP/1.1 206 Partial Content\r\n" + common
+                     + b"Content-Range: bytes 0-%d/%d\r\nContent-Length: %d\r\n\r\n" % (RES_SIZE - 1, RES_SIZE, RES_SIZE)
+                     + body)
+        return
+    start = int(rng[6:-1]) if rng and rng.startswith(b"bytes=") and rng.endswith(b"-") else None
+    if start is not None and (if_range is None or if_range == tag):
+        if start >= RES_SIZE:
+            conn.sendall(b"HTTP/1.1 416 Range Not Satisfiable\r\n" + common
+                         + b"Content-Range: bytes */%d\r\nContent-Length: 0\r\n\r\n" % RES_SIZE)
+            return
+        part = body[start:]
+        conn.sendall(b"HTTP/1.1 206 Partial Content\r\n" + common
+                     + b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n" % (start, RES_SIZE - 1, RES_SIZE, len(part))
+                     + part)
+        return
+    conn.sendall(b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: %d\r\n\r\n" % RES_SIZE + body)
+
+
 def handle(conn):
     try:
         while True:
@@ -219,6 +269,37 @@ def handle(conn):
                 else:
                     conn.shutdown(socket.SHUT_RDWR)     # FIN without close_notify
                 return
+            elif case.split("?", 1)[0] == "echohead":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(request_head), request_head))
+            elif case.startswith("busy429-"):
+                # "busy429-<N>-<tag>": 429 with Retry-After: 0 for the first N hits.
+                n, tag = case[8:].split("-", 1)
+                hits[tag] = hits.get(tag, 0) + 1
+                if hits[tag] <= int(n):
+                    conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 4\r\n\r\nslow")
+                else:
+                    body = str(hits[tag]).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif case == "stallbody":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+                time.sleep(10)
+                return
+            elif case == "big":
+                # 65 MiB + 1 byte: past the 64 MiB that caps other requests.
+                size = (65 << 20) + 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                block = b"z" * (1 << 20)
+                sent = 0
+                while sent < size:
+                    n = min(len(block), size - sent)
+                    conn.sendall(block[:n])
+                    sent += n
+            elif case.startswith("res/"):
+                resumable(conn, case, request_head)
+                if case.endswith("/cut"):
+                    return
+            elif case == "res-last":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(LAST_RANGE[0]), LAST_RANGE[0]))
             elif case == "count":
                 body = str(accepted).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
