@@ -288,13 +288,17 @@ end
 
 -- Header names are tokens; values strings or numbers (or lists of them)
 -- without CR, LF or NUL. Returns how many fields there are.
-local function check_headers(h, fname)
-  if type(h) ~= "table" then raise(fname, "headers must be a table of name = value, got " .. type(h)) end
+-- whose: "the client's " for c.headers (said only in what is raised: no
+-- string is made per request).
+local function check_headers(h, fname, whose)
+  whose = whose or ""
+  if type(h) ~= "table" then raise(fname, whose .. "headers must be a table of name = value, got " .. type(h)) end
   local n = 0
   for k, v in pairs(h) do
     n = n + 1
     if type(k) ~= "string" or not k:find(TOKEN) then
-      raise(fname, type(k) == "string" and ("invalid header name %q"):format(k) or ("invalid header name (a %s)"):format(type(k)))
+      raise(fname, whose .. (type(k) == "string" and ("invalid header name %q"):format(k)
+                             or ("invalid header name (a %s)"):format(type(k))))
     end
     if type(v) == "table" then
       for i = 1, #v do check_value(fname, k, v[i]) end
@@ -831,7 +835,7 @@ local function do_request(session, o, method, url, fname)
   local ch, oh = session.client and session.client.headers, o.headers
   local auth = nil
   -- c.headers is always a table: an empty one counts as none (a plain request).
-  if ch and check_headers(ch, fname .. " (the client's headers)") == 0 then ch = nil end
+  if ch and check_headers(ch, fname, "the client's ") == 0 then ch = nil end
   if ch then
     merge_headers(st, headers, ch)
     auth = st.user_auth or nil

@@ -71,8 +71,10 @@ end
 function M.new(status, reason, hdrs, repeated, body, u, conn, ct, ttfb)
   setmetatable(hdrs, Headers)
   if repeated then lists[hdrs] = repeated end
+  -- Every field a response gets on the usual path is in the template:
+  -- one more (attempts) would make every request grow the table.
   local res = setmetatable({ status = 0, reason = "", headers = false, body = false, ok = false, url = false,
-    tls = false, timings = false }, Response)
+    tls = false, timings = false, attempts = 1 }, Response)
   local tm = { dns = 0, connect = 0, tls = 0, ttfb = 0, total = 0 }
   tm.dns, tm.connect, tm.tls, tm.ttfb = ct.dns, ct.connect, ct.tls or 0, ttfb
   res.status, res.reason, res.headers, res.body, res.ok = status, reason, hdrs, body, status < 400
