@@ -150,14 +150,18 @@ fi
 # into liblurk.so as well as the program), its headers, and a luajit program
 # built on the same archive (lurk compiles lua/*.lua with it; the tests load
 # lurk.so into it). No shared libluajit is built, so nothing can link one by
-# accident. `luajit` exports the Lua API (-Wl,-E) for C modules.
+# accident. `luajit` exports the Lua API (-Wl,-E) for C modules, and finds its
+# jit.* modules (luajit -b) through LUA_PATH, which CMake sets.
 if [ "$ID" = debian ]; then
     stamp="$deps/.stamp-luajit-pic-1"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
         src=$(trixie_source luajit)     # into .deps/luajit
         rm -rf "$deps/luajit" "$deps"/.stamp-luajit-pic-*
-        make -C "$src" -j"$(nproc)" PREFIX="$deps/luajit" BUILDMODE=static CFLAGS=-fPIC \
+        # Compiled for /usr as Debian's luajit is, so that the search paths
+        # built into it (package.path, package.cpath) name the system's Lua
+        # directories, never .deps/; installed under .deps/luajit.
+        make -C "$src" -j"$(nproc)" PREFIX=/usr MULTILIB="lib/$(gcc -print-multiarch)" BUILDMODE=static CFLAGS=-fPIC \
             >"$state/luajit-build.log" 2>&1 &&
         make -C "$src" install PREFIX="$deps/luajit" BUILDMODE=static LDCONFIG=: >>"$state/luajit-build.log" 2>&1 ||
             { tail -n 30 "$state/luajit-build.log" >&2; log "LuaJIT build failed"; exit 1; }
