@@ -5,7 +5,10 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan bench soak clean fuzz valgrind
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps build demo test test-asan bench soak clean fuzz valgrind install package
 
 all: build
 
@@ -25,6 +28,19 @@ $(ASAN_BUILD)/CMakeCache.txt $(FUZZ_BUILD)/CMakeCache.txt: $(DEPS_STAMPS)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Installs under $(PREFIX) (default /usr/local), staged under $(DESTDIR) if
+# set. The tree is configured for that prefix (libraries in lib/<multiarch>
+# under /usr, where Debian looks), and nothing installed refers to it.
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# A Debian package, $(BUILD)/lurk_<version>_<arch>.deb, built in $(BUILD)/deb
+# for /usr (scripts/package-deb.sh).
+package: deps
+	JOBS=$(JOBS) scripts/package-deb.sh $(BUILD)
 
 demo: build
 	$(BUILD)/lurk examples/demo.lua

@@ -5,10 +5,14 @@
 # old (liburing >= 2.5, llhttp 9): their Debian 13 binary packages are fetched
 # with apt-get download against a private apt state directory (the system's apt
 # sources are never touched) and unpacked into .deps/ in the source tree, which
-# CMake then searches first. Debian 12's LuaJIT (a 2022 snapshot) has JIT bugs that
-# give wrong results (pairs() ending early once compiled, LuaJIT issue 827), and
-# Debian 13's binary needs glibc 2.38, so LuaJIT is built from Debian 13's source
-# tarball into .deps/ (about 20 seconds, once).
+# CMake then searches first.
+#
+# LuaJIT is built on every Debian release from Debian 13's source tarball, as a
+# static PIC archive (with its headers and a luajit program) in .deps/luajit
+# (about 20 seconds, once): lurk links it into the program and liblurk, so an
+# installed lurk never depends on the LuaJIT of the machine. Debian 12's own
+# LuaJIT (a 2022 snapshot) has JIT bugs that give wrong results (pairs() ending
+# early once compiled, LuaJIT issue 827), and Debian 13's binary needs glibc 2.38.
 #
 # mbedTLS is built on every Debian release, from Debian 13's source package with
 # lurk's patch (scripts/patches/mbedtls-3.6.patch: a TLS 1.2 RSA-PSS regression of
@@ -25,6 +29,13 @@ deps="$top/.deps"
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
+# The install and package tests run installed copies with .deps/ moved aside
+# (tests/install_test.sh); put it back if one of them was killed meanwhile.
+if [ ! -e "$deps" ] && [ ! -L "$deps" ] && { [ -e "$top/.deps.moved-by-test" ] || [ -L "$top/.deps.moved-by-test" ]; }; then
+    log "restoring .deps/, moved aside by an interrupted test"
+    mv "$top/.deps.moved-by-test" "$deps"
+fi
+
 . /etc/os-release
 major=${VERSION_ID%%.*}
 
@@ -32,7 +43,8 @@ pkgs=(build-essential cmake pkg-config git patch bzip2 xz-utils
       libluajit-5.1-dev luajit libc-ares-dev zlib1g-dev libedit-dev libcmocka-dev libpsl-dev publicsuffix
       nginx-light openssl ca-certificates debian-archive-keyring curl dnsmasq-base
       python3 iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy microsocks
-      nodejs npm clang libclang-rt-dev valgrind)
+      nodejs npm clang libclang-rt-dev valgrind
+      dpkg-dev lintian luarocks man-db)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then
     pkgs+=(liburing-dev libllhttp-dev)
 fi
@@ -63,8 +75,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ -s /run/tinyproxy/tinyproxy.pid ]; then kill "$(cat /run/tinyproxy/tinyproxy.pid)" 2>/dev/null || true; fi
 fi
 
-# Debian 12: Debian 13's builds of liburing 2.9 and llhttp 9.2, and LuaJIT built
-# from Debian 13's source. Every Debian: mbedTLS built from Debian 13's source.
+# Debian 12: Debian 13's builds of liburing 2.9 and llhttp 9.2. Every Debian:
+# LuaJIT and mbedTLS built from Debian 13's source.
 trixie_apt() {
     # apt-get or apt-cache against a private state directory that sees only
     # Debian 13's archive; $state must be set.
@@ -132,13 +144,27 @@ H
         done
         touch "$stamp"
     fi
-    stamp="$deps/.stamp-luajit-1"
+fi
+
+# LuaJIT from Debian 13's source: a static archive compiled with -fPIC (it goes
+# into liblurk.so as well as the program), its headers, and a luajit program
+# built on the same archive (lurk compiles lua/*.lua with it; the tests load
+# lurk.so into it). No shared libluajit is built, so nothing can link one by
+# accident. `luajit` exports the Lua API (-Wl,-E) for C modules, and finds its
+# jit.* modules (luajit -b) through LUA_PATH, which CMake sets.
+if [ "$ID" = debian ]; then
+    stamp="$deps/.stamp-luajit-pic-1"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
-        src=$(trixie_source luajit)     # into .deps/usr
-        make -C "$src" -j"$(nproc)" PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu >"$state/luajit-build.log" 2>&1 ||
+        src=$(trixie_source luajit)     # into .deps/luajit
+        rm -rf "$deps/luajit" "$deps"/.stamp-luajit-pic-*
+        # Compiled for /usr as Debian's luajit is, so that the search paths
+        # built into it (package.path, package.cpath) name the system's Lua
+        # directories, never .deps/; installed under .deps/luajit.
+        make -C "$src" -j"$(nproc)" PREFIX=/usr MULTILIB="lib/$(gcc -print-multiarch)" BUILDMODE=static CFLAGS=-fPIC \
+            >"$state/luajit-build.log" 2>&1 &&
+        make -C "$src" install PREFIX="$deps/luajit" BUILDMODE=static LDCONFIG=: >>"$state/luajit-build.log" 2>&1 ||
             { tail -n 30 "$state/luajit-build.log" >&2; log "LuaJIT build failed"; exit 1; }
-        make -C "$src" install PREFIX="$deps/usr" MULTILIB=lib/x86_64-linux-gnu LDCONFIG=: >/dev/null
         touch "$stamp"
     fi
 fi

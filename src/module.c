@@ -5,14 +5,53 @@
  * registry frees it when the state closes; being the first object with a
  * finalizer, it is finalized last, after the sockets (Lua 5.1 and LuaJIT
  * finalize userdata in reverse order of creation).
+ *
+ * The loading luajit is not lurk's own, so it is checked first: LuaJIT before
+ * the 2023 rolling release (jit.version_num 20199), such as Debian 12's
+ * 2.1.0-beta3 snapshot, miscompiles pairs() loops (LuaJIT issue 827), and a
+ * script would silently skip table entries. The lurk program and liblurk
+ * carry a good LuaJIT and need no check.
  */
 #include "lurk.h"
 #include "lua/task.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ANCHOR_MT "lurk.module"
+#define GOOD_LUAJIT_VERSION_NUM 20199
+
+/* Raises unless the running LuaJIT is one known to compile correctly, or
+ * LURK_ALLOW_OLD_LUAJIT=1. Reads package.loaded.jit, which scripts cannot
+ * shadow by accident as they can the global. */
+static void check_luajit(lua_State *L)
+{
+    const char *allow = getenv("LURK_ALLOW_OLD_LUAJIT");
+    const char *version;
+    lua_Number num;
+
+    if (allow && strcmp(allow, "1") == 0)
+        return;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "jit");                 /* package, loaded, jit */
+    if (!lua_istable(L, -1))
+        luaL_error(L, "lurk: needs LuaJIT 2.1 (this Lua has no jit module)");
+    lua_getfield(L, -1, "version_num");
+    lua_getfield(L, -2, "version");             /* ..., jit, version_num, version */
+    num = lua_tonumber(L, -2);
+    version = lua_tostring(L, -1);
+    if (num >= GOOD_LUAJIT_VERSION_NUM) {
+        lua_pop(L, 5);
+        return;
+    }
+    luaL_error(L, "lurk: %s (jit.version_num %d) is known to miscompile Lua code: compiled "
+               "pairs() loops can end early and skip entries (LuaJIT issue 827). Run the script "
+               "with the lurk program, which carries a good LuaJIT, or use a LuaJIT 2.1 from "
+               "2023 or later (jit.version_num %d); LURK_ALLOW_OLD_LUAJIT=1 loads lurk anyway",
+               version ? version : "this LuaJIT", (int)num, GOOD_LUAJIT_VERSION_NUM);
+}
 
 static int anchor_gc(lua_State *L)
 {
@@ -31,6 +70,7 @@ int luaopen_lurk(lua_State *L)
     int rc;
 
     if (!lurk_rt_get(L)) {
+        check_luajit(L);
         box = lua_newuserdata(L, sizeof *box);
         *box = NULL;
         luaL_newmetatable(L, ANCHOR_MT);
