@@ -32,8 +32,10 @@
  *    the metatable registered as ARRAY_MT so that [] survives a round trip.
  */
 #include "json.h"
+#include "lua/class.h"
 #include "lua/error.h"
 #include "lua/modules.h"
+#include "lua/options.h"
 #include "core/error.h"
 
 #include <lauxlib.h>
@@ -638,7 +640,11 @@ static int json_decode(lua_State *L)
     size_t len;
     const char *s;
 
-    luaL_checktype(L, 1, LUA_TSTRING);
+    lurk_lua_checktype(L, 1, "json.decode", LUA_TSTRING);
+    /* An options table would be ignored: say so. (Other extra values pass:
+     * json.decode(s:gsub(...)) gives it gsub's count.) */
+    if (lua_istable(L, 2))
+        return lurk_lua_raise(L, "json.decode", "takes no options (json.decode(text))");
     s = lua_tolstring(L, 1, &len);
     lua_settop(L, 1);
     push_array_mt(L); /* 2: array metatable */
@@ -1076,11 +1082,13 @@ static int encode_value(struct encoder *e, int idx)
 /* Returns opts.indent from the options table at arg, 0 when absent. */
 static int check_indent(lua_State *L, int arg)
 {
+    static const char *const known[] = { "indent", NULL };
     lua_Number n;
 
     if (lua_isnoneornil(L, arg))
         return 0;
-    luaL_checktype(L, arg, LUA_TTABLE);
+    lurk_lua_checktype(L, arg, "json.encode", LUA_TTABLE);
+    lurk_lua_check_options(L, arg, "json.encode", known);
     lua_getfield(L, arg, "indent");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -1088,7 +1096,7 @@ static int check_indent(lua_State *L, int arg)
     }
     n = lua_tonumber(L, -1);
     if (lua_type(L, -1) != LUA_TNUMBER || n != floor(n) || n < 0 || n > JSON_MAX_INDENT)
-        return luaL_argerror(L, arg, "indent must be an integer from 0 to 64");
+        return lurk_lua_raise(L, "json.encode", "indent must be an integer from 0 to 64");
     lua_pop(L, 1);
     return (int)n;
 }
@@ -1100,7 +1108,8 @@ static int json_encode(lua_State *L)
     struct encoder e;
     int indent;
 
-    luaL_checkany(L, 1);
+    if (lua_isnone(L, 1))
+        return lurk_lua_argerror(L, 1, "json.encode", "value expected");
     indent = check_indent(L, 2);
     lua_settop(L, 2);
     push_array_mt(L); /* 3: array metatable */
@@ -1142,13 +1151,13 @@ static int json_array(lua_State *L)
         lua_settop(L, 0);
         lua_newtable(L);
     } else {
-        luaL_checktype(L, 1, LUA_TTABLE);
+        lurk_lua_checktype(L, 1, "json.array", LUA_TTABLE);
         lua_settop(L, 1);
     }
     push_array_mt(L);
     if (lua_getmetatable(L, 1)) {
         if (!lua_rawequal(L, -1, -2))
-            return luaL_argerror(L, 1, "table already has a metatable");
+            return lurk_lua_argerror(L, 1, "json.array", "table already has a metatable");
         lua_pop(L, 1);
     }
     lua_setmetatable(L, 1);
@@ -1165,7 +1174,7 @@ static int json_object(lua_State *L)
         lua_newtable(L);
         return 1;
     }
-    luaL_checktype(L, 1, LUA_TTABLE);
+    lurk_lua_checktype(L, 1, "json.object", LUA_TTABLE);
     lua_settop(L, 1);
     push_array_mt(L);
     if (lua_getmetatable(L, 1)) {

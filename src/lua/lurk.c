@@ -34,16 +34,30 @@ static struct lurk_rt *upvalue_rt(lua_State *L)
     return rt;
 }
 
+/* The task a method (fname, "task:join") was called on. */
+static struct lurk_task *self_task(lua_State *L, const char *fname)
+{
+    return *(struct lurk_task **)lurk_lua_checkself(L, TASK_MT, fname);
+}
+
+/* nil, err for a wait that cannot start (lurk_task_check's rc) */
+static int cannot_wait(lua_State *L, struct lurk_task *t, int rc, const char *what)
+{
+    if (rc == -ETIMEDOUT && lurk_task_timeout_error(L, t, "wait", what, t->deadline, 0))
+        return 2;
+    return lurk_lua_error(L, rc, "wait", NULL);
+}
+
 /* lurk.sleep(s) -> true | nil, err */
 static int l_sleep(lua_State *L)
 {
-    double s = luaL_checknumber(L, 1);
+    double s = lurk_lua_checknumber(L, 1, "lurk.sleep");
     struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.sleep");
     int64_t end, d;
     int rc = lurk_task_check(t);
 
     if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
+        return cannot_wait(L, t, rc, "lurk.sleep");
     if (s <= 0) {
         /* Yield to every other ready task, without touching the ring. */
         t->w = &lurk_sleep_waiter;
@@ -60,22 +74,25 @@ static int l_sleep(lua_State *L)
     return lurk_task_park(L, t, PARK_SLEEP, end, true, &lurk_sleep_waiter);
 }
 
-/* park([timeout]) -> values given to unpark | nil, err (private table) */
+/* park([timeout [, what]]) -> values given to unpark | nil, err (private
+ * table). what names the wait in a timeout's message ("channel:recv"). */
 static int l_park(lua_State *L)
 {
     struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "park");
     double timeout = luaL_optnumber(L, 1, 0);
     int rc = lurk_task_check(t);
 
+    snprintf(t->park_what, sizeof t->park_what, "%s", luaL_optstring(L, 2, "wait"));
+    t->park_timeout = timeout;
     if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
+        return cannot_wait(L, t, rc, t->park_what);
     return lurk_task_park(L, t, PARK_LUA, lurk_task_deadline(t, timeout), false, &lurk_park_waiter);
 }
 
 /* unpark(task, ...) -> true if the task was parked by park (private table) */
 static int l_unpark(lua_State *L)
 {
-    struct lurk_task *t = lurk_check_task(L, 1);
+    struct lurk_task *t = self_task(L, "unpark");
     int n = lua_gettop(L) - 1;
 
     if (t->parked != PARK_LUA) {
@@ -92,7 +109,7 @@ static int l_unpark(lua_State *L)
 /* lurk.spawn(fn, ...) -> task */
 static int l_spawn(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lurk_lua_checktype(L, 1, "lurk.spawn", LUA_TFUNCTION);
     lurk_rt_spawn(upvalue_rt(L), L, lua_gettop(L) - 1, false);
     return 1;
 }
@@ -113,7 +130,7 @@ static int l_run(lua_State *L)
         return luaL_error(L, "lurk.run drives the loop from outside tasks; "
                           "inside a task, call the function directly (or lurk.spawn it)");
     if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lurk_lua_checktype(L, 1, "lurk.run", LUA_TFUNCTION);
         t = lurk_rt_spawn(rt, L, lua_gettop(L) - 1, true);
     }
     rc = lurk_rt_run(rt, LURK_RT_DEFAULT);
@@ -178,28 +195,40 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-/* deadline([abs_seconds | false]) -> previous deadline or nil (private table).
- * Without an argument only reads it. */
+/* deadline([abs_seconds | false [, seconds]]) -> previous deadline or nil,
+ * and its length when lurk.timeout set it (private table). Without an
+ * argument only reads it. seconds marks the deadline as lurk.timeout's, of
+ * that length, for the messages of the waits it ends; a deadline set
+ * without it (http.lua's total timeout) leaves the mark alone, so restoring
+ * lurk.timeout's deadline afterwards restores its description too. */
 static int l_deadline(lua_State *L)
 {
     struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.timeout");
     int64_t old = t->deadline;
 
-    if (lua_gettop(L) >= 1)
+    if (lua_gettop(L) >= 1) {
         t->deadline = lua_toboolean(L, 1) ? (int64_t)(luaL_checknumber(L, 1) * 1e9) : 0;
-    if (old)
-        lua_pushnumber(L, (double)old / 1e9);
-    else
+        if (t->deadline && lua_isnumber(L, 2)) {
+            t->label_at = t->deadline;
+            t->label_s = lua_tonumber(L, 2);
+        }
+    }
+    if (!old) {
         lua_pushnil(L);
-    return 1;
+        return 1;
+    }
+    lua_pushnumber(L, (double)old / 1e9);
+    if (t->label_at != old)
+        return 1;
+    lua_pushnumber(L, t->label_s);
+    return 2;
 }
 
 /* task:join([timeout]) -> true, ... | false, err | nil, err (timeout/cancel) */
 static int task_join(lua_State *L)
 {
-    struct lurk_task *target = lurk_check_task(L, 1), *t;
-    double timeout = luaL_optnumber(L, 2, 0);
-    struct lurk_task **j;
+    struct lurk_task *target = self_task(L, "task:join"), *t;
+    double timeout = lurk_lua_optnumber(L, 2, "task:join", 0);
     int rc;
 
     if (target->state == T_DONE)
@@ -209,14 +238,10 @@ static int task_join(lua_State *L)
         return luaL_error(L, "a task cannot join itself");
     rc = lurk_task_check(t);
     if (rc < 0)
-        return lurk_lua_error(L, rc, "wait", NULL);
-    j = realloc(target->joiners, (target->njoiners + 1) * sizeof *j);
-    if (!j)
-        return luaL_error(L, "out of memory");
-    target->joiners = j;
-    j[target->njoiners++] = t;
-    t->refs++;
-    t->join_target = target;
+        return cannot_wait(L, t, rc, "task:join");
+    snprintf(t->park_what, sizeof t->park_what, "task:join");
+    t->park_timeout = timeout;
+    lurk_task_join(t, target);
     return lurk_task_park(L, t, PARK_JOIN, lurk_task_deadline(t, timeout), false, &lurk_park_waiter);
 }
 
@@ -224,7 +249,7 @@ static int task_join(lua_State *L)
 /* task:cancel() -> true */
 static int task_cancel(lua_State *L)
 {
-    lurk_task_cancel(lurk_check_task(L, 1));
+    lurk_task_cancel(self_task(L, "task:cancel"));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -234,7 +259,7 @@ static int task_status(lua_State *L)
 {
     static const char *const names[] = { "ready", "running", "waiting", "done" };
 
-    lua_pushstring(L, names[lurk_check_task(L, 1)->state]);
+    lua_pushstring(L, names[self_task(L, "task:status")->state]);
     return 1;
 }
 

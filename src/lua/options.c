@@ -80,6 +80,12 @@ static void not_a_name(lua_State *L, int level, const char *fname)
 
 void lurk_lua_check_options(lua_State *L, int idx, const char *fname, const char *const *known)
 {
+    lurk_lua_check_options_at(L, idx, fname, known, 1);
+}
+
+void lurk_lua_check_options_at(lua_State *L, int idx, const char *fname, const char *const *known,
+                               int level)
+{
     if (!lua_istable(L, idx))
         return;
     if (idx < 0)
@@ -92,7 +98,7 @@ void lurk_lua_check_options(lua_State *L, int idx, const char *fname, const char
 
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING)
-            not_a_name(L, 1, fname);
+            not_a_name(L, level, fname);
         key = lua_tostring(L, -1);
         for (const char *const *k = known; *k && !found; k++)
             found = strcmp(*k, key) == 0;
@@ -100,7 +106,7 @@ void lurk_lua_check_options(lua_State *L, int idx, const char *fname, const char
             continue;
         for (const char *const *k = known; *k; k++)
             consider(key, *k, &best, &best_d);
-        unknown(L, 1, fname, key, best);
+        unknown(L, level, fname, key, best);
     }
 }
 

@@ -12,6 +12,12 @@
  */
 void lurk_lua_check_options(lua_State *L, int idx, const char *fname, const char *const *known);
 
+/* The same, the error at the given level (as luaL_where counts: 1 is the
+ * function that called the running C function), for a check made on behalf
+ * of a caller further up. */
+void lurk_lua_check_options_at(lua_State *L, int idx, const char *fname, const char *const *known,
+                               int level);
+
 /* Registers private.check_options(opts, fname, known_set [, level]) for the
  * Lua modules: the same check, the error at the given level (default 2,
  * the caller's caller, as error() counts). */

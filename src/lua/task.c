@@ -50,7 +50,6 @@ void lurk_task_unref(struct lurk_task *t)
         SCHED(rt)->tasks = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    free(t->joiners);
     free(t);
 }
 
@@ -110,6 +109,36 @@ int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s)
     return d;
 }
 
+int lurk_task_timeout_error(lua_State *L, struct lurk_task *t, const char *phase, const char *what,
+                            int64_t deadline, double timeout_s)
+{
+    char secs[32] = "";
+    double limit = 0;
+
+    if (!t || !deadline || lurk_now_ns() < deadline)
+        return 0;
+    if (t->deadline && deadline == t->deadline) {
+        /* The task's deadline came first (ties go to it, as in lurk_task_deadline). */
+        if (t->label_at == t->deadline) {
+            limit = t->label_s;
+            snprintf(secs, sizeof secs, "%g", limit);
+            lurk_lua_errorf(L, -ETIMEDOUT, phase, "%s timed out: the lurk.timeout deadline of %s s passed",
+                            what, secs);
+        } else {
+            lurk_lua_errorf(L, -ETIMEDOUT, phase, "%s timed out: the task's deadline passed", what);
+        }
+    } else {
+        limit = timeout_s;
+        snprintf(secs, sizeof secs, "%g", limit);
+        lurk_lua_errorf(L, -ETIMEDOUT, phase, "%s timed out after %s s", what, secs);
+    }
+    if (limit > 0) {
+        lua_pushnumber(L, limit);
+        lua_setfield(L, -2, "timeout");
+    }
+    return 2;
+}
+
 struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn)
 {
     if (!rt || !SCHED(rt)->current)
@@ -138,6 +167,33 @@ int lurk_task_push_results(lua_State *L, struct lurk_task *t)
         lua_rawgeti(L, -i, i);        /* the table sinks as values pile up */
     lua_remove(L, -(n + 1));
     return n;
+}
+
+void lurk_task_join(struct lurk_task *t, struct lurk_task *target)
+{
+    t->join_target = target;
+    t->join_prev = NULL;
+    t->join_next = target->joiners;
+    if (target->joiners)
+        target->joiners->join_prev = t;
+    target->joiners = t;
+    target->refs++;
+}
+
+void lurk_task_unjoin(struct lurk_task *t)
+{
+    struct lurk_task *target = t->join_target;
+
+    if (!target)
+        return;
+    if (t->join_prev)
+        t->join_prev->join_next = t->join_next;
+    else
+        target->joiners = t->join_next;
+    if (t->join_next)
+        t->join_next->join_prev = t->join_prev;
+    t->join_target = t->join_prev = t->join_next = NULL;
+    lurk_task_unref(target);
 }
 
 void lurk_task_unpark(struct lurk_task *t, int res)
@@ -223,17 +279,13 @@ static void finish(struct lurk_task *t, int status)
     t->state = T_DONE;
     SCHED(rt)->live--;
 
-    for (int i = 0; i < t->njoiners; i++) {
-        struct lurk_task *j = t->joiners[i];
+    while (t->joiners) {
+        struct lurk_task *j = t->joiners;
 
-        if (j->parked == PARK_JOIN && j->join_target == t) {
-            j->nret = lurk_task_push_results(j->co, t);
-            j->join_target = NULL;
-            lurk_task_unpark(j, 0);
-        }
-        lurk_task_unref(j);
+        j->nret = lurk_task_push_results(j->co, t);
+        lurk_task_unjoin(j);
+        lurk_task_unpark(j, 0);
     }
-    t->njoiners = 0;
     lurk_task_unref(t);                    /* the "not finished" reference */
 }
 
@@ -383,9 +435,13 @@ static int park_results(lua_State *L, void *ud, int res)
     struct lurk_task *t = ud;
 
     t->parked = PARK_NONE;
+    lurk_task_unjoin(t);              /* a join that timed out or was cancelled */
     if (res < 0) {
         lua_pop(L, t->nret);
         t->nret = 0;
+        if (res == -ETIMEDOUT && lurk_task_timeout_error(L, t, "wait", t->park_what, t->park_deadline,
+                                                         t->park_timeout))
+            return 2;
         return lurk_lua_error(L, res, "wait", NULL);
     }
     res = t->nret;
@@ -395,7 +451,10 @@ static int park_results(lua_State *L, void *ud, int res)
 
 static int sleep_results(lua_State *L, void *ud, int res)
 {
-    (void)ud;
+    struct lurk_task *t = ud;
+
+    if (res == -ETIMEDOUT && lurk_task_timeout_error(L, t, "wait", "lurk.sleep", t->deadline, 0))
+        return 2;
     if (res < 0)
         return lurk_lua_error(L, res, "wait", NULL);
     lua_pushboolean(L, 1);
@@ -435,6 +494,7 @@ int lurk_task_park(lua_State *L, struct lurk_task *t, enum park kind, int64_t wh
     t->parked = kind;
     t->nret = 0;
     t->timer_ok = when_ok;
+    t->park_deadline = when;
     if (when) {
         t->timer = lurk_op_new(lurk_rt_loop(t->rt), timer_done, t);
         t->refs++;
@@ -487,7 +547,6 @@ void lurk_sched_free(struct lurk_sched *s)
         struct lurk_task *t = s->tasks;
 
         s->tasks = t->next;
-        free(t->joiners);
         free(t);
     }
     free(s);

@@ -75,6 +75,20 @@ int lurk_task_check(struct lurk_task *t);
  * lurk.timeout) or now + timeout_s if that is sooner (timeout_s <= 0: none). */
 int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s);
 
+/*
+ * For a wait of t that ended with -ETIMEDOUT: pushes nil and an error of
+ * kind timeout whose message says what timed out and which deadline ended
+ * it, and returns 2. what names the operation ("sock:receive from
+ * host:port"); deadline is the one the wait had (lurk_task_deadline's
+ * answer) and timeout_s the operation's own limit: "sock:receive from
+ * host:port timed out after 0.3 s", or "... timed out: the lurk.timeout
+ * deadline of 1 s passed" when the task's deadline came first. err.timeout
+ * is the limit in seconds. Returns 0 and pushes nothing when the deadline
+ * has not passed (the -ETIMEDOUT came from the kernel, not from lurk).
+ */
+int lurk_task_timeout_error(lua_State *L, struct lurk_task *t, const char *phase, const char *what,
+                            int64_t deadline, double timeout_s);
+
 /* Requests cancellation: the pending wait ends with -ECANCELED, later waits
  * fail at once. */
 void lurk_task_cancel(struct lurk_task *t);

@@ -40,10 +40,15 @@ struct lurk_task {
     int nargs;                        /* values on co for its first resume */
     int nret;                         /* values an unparker left on co */
     int64_t deadline;
+    int64_t label_at;                 /* the deadline lurk.timeout set last, */
+    double label_s;                   /* and its length, for messages */
+    int64_t park_deadline;            /* the current park's end, */
+    double park_timeout;              /* its own timeout (0: none), */
+    char park_what[24];               /* and what waits ("semaphore:acquire") */
     struct lurk_op *timer;
-    struct lurk_task *join_target;
-    struct lurk_task **joiners;
-    int njoiners;
+    struct lurk_task *join_target;    /* the task this one is joining, */
+    struct lurk_task *join_prev, *join_next;   /* in its joiners list */
+    struct lurk_task *joiners;        /* tasks joining this one (unlinked in O(1)) */
     struct lurk_task *next_run;
     struct lurk_task *prev, *next;    /* sched->tasks */
 };
@@ -76,6 +81,11 @@ static inline void lurk_task_queue(struct lurk_task *t)
 
 /* Pushes a finished task's results (true, values | false, err); returns how many. */
 int lurk_task_push_results(lua_State *L, struct lurk_task *t);
+
+/* Links t (running) into target's joiners, holding a reference on target
+ * until the join ends; lurk_task_unjoin ends it (either side may). */
+void lurk_task_join(struct lurk_task *t, struct lurk_task *target);
+void lurk_task_unjoin(struct lurk_task *t);
 
 /* Ends t's park with res (0: values were left on its coroutine). */
 void lurk_task_unpark(struct lurk_task *t, int res);

@@ -32,7 +32,10 @@
 #include "net/tcp.h"
 #include "tls/tls.h"
 
+#include "lua/options.h"
+
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -58,12 +61,15 @@ struct lurk_lua_sock {
     enum rmode rmode;
     size_t rwant;
     int64_t rdeadline;
+    const char *rwhat;                /* "sock:receive", for messages */
 
     struct lurk_task *writer;
     int data_ref;
     size_t wlen;
+    int64_t wdeadline;
 
     struct lurk_task *connector;
+    int64_t cdeadline;                /* of the connect or the handshake */
 };
 
 static struct lurk_lua_sock *check_sock(lua_State *L, int idx)
@@ -87,18 +93,52 @@ static void unanchor(struct lurk_lua_sock *k)
     }
 }
 
-static int sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase)
+/* "host:port", with the address when it says more: "name:443 (192.0.2.1:443)". */
+static const char *sock_ctx(struct lurk_lua_sock *k, char *ctx, size_t size)
 {
-    char ctx[400];
     const char *addr = lurk_tcp_addr(k->s);
 
     if (addr[0] && strcmp(addr, lurk_tcp_name(k->s)) != 0 && strstr(lurk_tcp_name(k->s), addr) == NULL)
-        snprintf(ctx, sizeof ctx, "%s (%s)", lurk_tcp_name(k->s), addr);
+        snprintf(ctx, size, "%s (%s)", lurk_tcp_name(k->s), addr);
     else
-        snprintf(ctx, sizeof ctx, "%s", lurk_tcp_name(k->s));
-    if (rc == -LURK_ETLS && k->tls && lurk_tls_errmsg(k->tls)[0])
-        return lurk_lua_errorf(L, rc, phase, "TLS with %s: %s", ctx, lurk_tls_errmsg(k->tls));
+        snprintf(ctx, size, "%s", lurk_tcp_name(k->s));
+    return ctx;
+}
+
+static int sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase)
+{
+    char ctx[400];
+
+    sock_ctx(k, ctx, sizeof ctx);
+    if (rc == -LURK_ETLS && k->tls && lurk_tls_errmsg(k->tls)[0]) {
+        const char *why = lurk_tls_errmsg(k->tls);
+
+        /* A reason that already names the server ("the server at h:p does
+         * not speak TLS") needs no prefix. */
+        if (strstr(why, lurk_tcp_name(k->s)))
+            return lurk_lua_errorf(L, rc, phase, "%s", why);
+        return lurk_lua_errorf(L, rc, phase, "TLS with %s: %s", ctx, why);
+    }
     return lurk_lua_error(L, rc, phase, ctx);
+}
+
+/*
+ * sock_error for operation what ("sock:receive from") of task t, which had
+ * deadline: when lurk's own deadline (the socket's timeout or lurk.timeout's)
+ * ended it, the message says what timed out and which deadline it was, not
+ * the errno's words.
+ */
+static int op_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase, const char *what,
+                    struct lurk_task *t, int64_t deadline)
+{
+    if (rc == -ETIMEDOUT) {
+        char ctx[400], op[480];
+
+        snprintf(op, sizeof op, "%s %s", what, sock_ctx(k, ctx, sizeof ctx));
+        if (lurk_task_timeout_error(L, t, phase, op, deadline, k->timeout))
+            return 2;
+    }
+    return sock_error(L, k, rc, phase);
 }
 
 /* ---- connect ---- */
@@ -112,18 +152,20 @@ static int connect_results(lua_State *L, void *ud, int res)
         bool dns = lurk_is_dns_error(res);
 
         lurk_stream_close(k->st);
-        return sock_error(L, k, res, k->handshaking ? "tls" : dns ? "dns" : "connect");
+        return op_error(L, k, res, k->handshaking ? "tls" : dns ? "dns" : "connect",
+                        k->handshaking ? "TLS handshake with" : dns ? "tcp.connect resolving" : "tcp.connect to",
+                        k->connector, k->cdeadline);
     }
     if (k->tls && !k->handshaking) {
         /* Connected: now the TLS handshake, on the same wait. */
         k->handshaking = true;
+        k->cdeadline = lurk_task_deadline(k->connector, k->timeout);
         rc = lurk_task_check(k->connector);
         if (rc == 0)
-            rc = lurk_tls_handshake(k->tls, lurk_task_deadline(k->connector, k->timeout),
-                                    lurk_task_wake, k->connector);
+            rc = lurk_tls_handshake(k->tls, k->cdeadline, lurk_task_wake, k->connector);
         if (rc < 0) {
             lurk_stream_close(k->st);
-            return sock_error(L, k, rc, "tls");
+            return op_error(L, k, rc, "tls", "TLS handshake with", k->connector, k->cdeadline);
         }
         return LURK_AGAIN;
     }
@@ -155,7 +197,14 @@ static void connect_release(void *ud)
 
 static const struct lurk_waiter connect_waiter = { connect_results, connect_cancel, connect_release };
 
-static double opt_timeout(lua_State *L, int idx, double dflt)
+/* Who checks an options table, for its errors: the function the script
+ * called and the level of the script's line (as luaL_where counts). */
+struct who {
+    const char *fname;
+    int level;
+};
+
+static double opt_timeout(lua_State *L, int idx, const struct who *w, double dflt)
 {
     double v;
 
@@ -164,15 +213,16 @@ static double opt_timeout(lua_State *L, int idx, double dflt)
         v = dflt;
     else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
         v = 0;                        /* timeout = false: none */
-    else if (lua_isnumber(L, -1) && lua_tonumber(L, -1) > 0)
+    else if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
         v = lua_tonumber(L, -1);
     else
-        return luaL_argerror(L, idx, "timeout must be a positive number or false");
+        return lurk_lua_raise_at(L, w->level, w->fname, "timeout must be a positive number or false (got %s)",
+                                 luaL_typename(L, -1));
     lua_pop(L, 1);
     return v;
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *field)
+static const char *opt_string(lua_State *L, int idx, const struct who *w, const char *field)
 {
     const char *v;
 
@@ -181,16 +231,17 @@ static const char *opt_string(lua_State *L, int idx, const char *field)
         lua_pop(L, 1);
         return NULL;
     }
-    if (!lua_isstring(L, -1))
-        luaL_error(L, "tls.%s must be a string", field);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        lurk_lua_raise_at(L, w->level, w->fname, "tls.%s must be a string (got %s)", field,
+                          luaL_typename(L, -1));
     v = lua_tostring(L, -1);
     lua_pop(L, 1);                    /* still referenced by the options table */
     return v;
 }
 
-static uint16_t opt_version(lua_State *L, int idx, const char *field)
+static uint16_t opt_version(lua_State *L, int idx, const struct who *w, const char *field)
 {
-    const char *v = opt_string(L, idx, field);
+    const char *v = opt_string(L, idx, w, field);
 
     if (!v)
         return 0;
@@ -198,40 +249,60 @@ static uint16_t opt_version(lua_State *L, int idx, const char *field)
         return 0x0303;
     if (strcmp(v, "1.3") == 0)
         return 0x0304;
-    return (uint16_t)luaL_error(L, "tls.%s must be \"1.2\" or \"1.3\"", field);
+    return (uint16_t)lurk_lua_raise_at(L, w->level, w->fname, "tls.%s must be \"1.2\" or \"1.3\"", field);
 }
 
+/* Every key a tls table may have (docs/api.md, "TLS options"). */
+static const char *const tls_keys[] = {
+    "cafile", "cadir", "cert", "key", "ciphers", "min_version", "max_version",
+    "servername", "insecure", "ktls", "alpn", NULL,
+};
+
 /*
- * Reads the TLS options at idx (true or a table) into o. Strings point into
- * the options table (or into a string pushed on the stack for alpn), valid
+ * Reads the TLS options at idx (true or a table) into o, raising for an
+ * unknown key or a wrong value (on behalf of w). Strings point into the
+ * options table (or into a string pushed on the stack for alpn), valid
  * while the table is on the stack.
  */
-static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_tls_opts *o)
+static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_tls_opts *o,
+                           const struct who *w)
 {
+    const char *servername;
+
     memset(o, 0, sizeof *o);
     o->host = host;
     o->ktls = (enum lurk_ktls_policy)lurk_rt_ktls(lurk_rt_get(L));
-    if (lua_isboolean(L, idx))
+    if (lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx))
         return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    o->cafile = opt_string(L, idx, "cafile");
-    o->cadir = opt_string(L, idx, "cadir");
-    o->cert = opt_string(L, idx, "cert");
-    o->key = opt_string(L, idx, "key");
-    o->ciphers = opt_string(L, idx, "ciphers");
-    o->min_version = opt_version(L, idx, "min_version");
-    o->max_version = opt_version(L, idx, "max_version");
-    if (opt_string(L, idx, "servername"))
-        o->host = opt_string(L, idx, "servername");
+    if (!lua_istable(L, idx))
+        lurk_lua_raise_at(L, w->level, w->fname, "tls must be true or a table of TLS options (got %s)",
+                          luaL_typename(L, idx));
+    {
+        char fname[80];
+
+        snprintf(fname, sizeof fname, "%s tls", w->fname);
+        lurk_lua_check_options_at(L, idx, fname, tls_keys, w->level);
+    }
+    o->cafile = opt_string(L, idx, w, "cafile");
+    o->cadir = opt_string(L, idx, w, "cadir");
+    o->cert = opt_string(L, idx, w, "cert");
+    o->key = opt_string(L, idx, w, "key");
+    o->ciphers = opt_string(L, idx, w, "ciphers");
+    o->min_version = opt_version(L, idx, w, "min_version");
+    o->max_version = opt_version(L, idx, w, "max_version");
+    servername = opt_string(L, idx, w, "servername");
+    if (servername)
+        o->host = servername;
     lua_getfield(L, idx, "insecure");
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-        luaL_error(L, "tls.insecure must be true or false (it turns off certificate checks)");
+        lurk_lua_raise_at(L, w->level, w->fname,
+                          "tls.insecure must be true or false (it turns off certificate checks)");
     o->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, idx, "ktls");
-    if (lua_isboolean(L, -1))
+    if (lua_isboolean(L, -1)) {
         o->ktls = lua_toboolean(L, -1) ? LURK_TLS_KTLS_AUTO : LURK_TLS_KTLS_OFF;
-    else if (lua_isstring(L, -1)) {
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
         const char *v = lua_tostring(L, -1);
 
         if (strcmp(v, "require") == 0)
@@ -241,7 +312,12 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
         else if (strcmp(v, "auto") == 0)
             o->ktls = LURK_TLS_KTLS_AUTO;
         else
-            luaL_error(L, "tls.ktls must be true, false, \"auto\", \"off\" or \"require\"");
+            lurk_lua_raise_at(L, w->level, w->fname,
+                              "tls.ktls must be true, false, \"auto\", \"off\" or \"require\"");
+    } else if (!lua_isnil(L, -1)) {
+        lurk_lua_raise_at(L, w->level, w->fname,
+                          "tls.ktls must be true, false, \"auto\", \"off\" or \"require\" (got %s)",
+                          luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "alpn");
@@ -258,13 +334,15 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
 
             lua_rawgeti(L, -1, i);    /* list, entry */
             if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "tls.alpn entries must be protocol names (strings), not %s",
-                           luaL_typename(L, -1));
+                lurk_lua_raise_at(L, w->level, w->fname,
+                                  "tls.alpn entries must be protocol names (strings), not %s",
+                                  luaL_typename(L, -1));
             p = lua_tolstring(L, -1, &len);
             if (len == 0 || len > 255 || memchr(p, ',', len))
-                luaL_error(L, "tls.alpn entries must be protocol names of 1 to 255 bytes without ','");
+                lurk_lua_raise_at(L, w->level, w->fname,
+                                  "tls.alpn entries must be protocol names of 1 to 255 bytes without ','");
             if (used + len + 1 > sizeof joined)
-                luaL_error(L, "tls.alpn: at most 8 protocols");
+                lurk_lua_raise_at(L, w->level, w->fname, "tls.alpn: at most 8 protocols");
             if (i > 1)
                 joined[used++] = ',';
             memcpy(joined + used, p, len);
@@ -274,25 +352,52 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
         lua_pushlstring(L, joined, used);
         lua_replace(L, -2);           /* the joined list stays on the stack */
         o->alpn = lua_tostring(L, -1);
-    } else if (lua_isstring(L, -1)) {
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
         o->alpn = lua_tostring(L, -1); /* stays on the stack */
-    } else {
+    } else if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
+    } else {
+        lurk_lua_raise_at(L, w->level, w->fname, "tls.alpn must be a string or a list of strings (got %s)",
+                          luaL_typename(L, -1));
     }
 }
 
-/* Creates k->tls from the options at idx; on failure pushes nil, err. */
-static int make_tls(lua_State *L, struct lurk_lua_sock *k, int idx, const char *host)
+/*
+ * private.check_tls(tls, fname [, level]) -> tls: the checks tcp.connect
+ * makes on a tls table (unknown keys, wrong values), for the Lua modules to
+ * make on their caller's behalf, so the error names fname and points at
+ * the script (level as error() counts; default 2). nil passes.
+ */
+static int l_check_tls(lua_State *L)
+{
+    struct lurk_tls_opts o;
+    struct who w = { luaL_checkstring(L, 2), (int)luaL_optinteger(L, 3, 2) };
+
+    if (!lua_isnil(L, 1))
+        check_tls_opts(L, 1, NULL, &o, &w);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Creates k->tls from the options at idx; on failure pushes nil, err
+ * naming where (host:port) and why. */
+static int make_tls(lua_State *L, struct lurk_lua_sock *k, int idx, const char *host, int port,
+                    const struct who *w)
 {
     struct lurk_tls_opts o;
     int top = lua_gettop(L), rc;
 
-    check_tls_opts(L, idx, host, &o);
+    check_tls_opts(L, idx, host, &o, w);
     rc = lurk_tls_new(&k->tls, lurk_rt_tls(k->rt), k->s, &o);
     lua_settop(L, top);
     if (rc < 0) {
-        int n = sock_error(L, k, rc, "tls");
+        /* Not connected yet, so the socket has no name to give: host:port. */
+        char where[320];
+        int n;
 
+        snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        n = lurk_lua_errorf(L, rc, "tls", "TLS with %s: %s", where,
+                            k->tls && lurk_tls_errmsg(k->tls)[0] ? lurk_tls_errmsg(k->tls) : lurk_strerror(rc));
         lurk_tls_unref(k->tls);
         k->tls = NULL;
         return n;
@@ -300,34 +405,42 @@ static int make_tls(lua_State *L, struct lurk_lua_sock *k, int idx, const char *
     return 0;
 }
 
+static const char *const connect_keys[] = { "timeout", "max_buffer", "tls", NULL };
+
 /* tcp.connect(host, port [, opts]) -> sock | nil, err */
 static int l_connect(lua_State *L)
 {
+    static const struct who w = { "tcp.connect", 1 };
     size_t hlen;
-    const char *host = luaL_checklstring(L, 1, &hlen);
-    lua_Integer port = luaL_checkinteger(L, 2);
+    const char *host = lurk_lua_checklstring(L, 1, w.fname, &hlen);
+    lua_Integer port = lurk_lua_checkinteger(L, 2, w.fname);
     struct lurk_rt *rt = lurk_rt_get(L);
     struct lurk_task *t = lurk_lua_task(L, "tcp.connect");
     struct lurk_lua_sock *k;
     int rc;
 
-    luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1-65535");
-    luaL_argcheck(L, host[0] != '\0', 1, "empty host name");
+    if (port < 1 || port > 65535)
+        return lurk_lua_argerror(L, 2, w.fname, "port must be 1-65535");
+    if (host[0] == '\0')
+        return lurk_lua_argerror(L, 1, w.fname, "empty host name");
     if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
         lua_pushlstring(L, host + 1, hlen - 2);   /* "[::1]" as URLs write it */
         lua_replace(L, 1);
         host = lua_tostring(L, 1);
     }
-    if (lua_isnoneornil(L, 3))
+    if (lua_isnoneornil(L, 3)) {
+        lua_settop(L, 2);
         lua_newtable(L);
-    luaL_checktype(L, 3, LUA_TTABLE);
+    }
+    lurk_lua_checktype(L, 3, w.fname, LUA_TTABLE);
+    lurk_lua_check_options(L, 3, w.fname, connect_keys);
     lua_settop(L, 3);
 
     k = lua_newuserdata(L, sizeof *k); /* index 4 */
     memset(k, 0, sizeof *k);
     k->rt = rt;
     k->self_ref = k->data_ref = LUA_NOREF;
-    k->timeout = opt_timeout(L, 3, LURK_DEFAULT_TIMEOUT);
+    k->timeout = opt_timeout(L, 3, &w, LURK_DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
     if (lua_isnil(L, -1)) {
         k->max_buffer = DEFAULT_MAX_BUFFER;
@@ -336,7 +449,7 @@ static int l_connect(lua_State *L)
 
         /* Checked before the cast: a negative or huge number would wrap. */
         if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= (lua_Number)(1ull << 40)))
-            return luaL_argerror(L, 3, "max_buffer must be a number of bytes from 1 to 2^40");
+            return lurk_lua_raise(L, w.fname, "max_buffer must be a number of bytes from 1 to 2^40");
         k->max_buffer = (size_t)n;
     }
     lua_pop(L, 1);
@@ -348,19 +461,19 @@ static int l_connect(lua_State *L)
     lua_setmetatable(L, 4);
 
     lua_getfield(L, 3, "tls");
-    if (lua_toboolean(L, -1)) {
-        int n = make_tls(L, k, 5, host);
+    if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {   /* nil, false: none */
+        int n = make_tls(L, k, 5, host, (int)port, &w);
 
         if (n)
             return n;
     }
     lua_settop(L, 4);
+    k->cdeadline = lurk_task_deadline(t, k->timeout);
     rc = lurk_task_check(t);
     if (rc == 0)
-        rc = lurk_tcp_connect(k->s, host, (int)port, lurk_task_deadline(t, k->timeout),
-                              lurk_task_wake, t);
+        rc = lurk_tcp_connect(k->s, host, (int)port, k->cdeadline, lurk_task_wake, t);
     if (rc < 0)
-        return sock_error(L, k, rc, "connect");
+        return op_error(L, k, rc, "connect", "tcp.connect to", t, k->cdeadline);
     anchor(L, k, 4);
     k->connector = t;
     return lurk_task_wait(L, t, &connect_waiter, k);
@@ -559,7 +672,8 @@ static int receive_failed(lua_State *L, struct lurk_lua_sock *k, int rc)
     struct lurk_buf *b = k->st->rbuf;
     int n;
 
-    n = sock_error(L, k, rc, "read");
+    n = op_error(L, k, rc, "read", lua_pushfstring(L, "%s from", k->rwhat), k->reader, k->rdeadline);
+    lua_remove(L, -3);                /* the "what" string, under nil, err */
 
     lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
     lua_setfield(L, -2, "partial");
@@ -640,49 +754,61 @@ static int start_receive(lua_State *L, struct lurk_lua_sock *k, struct lurk_task
     return lurk_task_wait(L, t, &receive_waiter, k);
 }
 
-/* Raises for a socket the script closed; other closures are nil, err. */
-static struct lurk_lua_sock *check_open(lua_State *L)
+/* The socket a method (fname, "sock:send") was called on; raises for a
+ * call with '.' and for a socket the script closed (other closures are
+ * nil, err). */
+static struct lurk_lua_sock *check_self(lua_State *L, const char *fname)
 {
-    struct lurk_lua_sock *k = check_sock(L, 1);
+    return lurk_lua_checkself(L, SOCK_MT, fname);
+}
+
+static struct lurk_lua_sock *check_open(lua_State *L, const char *fname)
+{
+    struct lurk_lua_sock *k = check_self(L, fname);
 
     if (k->user_closed)
-        luaL_error(L, "attempt to use a closed socket");
+        lurk_lua_raise(L, fname, "attempt to use a closed socket");
     return k;
 }
 
 /* sock:receive([n | "*l" | "*a"]) -> data | nil, err */
 static int sock_receive(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_open(L);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive");
+    static const char fname[] = "sock:receive";
+    struct lurk_lua_sock *k = check_open(L, fname);
+    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
     enum rmode mode;
     size_t want = 0;
 
-    if (lua_isnumber(L, 2)) {
+    if (lua_type(L, 2) == LUA_TNUMBER) {
         lua_Number n = lua_tonumber(L, 2);
 
-        luaL_argcheck(L, n >= 0 && n <= (lua_Number)k->max_buffer, 2,
-                      "byte count must be between 0 and the socket's max_buffer");
+        if (!(n >= 0 && n <= (lua_Number)k->max_buffer) || n != floor(n))
+            return lurk_lua_argerror(L, 2, fname, "byte count must be a whole number between 0 and the "
+                                     "socket's max_buffer");
         mode = R_BYTES;
         want = (size_t)n;
     } else {
-        const char *pat = luaL_optstring(L, 2, "*l");
+        const char *pat = lua_isnoneornil(L, 2) ? "*l" : lua_tostring(L, 2);
 
+        if (lua_type(L, 2) != LUA_TSTRING && !lua_isnoneornil(L, 2))
+            pat = "?";
         if (pat[0] == '*')
             pat++;
-        if (pat[0] == 'l')
+        if (strcmp(pat, "l") == 0)
             mode = R_LINE;
-        else if (pat[0] == 'a')
+        else if (strcmp(pat, "a") == 0)
             mode = R_ALL;
         else
-            return luaL_argerror(L, 2, "pattern must be a byte count, \"*l\" or \"*a\"");
+            return lurk_lua_argerror(L, 2, fname, "pattern must be a byte count, \"*l\" or \"*a\"");
     }
     /* Checked before the reader's mode is touched: the waiting reader keeps
      * its pattern and count. */
     if (k->reader)
-        return luaL_error(L, "another task is already receiving on this socket");
+        return lurk_lua_raise(L, fname, "another task is already receiving on this socket");
     k->rmode = mode;
     k->rwant = want;
+    k->rwhat = fname;
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
     return start_receive(L, k, t);
@@ -692,15 +818,18 @@ static int sock_receive(lua_State *L)
  * Whatever has arrived (at least one byte), up to max (default 1 MiB). */
 static int sock_receive_some(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_open(L);
-    lua_Number max = luaL_optnumber(L, 2, 1 << 20);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:receive_some");
+    static const char fname[] = "sock:receive_some";
+    struct lurk_lua_sock *k = check_open(L, fname);
+    lua_Number max = lurk_lua_optnumber(L, 2, fname, 1 << 20);
+    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
 
-    luaL_argcheck(L, max >= 1, 2, "max must be at least 1");
+    if (!(max >= 1))
+        return lurk_lua_argerror(L, 2, fname, "max must be at least 1");
     if (k->reader)
-        return luaL_error(L, "another task is already receiving on this socket");
+        return lurk_lua_raise(L, fname, "another task is already receiving on this socket");
     k->rmode = R_SOME;
     k->rwant = (size_t)max;
+    k->rwhat = fname;
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "read");
     return start_receive(L, k, t);
@@ -724,7 +853,7 @@ static int send_results(lua_State *L, void *ud, int res)
         /* Part of the data may have gone out: the stream is unusable. */
         if (res == -ECANCELED || res == -ETIMEDOUT)
             lurk_stream_close(k->st);
-        return sock_error(L, k, res, "send");
+        return op_error(L, k, res, "send", "sock:send to", k->writer, k->wdeadline);
     }
     lua_pushnumber(L, (lua_Number)k->wlen);
     return 1;
@@ -750,22 +879,29 @@ static const struct lurk_waiter send_waiter = { send_results, send_cancel, send_
 /* sock:send(data) -> bytes | nil, err */
 static int sock_send(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_open(L);
+    static const char fname[] = "sock:send";
+    struct lurk_lua_sock *k = check_open(L, fname);
     size_t len;
-    const char *p = luaL_checklstring(L, 2, &len);
-    struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:send");
+    const char *p;
+    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
     int rc;
 
+    /* A number would be converted: a script that means a string says so. */
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lurk_lua_argerror(L, 2, fname, lua_pushfstring(L, "string expected, got %s",
+                                 lua_isnone(L, 2) ? "no value" : luaL_typename(L, 2)));
+    p = lua_tolstring(L, 2, &len);
     if (k->writer)
-        return luaL_error(L, "another task is already sending on this socket");
+        return lurk_lua_raise(L, fname, "another task is already sending on this socket");
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "send");
+    k->wdeadline = lurk_task_deadline(t, k->timeout);
     rc = lurk_task_check(t);
     if (rc < 0)
-        return sock_error(L, k, rc, "send");
+        return op_error(L, k, rc, "send", "sock:send to", t, k->wdeadline);
     k->wlen = len;
     k->writer = t;
-    rc = lurk_stream_write(k->st, p, len, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
+    rc = lurk_stream_write(k->st, p, len, k->wdeadline, lurk_task_wake, t);
     if (rc < 0) {
         k->writer = NULL;
         return sock_error(L, k, rc, "send");
@@ -779,7 +915,8 @@ static int sock_send(lua_State *L)
  * connection; afterwards send and receive carry plaintext through TLS. */
 static int sock_starttls(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_open(L);
+    static const struct who w = { "sock:starttls", 1 };
+    struct lurk_lua_sock *k = check_open(L, w.fname);
     struct lurk_task *t = lurk_rt_task(L, k->rt, "sock:starttls");
     const char *name = lurk_tcp_name(k->s);
     char host[300];
@@ -787,13 +924,13 @@ static int sock_starttls(lua_State *L)
     int rc, n;
 
     if (k->tls)
-        return luaL_error(L, "TLS is already set up on this socket");
+        return lurk_lua_raise(L, w.fname, "TLS is already set up on this socket");
     if (k->reader || k->writer)
-        return luaL_error(L, "sock:starttls while another task uses the socket");
+        return lurk_lua_raise(L, w.fname, "another task uses the socket");
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "tls");
     if (lurk_buf_len(k->st->rbuf))
-        return luaL_error(L, "sock:starttls with unread plaintext buffered");
+        return lurk_lua_raise(L, w.fname, "unread plaintext is buffered");
     /* The host name is the one connected to: "host:port" or "[v6]:port". */
     colon = strrchr(name, ':');
     snprintf(host, sizeof host, "%.*s", (int)(colon ? colon - name : (long)strlen(name)), name);
@@ -805,19 +942,20 @@ static int sock_starttls(lua_State *L)
         lua_settop(L, 1);
         lua_pushboolean(L, 1);
     }
-    n = make_tls(L, k, 2, host);
+    n = make_tls(L, k, 2, host, colon ? atoi(colon + 1) : 0, &w);
     if (n)
         return n;
     k->handshaking = true;
     k->connector = t;
+    k->cdeadline = lurk_task_deadline(t, k->timeout);
     rc = lurk_task_check(t);
     if (rc == 0)
-        rc = lurk_tls_handshake(k->tls, lurk_task_deadline(t, k->timeout), lurk_task_wake, t);
+        rc = lurk_tls_handshake(k->tls, k->cdeadline, lurk_task_wake, t);
     if (rc < 0) {
         k->handshaking = false;
         k->connector = NULL;
         lurk_stream_close(k->st);
-        return sock_error(L, k, rc, "tls");
+        return op_error(L, k, rc, "tls", "TLS handshake with", t, k->cdeadline);
     }
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &connect_waiter, k);
@@ -958,14 +1096,16 @@ static int l_idle_ok(lua_State *L)
 /* sock:settimeout(s | false) -> true */
 static int sock_settimeout(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_sock(L, 1);
+    static const char fname[] = "sock:settimeout";
+    struct lurk_lua_sock *k = check_self(L, fname);
 
     if (lua_isboolean(L, 2) && !lua_toboolean(L, 2))
         k->timeout = 0;
     else {
-        lua_Number s = luaL_checknumber(L, 2);
+        lua_Number s = lurk_lua_checknumber(L, 2, fname);
 
-        luaL_argcheck(L, s > 0, 2, "timeout must be positive (or false for none)");
+        if (!(s > 0))
+            return lurk_lua_argerror(L, 2, fname, "timeout must be positive (or false for none)");
         k->timeout = s;
     }
     lua_pushboolean(L, 1);
@@ -975,7 +1115,7 @@ static int sock_settimeout(lua_State *L)
 /* sock:close() -> true; idempotent. Waiting calls get nil, err (closed). */
 static int sock_close(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_sock(L, 1);
+    struct lurk_lua_sock *k = check_self(L, "sock:close");
 
     k->user_closed = true;
     if (k->st)
@@ -1048,6 +1188,8 @@ int lurk_lua_open_tcp(lua_State *L, int priv)
     lua_setfield(L, priv, "idle_ok");
     lua_pushcfunction(L, l_resolve);
     lua_setfield(L, priv, "resolve");
+    lua_pushcfunction(L, l_check_tls);
+    lua_setfield(L, priv, "check_tls");
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

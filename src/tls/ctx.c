@@ -308,6 +308,8 @@ static int load_fail(char *err, size_t errlen, const char *what, const char *pat
 
     if (access(path, R_OK) != 0)
         snprintf(detail, sizeof detail, "%s", strerror(errno));
+    else if (rc >= -1)                /* read, but nothing in it parsed */
+        snprintf(detail, sizeof detail, "no certificate in it that lurk can load (PEM or DER expected)");
     else
         mbedtls_strerror(rc, detail, sizeof detail);
     snprintf(err, errlen, "cannot load %s from %s: %s", what, path, detail);
@@ -381,10 +383,27 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
             mbedtls_ssl_conf_ca_chain(conf, &c->own_ca, NULL);
         } else {
             if (ctx_ca(ctx) < 0) {
-                const char *file = getenv("SSL_CERT_FILE");
+                const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
 
-                if (file && *file && !ctx->ca_file)
+                /* The variable the trust store came from, named: a stale
+                 * SSL_CERT_FILE is a common cause, and easy to miss. */
+                if (file && *file && !ctx->ca_file) {
+                    if (access(file, R_OK) != 0) {
+                        snprintf(err, errlen, "SSL_CERT_FILE names %s, which cannot be read: %s", file,
+                                 strerror(errno));
+                        return -LURK_ETLS;
+                    }
                     return load_fail(err, errlen, "CA certificates (SSL_CERT_FILE)", file, -1);
+                }
+                if (dir && *dir && !ctx->ca_file) {
+                    if (access(dir, R_OK) != 0)
+                        snprintf(err, errlen, "SSL_CERT_DIR names %s, which cannot be read: %s", dir,
+                                 strerror(errno));
+                    else
+                        snprintf(err, errlen, "SSL_CERT_DIR names %s, which holds no CA certificate lurk can "
+                                 "load", dir);
+                    return -LURK_ETLS;
+                }
                 return conf_fail(err, errlen, "%s", "no CA certificates found: set SSL_CERT_FILE or "
                                  "SSL_CERT_DIR, install ca-certificates, or pass tls = { cafile = ... }");
             }

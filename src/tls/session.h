@@ -48,6 +48,8 @@ struct lurk_tls {
     void *hs_arg;
     size_t want;                      /* bytes mbedTLS last asked for */
     bool raw_reading;
+    unsigned char first[64];          /* the server's first bytes, to tell */
+    size_t nfirst;                    /* a peer that does not speak TLS */
 
     /* output queue (userspace records) */
     struct lurk_buf q, inflight;

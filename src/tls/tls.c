@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define SEND_WINDOW (256 * 1024)      /* ciphertext queued ahead of the socket */
 #define READ_ROOM (16 * 1024 + 64)    /* one full record of plaintext */
@@ -70,6 +71,107 @@ int lurk_tls_fail(struct lurk_tls *t, const char *fmt, ...)
     vsnprintf(t->errmsg, sizeof t->errmsg, fmt, ap);
     va_end(ap);
     return -LURK_ETLS;
+}
+
+/* The first bytes of what a server that is not speaking TLS sent, as
+ * printable text ("HTTP/1.1 400 Bad Request"), up to the end of the line;
+ * false if they are not text. */
+static bool first_line(const struct lurk_tls *t, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < t->nfirst && n + 1 < size; i++) {
+        unsigned char c = t->first[i];
+
+        if (c == '\r' || c == '\n')
+            break;
+        if (c < 0x20 || c > 0x7e)
+            return false;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return n > 0;
+}
+
+/* Why the server refused, for the alerts a refusal usually carries. */
+static const char *alert_hint(unsigned desc)
+{
+    switch (desc) {
+    case 40: return " (no cipher suite or key exchange in common?)";
+    case 70: return " (no TLS version in common: lurk speaks TLS 1.2 and 1.3, see tls.min_version)";
+    case 71: return " (it wants stronger cipher suites)";
+    case 112: return " (it does not serve this host name)";
+    case 116: return " (it wants a client certificate: tls.cert and tls.key)";
+    case 120: return " (no ALPN protocol in common, see tls.alpn)";
+    case 42: case 43: case 44: case 45: case 46: case 48:
+        return " (it did not accept lurk's client certificate)";
+    default: return "";
+    }
+}
+
+/*
+ * A failed handshake in words, naming the server: a peer that answered
+ * with something other than TLS (plain HTTP on an https port, a mail
+ * server's banner), a refusal by alert, or what mbedTLS found wrong. 0 if
+ * rc is not one of these.
+ */
+static int handshake_error(struct lurk_tls *t, int rc)
+{
+    const char *who = lurk_tcp_name(t->tcp);
+    char line[sizeof t->first + 1];
+
+    /* A TLS record starts with its type, 20-24 (RFC 8446 section 5.1). */
+    if (t->nfirst && (t->first[0] < 20 || t->first[0] > 24)) {
+        /* mbedTLS read only a record header's worth; the rest of the line
+         * may still wait in the kernel: a look without taking it. */
+        int fd = lurk_tcp_fd(t->tcp);
+
+        if (fd >= 0 && t->nfirst < sizeof t->first) {
+            ssize_t n = recv(fd, t->first + t->nfirst, sizeof t->first - t->nfirst, MSG_PEEK | MSG_DONTWAIT);
+
+            if (n > 0)
+                t->nfirst += (size_t)n;
+        }
+        if (!first_line(t, line, sizeof line))
+            return lurk_tls_fail(t, "the server at %s does not speak TLS (its first bytes are not a TLS record)",
+                                 who);
+        if (strncmp(line, "HTTP/", 5) == 0)
+            return lurk_tls_fail(t, "the server at %s does not speak TLS (is it plain HTTP?): it answered \"%s\"",
+                                 who, line);
+        return lurk_tls_fail(t, "the server at %s does not speak TLS: it sent \"%s\" in plain text", who, line);
+    }
+    switch (rc) {
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: {
+        /* mbedTLS keeps the alert it read (level, description) in in_msg. */
+        unsigned desc = t->ssl.MBEDTLS_PRIVATE(in_msgtype) == MBEDTLS_SSL_MSG_ALERT && t->ssl.MBEDTLS_PRIVATE(in_msg)
+                        ? t->ssl.MBEDTLS_PRIVATE(in_msg)[1] : 256;
+
+        if (desc > 255)
+            return lurk_tls_fail(t, "the server at %s ended the TLS handshake with a fatal alert", who);
+        return lurk_tls_fail(t, "the server at %s refused the TLS handshake with alert %s%s", who,
+                             lurk_tls_alert_name(desc), alert_hint(desc));
+    }
+    case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+        return lurk_tls_fail(t, "no cipher suite or key exchange in common with the server at %s", who);
+    case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+        return lurk_tls_fail(t, "the server at %s chose a TLS version lurk does not allow here "
+                             "(lurk speaks TLS 1.2 and 1.3; see tls.min_version and tls.max_version)", who);
+    case MBEDTLS_ERR_SSL_NO_APPLICATION_PROTOCOL:
+        return lurk_tls_fail(t, "the server at %s chose no ALPN protocol lurk offered (tls.alpn)", who);
+    case MBEDTLS_ERR_SSL_INVALID_RECORD:
+        return lurk_tls_fail(t, "the server at %s sent a malformed TLS record", who);
+    case MBEDTLS_ERR_SSL_INVALID_MAC:
+        return lurk_tls_fail(t, "a TLS record from the server at %s failed authentication "
+                             "(corrupted or tampered with on the way)", who);
+    case MBEDTLS_ERR_SSL_DECODE_ERROR:
+    case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER:
+    case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
+    case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION:
+        return lurk_tls_fail(t, "the server at %s broke the TLS handshake protocol (a malformed or "
+                             "unexpected message)", who);
+    default:
+        return 0;
+    }
 }
 
 /* Turns an mbedTLS code into -LURK_ETLS with a sentence in errmsg. */
@@ -122,6 +224,12 @@ static int bio_recv(void *arg, unsigned char *buf, size_t len)
             return 0;
         t->want = len;
         return MBEDTLS_ERR_SSL_WANT_READ;
+    }
+    if (t->nfirst == 0) {
+        /* The first bytes that arrived, more than mbedTLS asks for (a record
+         * header): enough to quote the line of a server speaking plain text. */
+        t->nfirst = have < sizeof t->first ? have : sizeof t->first;
+        memcpy(t->first, lurk_buf_head(b), t->nfirst);
     }
     if (have > len)
         have = len;
@@ -339,8 +447,13 @@ static void hs_step(struct lurk_tls *t)
         }
         return;
     }
-    if (rc == MBEDTLS_ERR_SSL_CONN_EOF)
+    if (rc == MBEDTLS_ERR_SSL_CONN_EOF && t->nfirst == 0)
+        hs_finish(t, lurk_tls_fail(t, "the server at %s closed the connection without answering the TLS "
+                                   "handshake (does it speak TLS on this port?)", lurk_tcp_name(t->tcp)));
+    else if (rc == MBEDTLS_ERR_SSL_CONN_EOF && (t->first[0] >= 20 && t->first[0] <= 24))
         hs_finish(t, lurk_tls_fail(t, "%s", "the server closed the connection during the TLS handshake"));
+    else if (rc != MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && handshake_error(t, rc) < 0)
+        hs_finish(t, -LURK_ETLS);
     else
         hs_finish(t, tls_error(t, rc, "TLS handshake failed"));
 }

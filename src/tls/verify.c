@@ -579,6 +579,7 @@ static void check_host(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, c
 {
     char names[240];
     size_t used = 0;
+    int more = 0;                     /* names that did not fit in names[] */
     const char *host = v->host;
     char ip[INET6_ADDRSTRLEN];
 
@@ -607,14 +608,20 @@ static void check_host(struct lurk_tls_verify *v, const mbedtls_x509_crt *crt, c
         if (n.type != GN_DNS && n.type != GN_IP)
             continue;
         show_name(&n, one, sizeof one);
-        w = snprintf(names + used, sizeof names - used, "%s%s:%s", used ? ", " : "",
-                     n.type == GN_DNS ? "DNS" : "IP", one);
-        if (w > 0 && (size_t)w < sizeof names - used)
+        w = more ? -1 : snprintf(names + used, sizeof names - used, "%s%s:%s", used ? ", " : "",
+                                 n.type == GN_DNS ? "DNS" : "IP", one);
+        if (w > 0 && (size_t)w < sizeof names - used - 24) {
             used += (size_t)w;
+        } else {
+            names[used] = '\0';      /* no room: counted, never silently dropped */
+            more++;
+        }
     }
+    if (more)
+        snprintf(names + used, sizeof names - used, "%sand %d more", used ? ", " : "", more);
     fail(v, flags, MBEDTLS_X509_BADCERT_CN_MISMATCH,
          "%s does not match host %s: its subjectAltName has %s (the CN is not used)",
-         name, host, used ? names : "no DNS name or IP address");
+         name, host, names[0] ? names : "no DNS name or IP address");
 }
 
 /* ---- the callbacks ---- */

@@ -12,6 +12,10 @@ modes:
            accept queue is full further connection attempts hang (SYNs are
            dropped), which the connect-timeout test relies on
   big N    sends N bytes (a repeating pattern) then closes
+  http     a plain HTTP server: answers whatever arrives (a TLS ClientHello,
+           say) with "HTTP/1.1 400 Bad Request" and closes, as nginx does
+  banner   sends "220 mail.example ESMTP\r\n" at once, as a mail server
+           does, then reads until the client closes
 
 The server exits when its parent process goes away, so a failed test never
 leaves it behind.
@@ -46,6 +50,15 @@ def handle(conn, mode, arg):
             conn.sendall(b"partial")
             time.sleep(0.1)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif mode == "http":
+            conn.recv(65536)
+            body = b"<html>400 The plain HTTP request was sent to HTTPS port</html>\r\n"
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(body), body))
+        elif mode == "banner":
+            conn.sendall(b"220 mail.example ESMTP\r\n")
+            while conn.recv(65536):
+                pass
         elif mode == "silent":
             while conn.recv(65536):
                 pass
