@@ -241,6 +241,13 @@ local function relocate(e)
   return rest and (script_where() .. rest) or e
 end
 
+-- The checks tcp.connect makes of a tls table, made before the request
+-- starts, so a mistake is reported at the script's line as fname's.
+local function check_tls(tls, fname)
+  local ok, e = pcall(P.check_tls, tls, fname)
+  if not ok then error(relocate(e), 0) end
+end
+
 local function set(list)
   local s = {}
   for _, k in ipairs(list) do s[k] = true end
@@ -826,6 +833,7 @@ local function do_request(session, o, method, url, fname)
   st.max_body = max_body == nil and (session.max_body or DEFAULT_MAX_BODY) or positive(fname, "max_body", max_body)
   local tls = opt(o, d, "tls")
   if tls ~= nil and type(tls) ~= "table" then raise(fname, "tls must be a table of TLS options, got " .. type(tls)) end
+  if tls ~= nil then check_tls(tls, fname) end
   st.tls = tls
   local trace = flag(fname, "trace", opt(o, d, "trace"))
   st.trace = trace == nil and trace_http or trace
@@ -1141,6 +1149,7 @@ function M.client(opts)
   flag(fname, "stream", d.stream); flag(fname, "decompress", d.decompress); flag(fname, "trace", d.trace)
   if d.max_body ~= nil then positive(fname, "max_body", d.max_body) end
   if d.tls ~= nil and type(d.tls) ~= "table" then raise(fname, "tls must be a table of TLS options, got " .. type(d.tls)) end
+  if d.tls ~= nil then check_tls(d.tls, fname) end
   if d.redirects ~= nil and (type(d.redirects) ~= "number" or d.redirects < 0 or d.redirects % 1 ~= 0) then
     raise(fname, "redirects must be a whole number >= 0, got " .. tostring(d.redirects))
   end

@@ -34,6 +34,11 @@ do
   t.ok(e:find(here .. l .. ": http.request: unknown option 'header' (did you mean 'headers'?)", 1, true), e)
   l = this_line(); e = t.raises("unknown option", function() http.client { base_uri = raw } end)
   t.ok(e:find(here .. l .. ": http.client: unknown option 'base_uri' (did you mean 'base_url'?)", 1, true), e)
+  -- A tls table is checked before the request starts, at the script's line.
+  l = this_line(); e = t.raises("unknown option", function() http.get(raw .. "/ok", { tls = { cafle = "x" } }) end)
+  t.ok(e:find(here .. l .. ": http.get tls: unknown option 'cafle' (did you mean 'cafile'?)", 1, true), e)
+  l = this_line(); e = t.raises("insecure", function() http.client { tls = { insecure = "yes" } } end)
+  t.ok(e:find(here .. l .. ": http.client: tls.insecure must be true or false", 1, true), e)
   e = t.raises("unknown option", function() http.download(raw .. "/ok", dir .. "/x", { progres = false }) end)
   t.ok(e:find("http.download: unknown option 'progres' (did you mean 'progress'?)", 1, true), e)
   local c = http.client { base_url = raw }
