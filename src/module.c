@@ -6,6 +6,7 @@
  * finalizer, it is finalized last, after the sockets (Lua 5.1 and LuaJIT
  * finalize userdata in reverse order of creation).
  */
+#include "core/error.h"              /* first: lurk.h defines the codes otherwise */
 #include "lurk.h"
 #include "lua/task.h"
 
