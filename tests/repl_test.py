@@ -370,6 +370,14 @@ def run_more(work, port):
     r.expect(r"\n> ")
     no_raw_escapes(r, mark, "binary bodies")
 
+    # A background task's uncaught error, quoting a server, shows above the
+    # prompt with its escapes spelled out.
+    mark = len(r.raw)
+    r.line('lurk.spawn(function() lurk.sleep(0.1) error(http.get("%s/evil-reason").reason) end)' % base)
+    r.expect(r"lurk: error in task: .*?OK\\27\]0;pwned title", timeout=5, what="task error")
+    r.expect(r"> ")
+    no_raw_escapes(r, mark, "task error")
+
     # lurk's objects print as short descriptions, not their internals.
     r.line('c = ws.connect("ws://127.0.0.1:%d/ws")' % port)
     r.expect(r"\n> ", what="ws.connect")

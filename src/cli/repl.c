@@ -106,6 +106,33 @@ static int l_write(lua_State *L)
     return 0;
 }
 
+/* Uncaught errors of background tasks (lurk_set_error_handler): above the
+ * prompt, which stays intact, with control characters escaped (the message
+ * may quote a server). Without a terminal, on stderr as usual. */
+static void on_task_error(struct lurk *l, const char *msg, void *ud)
+{
+    struct repl *r = ud;
+
+    (void)l;
+    if (!r->tty) {
+        fprintf(stderr, "lurk: error in task: %s\n", msg);
+        return;
+    }
+    if (r->prompting)
+        fputs("\r\033[K", stdout);
+    fputs("lurk: error in task: ", stdout);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+            printf("\\%u", *p);
+        else
+            putchar(*p);
+    }
+    putchar('\n');
+    fflush(stdout);
+    if (r->prompting)
+        rl_forced_update_display();
+}
+
 /* ---- Ctrl-C ---- */
 
 /* C.chunk(co | nil): lua/repl.lua names the coroutine a chunk runs in, before
@@ -432,6 +459,7 @@ int lurk_repl(struct lurk *l)
                LURK_VERSION, lurk_features(l));
         fflush(stdout);
     }
+    lurk_set_error_handler(l, on_task_error, r);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);     /* no SA_RESTART: poll() returns EINTR */
 
@@ -474,6 +502,7 @@ int lurk_repl(struct lurk *l)
     errors += r->tty ? 0 : (int)lua_tointeger(r->L, -1);
     lua_pop(r->L, 2);
     sigaction(SIGINT, &old, NULL);
+    lurk_set_error_handler(l, NULL, NULL);
     lua_sethook(r->L, NULL, 0, 0);
     for (size_t i = 0; i < ncandidates; i++)
         free(candidates[i]);
