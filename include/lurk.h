@@ -27,6 +27,31 @@ struct lua_State;
 
 #define LURK_VERSION "0.1.0"
 
+/*
+ * lurk's own error codes, returned negated (-LURK_ESCRIPT) like -errno
+ * values, which they never collide with; lurk_strerror() gives the message.
+ * The functions below return ESCRIPT, EDEADLK and -errno values; the others
+ * reach scripts as err.name and are listed so every code has a name here.
+ * (lurk's own sources get the same enum from src/core/error.h.)
+ */
+#ifndef LURK_CORE_ERROR_H
+enum {
+    LURK_ECLOSED = 4097,              /* the object was closed while the operation waited */
+    LURK_EEOF = 4098,                 /* the peer closed the stream before the data asked for */
+    LURK_ELIMIT = 4099,               /* a configured size limit was exceeded */
+    LURK_EDNS_NOTFOUND = 4100,        /* the name does not exist, or has no address */
+    LURK_EDNS_TIMEOUT = 4101,         /* no DNS server answered in time */
+    LURK_EDNS_FAIL = 4102,            /* the DNS server failed or refused */
+    LURK_EDNS_NOSERVER = 4103,        /* no usable DNS server is configured */
+    LURK_ETLS = 4104,                 /* TLS failure */
+    LURK_EHTTP = 4105,                /* HTTP protocol violation by the peer */
+    LURK_EWS = 4106,                  /* WebSocket protocol violation by the peer */
+    LURK_EPROTO = 4107,               /* other protocol violation */
+    LURK_ESCRIPT = 4108,              /* a script failed to load or raised an error */
+    LURK_EDEADLK = 4109,              /* every task waits on something no task can provide */
+};
+#endif
+
 /* Options for lurk_new(); a zeroed struct (or NULL) gives the defaults. */
 struct lurk_options {
     unsigned flags;                   /* LURK_OPT_* */
@@ -75,10 +100,25 @@ LURK_API int lurk_do_string(struct lurk *l, const char *code, const char *name);
 /*
  * Runs the loop. DEFAULT returns 0 when every task has finished; ONCE and
  * NOWAIT return the number of tasks still alive. A failed main task (one
- * started by lurk_do_file/lurk_do_string) makes it return a negative code,
- * with lurk_errmsg() holding the error and its traceback.
+ * started by lurk_do_file/lurk_do_string) makes it return -LURK_ESCRIPT,
+ * with lurk_errmsg() holding the error and its traceback; DEFAULT returns
+ * -LURK_EDEADLK when every remaining task waits on something no task can
+ * provide. Called from inside Lua code the runtime is running (a host
+ * function), it does nothing and returns -EBUSY.
  */
 LURK_API int lurk_run(struct lurk *l, int mode);
+
+/*
+ * Uncaught errors in tasks that scripts spawn (lurk.spawn) do not fail
+ * lurk_run; by default lurk prints them to stderr. A handler set here gets
+ * them instead: msg is the error message with its traceback, valid during
+ * the call only. The handler runs inside lurk_run (or lurk_do_file/
+ * lurk_do_string): it may record, log or schedule work, but not call
+ * lurk_run (which returns -EBUSY there). fn NULL restores the default.
+ * Errors of main tasks are reported by lurk_run as before.
+ */
+typedef void lurk_error_cb(struct lurk *l, const char *msg, void *ud);
+LURK_API void lurk_set_error_handler(struct lurk *l, lurk_error_cb *fn, void *ud);
 
 /* The runtime's Lua state, to register host functions and modules. */
 LURK_API struct lua_State *lurk_lua(struct lurk *l);

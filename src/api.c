@@ -3,10 +3,15 @@
  *
  * Scripts given to lurk_do_file/lurk_do_string run as "fatal" tasks: their
  * error ends lurk_run() with -LURK_ESCRIPT and the traceback in errmsg.
+ *
+ * Lua code runs only inside lurk_run, lurk_do_file and lurk_do_string, and a
+ * host function it calls is on top of the scheduler's C stack: a nested
+ * lurk_run would resume tasks under a task that is still running (and reap
+ * completions its caller is halfway through), so it is refused.
  */
+#include "core/error.h"              /* first: lurk.h defines the codes otherwise */
 #include "lurk.h"
 #include "lua/task.h"
-#include "core/error.h"
 #include "core/loop.h"
 #include "tls/tls.h"
 
@@ -19,6 +24,9 @@
 struct lurk {
     struct lurk_rt *rt;
     char *errmsg;
+    int depth;                        /* lurk_run/do_file/do_string calls under way */
+    lurk_error_cb *on_error;
+    void *on_error_ud;
 };
 
 static void set_err(struct lurk *l, const char *msg)
@@ -85,7 +93,9 @@ const char *lurk_strerror_setup(int rc)
 /* Starts the loaded chunk (with nargs arguments above it) as a fatal task. */
 static int start(struct lurk *l, int nargs)
 {
+    l->depth++;
     lurk_rt_spawn(l->rt, lurk_rt_lua(l->rt), nargs, true);
+    l->depth--;
     lua_pop(lurk_rt_lua(l->rt), 1);   /* the task object */
     if (lurk_rt_failed(l->rt)) {
         set_err(l, lurk_rt_errmsg(l->rt));
@@ -124,7 +134,16 @@ int lurk_do_string(struct lurk *l, const char *code, const char *name)
 
 int lurk_run(struct lurk *l, int mode)
 {
-    int rc = lurk_rt_run(l->rt, mode);
+    int rc;
+
+    if (l->depth > 0) {
+        set_err(l, "lurk_run called from inside Lua code the runtime is running (a host "
+                "function a script called); return to the host's loop and run from there");
+        return -EBUSY;
+    }
+    l->depth++;
+    rc = lurk_rt_run(l->rt, mode);
+    l->depth--;
 
     if (rc == -LURK_ESCRIPT) {
         set_err(l, lurk_rt_errmsg(l->rt));
@@ -134,6 +153,20 @@ int lurk_run(struct lurk *l, int mode)
     if (rc < 0)
         set_err(l, rc == -LURK_EDEADLK && lurk_rt_errmsg(l->rt) ? lurk_rt_errmsg(l->rt) : lurk_strerror(rc));
     return rc;
+}
+
+static void call_error_handler(void *ud, const char *msg)
+{
+    struct lurk *l = ud;
+
+    l->on_error(l, msg, l->on_error_ud);
+}
+
+void lurk_set_error_handler(struct lurk *l, lurk_error_cb *fn, void *ud)
+{
+    l->on_error = fn;
+    l->on_error_ud = ud;
+    lurk_rt_set_error_handler(l->rt, fn ? call_error_handler : NULL, l);
 }
 
 struct lua_State *lurk_lua(struct lurk *l)

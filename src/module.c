@@ -12,6 +12,7 @@
  * script would silently skip table entries. The lurk program and liblurk
  * carry a good LuaJIT and need no check.
  */
+#include "core/error.h"              /* first: lurk.h defines the codes otherwise */
 #include "lurk.h"
 #include "lua/task.h"
 

@@ -6,7 +6,8 @@
  * standard input and lurk_fd() together, so tasks started at the prompt (a
  * WebSocket reader, a periodic fetch) keep running while the user types.
  * Each complete chunk runs as a task; while it runs the prompt is down and
- * Ctrl-C cancels it (a count hook stops a chunk busy in Lua code).
+ * Ctrl-C cancels it (a count hook stops a chunk busy in Lua code; a second
+ * Ctrl-C, when the first has not stopped it, ends the program).
  *
  * Without a terminal the same loop reads lines from standard input, with no
  * prompt or colors, one chunk after another; the exit status says whether
@@ -21,14 +22,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lua_repl.h"                 /* luaJIT_BC_repl: lua/repl.lua, compiled */
 
 #define HISTORY_MAX 1000
+#define STUCK_MS 500                  /* a second Ctrl-C this much later exits */
 
 struct repl {
     struct lurk *l;
@@ -102,6 +106,33 @@ static int l_write(lua_State *L)
     return 0;
 }
 
+/* Uncaught errors of background tasks (lurk_set_error_handler): above the
+ * prompt, which stays intact, with control characters escaped (the message
+ * may quote a server). Without a terminal, on stderr as usual. */
+static void on_task_error(struct lurk *l, const char *msg, void *ud)
+{
+    struct repl *r = ud;
+
+    (void)l;
+    if (!r->tty) {
+        fprintf(stderr, "lurk: error in task: %s\n", msg);
+        return;
+    }
+    if (r->prompting)
+        fputs("\r\033[K", stdout);
+    fputs("lurk: error in task: ", stdout);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+            printf("\\%u", *p);
+        else
+            putchar(*p);
+    }
+    putchar('\n');
+    fflush(stdout);
+    if (r->prompting)
+        rl_forced_update_display();
+}
+
 /* ---- Ctrl-C ---- */
 
 /* C.chunk(co | nil): lua/repl.lua names the coroutine a chunk runs in, before
@@ -126,19 +157,47 @@ static int l_chunk(lua_State *L)
  * chunk runs again or the loop handles the interrupt. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     if (L != chunk_co)
         return;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted");
+    /* Where the chunk was (luaL_error's position would be the hook's). */
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "%s:%d: interrupted", ar->short_src, ar->currentline);
+    else
+        lua_pushliteral(L, "interrupted");
+    lua_error(L);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);   /* async-signal-safe */
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void on_sigint(int sig)
 {
+    static int64_t first;             /* when the pending interrupt came */
+
     (void)sig;
+    /* A Ctrl-C the loop has not handled after a while means the chunk is
+     * stuck where no hook runs (a loop the JIT compiled outside the chunk,
+     * a blocking C call): a second one ends the program, as lua.c's does. */
+    if (interrupted && repl && !repl->prompting && now_ms() - first >= STUCK_MS) {
+        static const char msg[] = "\nlurk: the running chunk did not stop at Ctrl-C; exiting\n";
+
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+            /* nothing more to say */
+        }
+        _exit(130);
+    }
+    if (!interrupted)
+        first = now_ms();
     interrupted = 1;
     /* A chunk computing in Lua never returns to the loop: stop it from
-     * inside (lua.c does the same; lua_sethook is signal-safe). */
+     * inside (lua.c does the same; lua_sethook is signal-safe). Chunks run
+     * with the JIT off (lua/repl.lua), so their loops see the hook. */
     if (repl && !repl->prompting)
         lua_sethook(repl->L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
@@ -400,6 +459,7 @@ int lurk_repl(struct lurk *l)
                LURK_VERSION, lurk_features(l));
         fflush(stdout);
     }
+    lurk_set_error_handler(l, on_task_error, r);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);     /* no SA_RESTART: poll() returns EINTR */
 
@@ -442,6 +502,7 @@ int lurk_repl(struct lurk *l)
     errors += r->tty ? 0 : (int)lua_tointeger(r->L, -1);
     lua_pop(r->L, 2);
     sigaction(SIGINT, &old, NULL);
+    lurk_set_error_handler(l, NULL, NULL);
     lua_sethook(r->L, NULL, 0, 0);
     for (size_t i = 0; i < ncandidates; i++)
         free(candidates[i]);

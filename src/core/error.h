@@ -8,6 +8,12 @@
 #ifndef LURK_CORE_ERROR_H
 #define LURK_CORE_ERROR_H
 
+/* include/lurk.h repeats these values for hosts, unless this header came
+ * first: a source file that includes both must include this one first. */
+#ifdef LURK_H
+#error "include core/error.h before lurk.h"
+#endif
+
 enum {
     LURK_EBASE = 4096,
     LURK_ECLOSED,        /* the object was closed while the operation waited */
@@ -23,6 +29,7 @@ enum {
     LURK_EPROTO,         /* other protocol violation */
     LURK_ESCRIPT,        /* a script failed to load or raised an error */
     LURK_EDEADLK,        /* every task waits on something no task can provide */
+    /* a new code goes here and, with its value, in include/lurk.h */
     LURK_EMAX
 };
 

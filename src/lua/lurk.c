@@ -203,8 +203,14 @@ static int l_now(lua_State *L)
  * lurk.timeout's deadline afterwards restores its description too. */
 static int l_deadline(lua_State *L)
 {
-    struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "lurk.timeout");
-    int64_t old = t->deadline;
+    struct lurk_rt *rt = upvalue_rt(L);
+    struct lurk_task *t = SCHED(rt)->current;   /* not lurk_rt_task: this never waits */
+    int64_t old;
+
+    if (!t)
+        return luaL_error(L, "lurk.timeout must be called from a task (the main chunk is one; "
+                          "see lurk.spawn)");
+    old = t->deadline;
 
     if (lua_gettop(L) >= 1) {
         t->deadline = lua_toboolean(L, 1) ? (int64_t)(luaL_checknumber(L, 1) * 1e9) : 0;

@@ -44,6 +44,8 @@ struct lurk_rt {
     struct lurk_tls_ctx *tls;         /* RNG and CA bundle, set up lazily */
     bool failed;                      /* a task marked fatal raised an error */
     char *errmsg;                     /* its message and traceback (or a note) */
+    lurk_rt_error_cb *on_error;       /* spawned tasks' uncaught errors; NULL: stderr */
+    void *on_error_ud;
     bool owns_L;                      /* false: a host's state (require "lurk") */
     int ktls;                         /* default enum lurk_ktls_policy */
     struct lurk_rt **upbox;           /* the lurk.* functions' upvalue */
@@ -124,6 +126,20 @@ const char *lurk_rt_errmsg(const struct lurk_rt *rt)
 void lurk_rt_clear_failure(struct lurk_rt *rt)
 {
     rt->failed = false;
+}
+
+void lurk_rt_set_error_handler(struct lurk_rt *rt, lurk_rt_error_cb *fn, void *ud)
+{
+    rt->on_error = fn;
+    rt->on_error_ud = ud;
+}
+
+void lurk_rt_task_error(struct lurk_rt *rt, const char *msg)
+{
+    if (rt->on_error)
+        rt->on_error(rt->on_error_ud, msg);
+    else
+        fprintf(stderr, "lurk: error in task: %s\n", msg);
 }
 
 /* package.loaded[name] = value on top (popped); also a global if asked. */

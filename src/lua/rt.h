@@ -91,6 +91,17 @@ const char *lurk_rt_errmsg(const struct lurk_rt *rt);
 void lurk_rt_clear_failure(struct lurk_rt *rt);
 
 /*
+ * Uncaught errors of tasks that are not fatal (spawned ones): the scheduler
+ * hands their message and traceback to lurk_rt_task_error(), which calls the
+ * handler set with lurk_rt_set_error_handler() (fn NULL: print to stderr,
+ * the default). The handler runs inside the scheduler, on no Lua stack of
+ * its own; msg is valid only during the call.
+ */
+typedef void lurk_rt_error_cb(void *ud, const char *msg);
+void lurk_rt_set_error_handler(struct lurk_rt *rt, lurk_rt_error_cb *fn, void *ud);
+void lurk_rt_task_error(struct lurk_rt *rt, const char *msg);
+
+/*
  * Pins keep a Lua value alive while C needs it (a string the kernel is
  * sending, a socket with an operation in flight), like luaL_ref but cheaper
  * on the request path: slots of one array, free slots on a C stack.

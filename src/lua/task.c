@@ -143,6 +143,13 @@ struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn)
 {
     if (!rt || !SCHED(rt)->current)
         luaL_error(L, "%s must be called from a task (the main chunk is one; see lurk.spawn)", fn);
+    /* Checked before the call starts anything: LuaJIT's own error would come
+     * from lua_yield, with the operation already in flight. */
+    if (!lua_isyieldable(L))
+        luaL_error(L, "%s: attempt to yield across C-call boundary: a lurk call that waits was "
+                   "made from a C function (a host function, a table.sort comparator, a "
+                   "string.gsub callback) or a metamethod or iterator lurk cannot suspend; "
+                   "make the call from the task's own code", fn);
     return SCHED(rt)->current;
 }
 
@@ -263,7 +270,7 @@ static void finish(struct lurk_task *t, int status)
             if (t->fatal) {
                 lurk_rt_fail(rt, lua_tostring(L, -1));
             } else {
-                fprintf(stderr, "lurk: error in task: %s\n", lua_tostring(L, -1));
+                lurk_rt_task_error(rt, lua_tostring(L, -1));
             }
             lua_pop(L, 1);
         }

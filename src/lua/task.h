@@ -38,7 +38,9 @@ struct lurk_waiter {
  * http and ws alike; the Lua modules read it as the private table's options.timeout). */
 #define LURK_DEFAULT_TIMEOUT 30.0
 
-/* The running task; raises a Lua error naming fn when called outside one.
+/* The running task, for a call that may wait; raises a Lua error naming fn
+ * when called outside one, or where the task cannot be suspended (from
+ * inside a C function such as a host's or table.sort's comparator).
  * lurk_rt_task is the same for a runtime already at hand (a socket's). */
 struct lurk_task *lurk_lua_task(lua_State *L, const char *fn);
 struct lurk_task *lurk_rt_task(lua_State *L, struct lurk_rt *rt, const char *fn);
