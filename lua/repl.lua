@@ -173,10 +173,6 @@ do
     local tasks = field(g, "tasks")
     return format("<lurk.group: %s tasks>", type(tasks) == "table" and #tasks or "?")
   end)
-  add(mt_of(http.client, {}), function(c)
-    local base = field(c, "base_url")
-    return format("<http.client%s>", base and (" " .. esc(base)) or "")
-  end)
 end
 
 -- An error value (lurk.error's, with kind and message) is shown as its

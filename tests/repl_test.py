@@ -388,7 +388,7 @@ def run_more(work, port):
     r.line("c:close()")
     r.expect(r"\n> ")
     for expr, shape in (("lurk.channel(2)", r"<lurk\.channel: 0 queued, capacity 2>"),
-                        ("http.client{}", r"<http\.client>"),
+                        ("http.client{}", r"http\.client \(no base_url\)"),
                         ("json.null", r"json\.null"),
                         ("lurk.spawn(function() end)", r"lurk\.task \(0x[0-9a-f]+\)"),
                         ("lurk.semaphore(3)", r"<lurk\.semaphore: 3 available>")):
