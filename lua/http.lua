@@ -44,6 +44,58 @@ local DEFAULT_MAX_BODY = 64 * 1024 * 1024    -- buffered and streamed requests; 
 local DEFAULT_REDIRECTS = 10
 local USER_AGENT = "lurk/" .. lurk.version
 
+-- ---- tracing (LURK_TRACE=http, or trace = true) ----
+
+local trace_env = P.options.trace or os.getenv("LURK_TRACE") or ""
+local trace_http = trace_env:find("http", 1, true) ~= nil
+local SECRET = { authorization = "scheme", ["proxy-authorization"] = "scheme", cookie = "names",
+  ["set-cookie"] = "names" }
+-- Credentials keep only their scheme, cookies only their names.
+local function masked(name, value)
+  local how = SECRET[name:lower()]
+  if how == "scheme" then
+    local scheme = tostring(value):match("^(%S+)%s")
+    return (scheme and (scheme .. " ") or "") .. "***"
+  elseif how == "names" then
+    return (tostring(value):gsub("=[^;,]*", "=***"))
+  end
+  return value
+end
+
+-- Server-controlled text reaches a terminal: control characters are shown
+-- as \xNN, never sent raw.
+local function esc_byte(c) return ("\\x%02x"):format(c:byte()) end
+local function esc(s) return (tostring(s):gsub("%c", esc_byte)) end
+
+local function trace_lines(lines)
+  io.stderr:write(concat(lines, "\n"), "\n")
+end
+
+-- The request head exactly as it goes on the wire (request line, Host,
+-- User-Agent, every field), credentials and cookies masked.
+local function trace_head(head)
+  local out = {}
+  for line in head:gmatch("([^\r\n]+)\r\n") do
+    local name, value = line:match("^([^:]+): (.*)$")
+    out[#out + 1] = "> " .. esc(name and (name .. ": " .. masked(name, value)) or line)
+  end
+  trace_lines(out)
+end
+
+local function trace_response(res)
+  local out = { ("< %d %s (%s)"):format(res.status, esc(res.reason), esc(res.url)) }
+  for k, v in pairs(res.headers) do out[#out + 1] = ("< %s: %s"):format(esc(k), esc(masked(k, v))) end
+  local tm = res.timings
+  out[#out + 1] = ("< connect %.1f ms, first byte %.1f ms"):format((tm.connect or 0) * 1e3, (tm.ttfb or 0) * 1e3)
+  trace_lines(out)
+end
+
+-- A line of its own for what lurk decides between exchanges (retries,
+-- redirects).
+local function trace_note(s)
+  trace_lines { "* " .. esc(s) }
+end
+
 -- ---- one exchange ----
 
 -- The request head (built and checked in C: the C half's _head).
@@ -143,6 +195,7 @@ local function exchange(pool, method, u, headers, body, opts, t0, first)
     head = build_head(method, u, headers, blen, body ~= nil and blen == nil,
                       pu and u.scheme == "http" and not pu.socks and pu)
   end
+  if opts.trace then trace_head(head) end
   local is_head, max_body, decompress = method == "HEAD", opts.max_body, opts.decompress
   local drain = opts.max_redirects > 0 and REDIRECT_DRAIN or nil
   local small = type(body) == "string" and #body < 65536 and not opts.expect
@@ -474,36 +527,6 @@ end
 
 -- ---- tracing ----
 
-local trace_env = P.options.trace or os.getenv("LURK_TRACE") or ""
-local trace_http = trace_env:find("http", 1, true) ~= nil
-local SECRET = { authorization = "scheme", ["proxy-authorization"] = "scheme", cookie = "names",
-  ["set-cookie"] = "names" }
--- Credentials keep only their scheme, cookies only their names.
-local function masked(name, value)
-  local how = SECRET[name:lower()]
-  if how == "scheme" then
-    local scheme = tostring(value):match("^(%S+)%s")
-    return (scheme and (scheme .. " ") or "") .. "***"
-  elseif how == "names" then
-    return (tostring(value):gsub("=[^;,]*", "=***"))
-  end
-  return value
-end
-
-local function trace_request(method, u, headers)
-  local out = { ("> %s %s"):format(method, url_string(u)) }
-  for k, v in pairs(headers) do out[#out + 1] = ("> %s: %s"):format(k, masked(k, v)) end
-  io.stderr:write(concat(out, "\n"), "\n")
-end
-
-local function trace_response(res)
-  local out = { ("< %d %s (%s)"):format(res.status, res.reason, res.url) }
-  for k, v in pairs(res.headers) do out[#out + 1] = ("< %s: %s"):format(k, masked(k, v)) end
-  local tm = res.timings
-  out[#out + 1] = ("< connect %.1f ms, first byte %.1f ms"):format((tm.connect or 0) * 1e3, (tm.ttfb or 0) * 1e3)
-  io.stderr:write(concat(out, "\n"), "\n")
-end
-
 -- Whether a Connection header value (a string, or a list of them) has the
 -- "close" option.
 local function has_close(v)
@@ -665,7 +688,6 @@ local function attempt(st, m, url_t, n)
   local uc = st.user_cookie and origin(url_t) == st.auth_origin and st.user_cookie or nil
   headers.Cookie = (uc and jc) and (uc .. "; " .. jc) or uc or jc
   st.proxy_url = proxy_for(url_t, st.proxy)
-  if st.trace then trace_request(m, url_t, headers) end
   local t0 = st.t0 or now()           -- the first try's start is the request's
   st.t0 = false
   local res, err = exchange(st.pool, m, url_t, headers, st.body, st, t0, true)
@@ -682,6 +704,10 @@ local function attempt(st, m, url_t, n)
   if res then
     delay = retry_after(rawget(res.headers, "retry-after"), math.max(60, p.max_backoff)) or delay
     res:close()
+  end
+  if st.trace then
+    trace_note(("retry %d of %d after %s, in %.2f s"):format(n + 1, p.count,
+      res and ("HTTP " .. res.status) or ("a " .. err.kind .. " error"), delay))
   end
   local ok, serr = lurk.sleep(delay)
   if not ok then
@@ -723,6 +749,7 @@ local function hop(st, n)
     st.body = nil
     headers["Content-Type"] = nil
   end
+  if st.trace then trace_note(("redirect %d: %d to %s"):format(n + 1, res.status, url_string(nu))) end
   st.u = nu
   return hop(st, n + 1)
 end

@@ -51,15 +51,20 @@ end
 
 -- A streamed response that still holds its connection says so: it keeps a
 -- pool slot until its body is read or it is closed.
+-- The reason phrase is the server's: its control characters are shown as
+-- \xNN, never sent raw to a terminal.
+local function esc_byte(c) return ("\\x%02x"):format(c:byte()) end
+
 function Response:__tostring()
+  local reason = self.reason:gsub("%c", esc_byte)
   if self.body then
-    return ("HTTP %d %s (%s, %d bytes)"):format(self.status, self.reason, self.url, #self.body)
+    return ("HTTP %d %s (%s, %d bytes)"):format(self.status, reason, self.url, #self.body)
   end
   if self._conn then
-    return ("HTTP %d %s (%s, streamed, body %s, holding a connection)"):format(self.status, self.reason, self.url,
+    return ("HTTP %d %s (%s, streamed, body %s, holding a connection)"):format(self.status, reason, self.url,
       self._started and "partly read" or "unread")
   end
-  return ("HTTP %d %s (%s, streamed, body %s)"):format(self.status, self.reason, self.url,
+  return ("HTTP %d %s (%s, streamed, body %s)"):format(self.status, reason, self.url,
     self._closed and "closed unread" or "read")
 end
 

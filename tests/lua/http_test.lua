@@ -353,11 +353,26 @@ do
   t.eq(t.ok(http.get(raw .. "/hits-d")).body, "1")
   t.fails("connect", http.get("http://127.0.0.1:1/", { retries = 2 }))
   -- LURK_TRACE=http (or trace = true) prints heads to stderr, secrets masked.
+  -- The head is shown as sent (request line, Host, User-Agent, every
+  -- field), retries and redirect hops are marked.
   local out = io.popen(("LURK_TRACE=http %s -e 'http.get(%q, { bearer = \"s3cr3t\" })' 2>&1"):format(t.lurk, raw .. "/ok")):read("*a")
-  t.ok(out:find("> GET " .. raw .. "/ok", 1, true), out)
+  t.ok(out:find("> GET /ok HTTP/1.1\n", 1, true), out)
+  t.ok(out:find("> Host: " .. raw:match("//(.*)$") .. "\n", 1, true), out)
+  t.ok(out:find("> User-Agent: lurk/", 1, true), out)
+  t.ok(out:find("> Accept: */*", 1, true), out)
   t.ok(out:find("Authorization: Bearer ***", 1, true), out)
   t.ok(not out:find("s3cr3t", 1, true), "the token is not printed")
   t.ok(out:find("< 200 OK", 1, true), out)
+  out = io.popen(("LURK_TRACE=http %s -e 'http.get(%q, { retries = 1 }); http.get(%q)' 2>&1")
+    :format(t.lurk, raw .. "/flaky1-trace", raw .. "/t/a/b/redirect-dotdot")):read("*a")
+  t.ok(out:find("* retry 1 of 1 after HTTP 503", 1, true), out)
+  t.ok(out:find("* redirect 1: 302 to " .. raw .. "/t/a/final", 1, true), out)
+  -- What the server sends reaches the terminal escaped (llhttp lets control
+  -- characters through in a reason phrase), in the trace and in tostring(res).
+  out = io.popen(("LURK_TRACE=http %s -e 'print(http.get(%q))' 2>&1"):format(t.lurk, raw .. "/escreason")):read("*a")
+  t.ok(not out:find("\27", 1, true), "no raw ESC: " .. out)
+  t.ok(out:find("< 200 O\\x1b]0;pwned\\x07K", 1, true), out)
+  t.ok(out:find("HTTP 200 O\\x1b]0;pwned\\x07K", 1, true), out)
   -- A pooled connection the server closed while idle: the next GET retries once, fresh.
   local c = http.client { base_url = raw }
   t.eq(t.ok(c:get("/idle")).body, "hello")

@@ -52,6 +52,7 @@ CASES = {
     "garbage": b"SMTP ready\r\n\r\n",
     "noresponse": b"",
     "closedelim": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close",
+    "escreason": b"HTTP/1.1 200 O\x1b]0;pwned\x07K\r\nContent-Length: 2\r\n\r\nok",
     "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nwiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n",
 }
 def encoded(coding, body):
