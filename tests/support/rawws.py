@@ -232,10 +232,13 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
+    # Read before the port is printed: a test that fails at once may be gone
+    # before a thread started later could ask, and this server would then
+    # watch init forever (holding the test's stderr open).
+    parent = os.getppid()
     print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
 
     def watch():
-        parent = os.getppid()
         while os.getppid() == parent:
             time.sleep(0.2)
         os._exit(0)
