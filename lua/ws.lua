@@ -2,12 +2,17 @@
 -- TCP, wss:// over TLS (and so over kernel TLS where the kernel takes it).
 --
 -- A connection runs one reader task of its own. It reads frames, answers
--- pings at once (whether or not the script is receiving), assembles
--- messages and hands them to the script through a small channel; when the
--- channel is full the reader stops reading, so a slow script slows the
--- server down instead of filling memory. Writes from any task go through one
--- lock, so frames never interleave. Framing and validation are C
--- (src/ws/frame.c through ws._decoder).
+-- pings at once (whether or not the script is receiving) and hands whole
+-- messages to the script through a small channel; when the channel is full
+-- the reader stops reading, so a slow script slows the server down instead
+-- of filling memory. Writes from any task go through one lock, so frames
+-- never interleave. Framing, validation and the assembly of fragments are C
+-- (src/ws/frame.c through ws._decoder, src/lua/ws.c).
+--
+-- Once finish() has ended a connection (the reader, a failed send, the
+-- pinger or conn:close, whichever comes first), every call returns the
+-- error that ended it and no task touches the closed socket again; an
+-- optional pinger task ends with the connection.
 local C, tcp, lurk, http, P = ...
 local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
 
@@ -39,6 +44,14 @@ local function finish(c, err)
   c.stop:close()
   c.sock:close()
   if c.closed_signal then c.closed_signal:close() end
+end
+
+-- Raises, at the caller's caller, for a yielding call made outside a task
+-- (before P.deadline could raise naming lurk.timeout instead).
+local function need_task(name)
+  if not lurk.current() then
+    error(name .. " must be called from a task (the main chunk is one; see lurk.spawn)", 3)
+  end
 end
 
 -- Which deadline a wait that timed out ran into: the call's own (true) or
@@ -273,6 +286,7 @@ function M.connect(url, opts)
   local u, perr = parse_ws_url(url)
   if not u then error(("ws.connect: bad url %q: %s"):format(tostring(url), perr), 2) end
   local protocols, pu = check_opts(opts, u)
+  need_task("ws.connect")
   local send_timeout = opts.send_timeout
   if send_timeout == nil then send_timeout = DEFAULT_TIMEOUT end
   local timeout = opts.timeout == nil and DEFAULT_TIMEOUT or opts.timeout
@@ -485,6 +499,7 @@ function Conn:receive(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("conn:receive: timeout must be a non-negative number of seconds", 2)
   end
+  if self.inbox:len() == 0 and not self.done then need_task("conn:receive") end
   local started = timeout and now()
   local m, err = self.inbox:recv(timeout)
   if m then return m[1], m[2] end
@@ -536,6 +551,7 @@ function Conn:send(text)
   if not C._utf8(text) then error("conn:send: text must be valid UTF-8 (use send_binary for bytes)", 2) end
   local ok, err = check_open(self)
   if not ok then return nil, err end
+  need_task("conn:send")
   return send_frame(self, "text", text)
 end
 
@@ -545,6 +561,7 @@ function Conn:send_binary(bytes)
   if type(bytes) ~= "string" then error("conn:send_binary expects a string (got " .. type(bytes) .. ")", 2) end
   local ok, err = check_open(self)
   if not ok then return nil, err end
+  need_task("conn:send_binary")
   return send_frame(self, "binary", bytes)
 end
 
@@ -556,6 +573,7 @@ function Conn:ping(data)
   if #data > 125 then error("conn:ping: at most 125 bytes", 2) end
   local ok, err = check_open(self)
   if not ok then return nil, err end
+  need_task("conn:ping")
   return send_frame(self, "ping", data)
 end
 
@@ -575,6 +593,7 @@ function Conn:close(code, reason)
   reason = reason or ""
   if type(reason) ~= "string" then error("conn:close: reason must be a string (got " .. type(reason) .. ")", 2) end
   if #reason > 123 then error("conn:close: reason longer than 123 bytes", 2) end
+  need_task("conn:close")
   self.state = "closing"
   self.closed_signal = lurk.channel(0)
   if send_frame(self, "close", close_payload(code, reason)) then
