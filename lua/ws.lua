@@ -222,7 +222,7 @@ local function check_opts(opts, u)
   local function want(name, ok, what)
     local v = opts[name]
     if v ~= nil and not ok(v) then
-      error(("ws.connect: option '%s' must be %s (got %s)"):format(name, what,
+      error(("ws.connect: %s must be %s (got %s)"):format(name, what,
         type(v) == "string" and ("%q"):format(v) or tostring(v)), 4)   -- 1 want, 2 check_opts, ...
     end
   end
@@ -258,7 +258,7 @@ local function check_opts(opts, u)
   if type(protocols) == "string" then protocols = { protocols } end
   if protocols ~= nil then
     if type(protocols) ~= "table" then
-      raise("option 'protocols' must be a subprotocol name or a list of them (got %s)", type(protocols))
+      raise("protocols must be a subprotocol name or a list of them (got %s)", type(protocols))
     end
     for k, p in ipairs(protocols) do
       if type(p) ~= "string" then raise("protocols[%d] must be a string (got %s)", k, type(p)) end
@@ -410,12 +410,15 @@ function M.connect(url, opts)
   if not r[1] then error(r[2], 0) end
   local sock, rest, protocol, pmd, ext = r[2], r[3], r[4], r[5], r[6]
   local limit = (mine and prev) and math.min(mine, prev) or mine or prev
-  if not sock and rest and not rest.redirect and (rest.kind == "timeout" or (limit and now() >= limit)) then
+  -- Only a deadline that passed is reworded: a kernel's own ETIMEDOUT (a
+  -- SYN never answered) keeps its message.
+  if not sock and rest and not rest.redirect and limit and now() >= limit then
     local msg = own_deadline(mine, prev)
       and ("WebSocket handshake with %s timed out after %g s"):format(url, timeout)
       or ("WebSocket handshake with %s timed out after %.3g s: the task's deadline (lurk.timeout) passed")
         :format(url, now() - started)
-    rest = werror("timeout", msg, { phase = rest.phase or "connect", retryable = true, url = url, cause = rest })
+    rest = werror("timeout", msg, { phase = rest.phase or "connect", retryable = true, url = url, cause = rest,
+                                    errno = rest.errno, name = rest.name })
   end
   if not sock then
     if rest and rest.redirect then
