@@ -1,5 +1,6 @@
 -- Subscribe to a public WebSocket feed and print messages as they arrive
--- (talks to the Internet: not run by the tests). The default feed is
+-- (talks to the Internet; tests/lua/ws_lifecycle_test.lua runs it against a
+-- local server, checking that it exits once done). The default feed is
 -- Coinbase's public ticker; pass another URL and a subscription message to
 -- follow something else.
 --

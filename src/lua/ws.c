@@ -4,7 +4,7 @@
  *
  *   d = ws._decoder(max_message)
  *   d:feed(data, i) -> "more", j
- *                    | "data", j, "text"|"binary", slice, message_end
+ *                    | "data", j, "text"|"binary", message, compressed
  *                    | "control", j, "close"|"ping"|"pong", payload, close_code
  *                    | nil, err   (kind "protocol", err.code: the close code to send)
  *   ws._frame(opcode, payload [, fin]) -> a masked client frame (fresh mask)
@@ -12,6 +12,13 @@
  *   ws._accept(key)  -> the Sec-WebSocket-Accept the server must answer
  *
  * Masks and keys come from getrandom() (src/core/random.c).
+ *
+ * The decoder hands Lua whole messages only. Fragments are appended to a
+ * lurk_buf (which doubles as it grows) inside feed's loop, so a message sent
+ * as millions of 1-byte fragments costs one pass in C and about its own size
+ * twice (the buffer, then the Lua string), not a Lua string and a table slot
+ * per fragment. A message in one frame that arrived in one read is pushed
+ * straight from the input, without the buffer.
  */
 #include "lua/error.h"
 #include "lua/modules.h"
@@ -34,52 +41,110 @@ static const char *const opnames[16] = {
     [LURK_WS_CLOSE] = "close", [LURK_WS_PING] = "ping", [LURK_WS_PONG] = "pong",
 };
 
+struct decoder {
+    struct lurk_ws_decoder d;
+    struct lurk_buf msg;              /* the fragments so far of the message being received */
+};
+
+/* Empties the message buffer; a large one is freed, so a connection that
+ * once took a big message does not keep its memory. */
+static void msg_reset(struct lurk_buf *b)
+{
+    if (b->cap > 64 * 1024)
+        lurk_buf_fini(b);
+    else
+        lurk_buf_consume(b, lurk_buf_len(b));
+}
+
+static int msg_append(struct lurk_buf *b, const unsigned char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (lurk_buf_reserve(b, n) < 0)
+        return -ENOMEM;
+    memcpy(lurk_buf_tail(b), p, n);
+    lurk_buf_commit(b, n);
+    return 0;
+}
+
+/* d:feed(data, i): decodes from data[i..] up to the next message, control
+ * frame or the end of data (see the file header). */
 static int decoder_feed(lua_State *L)
 {
-    struct lurk_ws_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
-    size_t len, used;
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
+    size_t len, used, pos;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer i = luaL_optinteger(L, 3, 1);
+    const unsigned char *in = (const unsigned char *)data;
     struct lurk_ws_event ev;
     int rc;
 
     luaL_argcheck(L, i >= 1 && (size_t)i <= len + 1, 3, "position out of range");
-    rc = lurk_ws_decode(d, (const unsigned char *)data + i - 1, len - (size_t)(i - 1), &used, &ev);
+    pos = (size_t)(i - 1);
+    for (;;) {
+        rc = lurk_ws_decode(&z->d, in + pos, len - pos, &used, &ev);
+        pos += used;
+        if (rc == 0 && ev.kind == LURK_WS_DATA) {
+            if (!ev.message_end || lurk_buf_len(&z->msg) > 0)
+                rc = msg_append(&z->msg, ev.data, ev.len);
+            if (rc == 0 && !ev.message_end)
+                continue;                 /* the next fragment, in this loop */
+        }
+        break;
+    }
     if (rc < 0) {
-        lurk_lua_errorf(L, rc, "read", "WebSocket protocol error: %s", d->error ? d->error : "?");
-        lua_pushinteger(L, d->close_code);
+        msg_reset(&z->msg);
+        if (rc == -ENOMEM) {
+            lurk_lua_errorf(L, rc, "read", "WebSocket message too large for memory");
+            lua_pushinteger(L, 1009);
+        } else {
+            lurk_lua_errorf(L, rc, "read", "WebSocket protocol error: %s", z->d.error ? z->d.error : "?");
+            lua_pushinteger(L, z->d.close_code);
+        }
         lua_setfield(L, -2, "code");
         return 2;
     }
     switch (ev.kind) {
     case LURK_WS_DATA:
         lua_pushliteral(L, "data");
-        lua_pushinteger(L, i + (lua_Integer)used);
+        lua_pushinteger(L, (lua_Integer)pos + 1);
         lua_pushstring(L, opnames[ev.opcode]);
-        lua_pushlstring(L, (const char *)ev.data, ev.len);
-        lua_pushboolean(L, ev.message_end);
+        if (lurk_buf_len(&z->msg) > 0) {
+            lua_pushlstring(L, lurk_buf_head(&z->msg), lurk_buf_len(&z->msg));
+            msg_reset(&z->msg);
+        } else {
+            lua_pushlstring(L, (const char *)ev.data, ev.len);
+        }
         lua_pushboolean(L, ev.compressed);
-        return 6;
+        return 5;
     case LURK_WS_CONTROL:
         lua_pushliteral(L, "control");
-        lua_pushinteger(L, i + (lua_Integer)used);
+        lua_pushinteger(L, (lua_Integer)pos + 1);
         lua_pushstring(L, opnames[ev.opcode]);
         lua_pushlstring(L, (const char *)ev.data, ev.len);
         lua_pushinteger(L, ev.close_code);
         return 5;
     default:
         lua_pushliteral(L, "more");
-        lua_pushinteger(L, i + (lua_Integer)used);
+        lua_pushinteger(L, (lua_Integer)pos + 1);
         return 2;
     }
+}
+
+static int decoder_gc(lua_State *L)
+{
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
+
+    lurk_buf_fini(&z->msg);
+    return 0;
 }
 
 /* d:allow_compressed(): permessage-deflate was negotiated (RSV1 allowed) */
 static int decoder_allow(lua_State *L)
 {
-    struct lurk_ws_decoder *d = luaL_checkudata(L, 1, DECODER_MT);
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
 
-    d->allow_rsv1 = true;
+    z->d.allow_rsv1 = true;
     return 0;
 }
 
@@ -87,12 +152,13 @@ static int decoder_allow(lua_State *L)
 static int l_decoder(lua_State *L)
 {
     lua_Number max = luaL_checknumber(L, 1);
-    struct lurk_ws_decoder *d;
+    struct decoder *z;
 
     luaL_argcheck(L, max >= 1, 1, "max_message must be at least 1");
-    d = lua_newuserdata(L, sizeof *d);
+    z = lua_newuserdata(L, sizeof *z);
+    memset(&z->msg, 0, sizeof z->msg);
     /* math.huge and beyond: no limit (a double that large does not convert). */
-    lurk_ws_decoder_init(d, max >= 1.8e19 ? UINT64_MAX : (uint64_t)max);
+    lurk_ws_decoder_init(&z->d, max >= 1.8e19 ? UINT64_MAX : (uint64_t)max);
     luaL_getmetatable(L, DECODER_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -125,7 +191,7 @@ static int pmd_inflate(lua_State *L)
         return 2;
     }
     lua_pushlstring(L, lurk_buf_len(&z->out) ? lurk_buf_head(&z->out) : "", lurk_buf_len(&z->out));
-    lurk_buf_consume(&z->out, lurk_buf_len(&z->out));
+    msg_reset(&z->out);
     return 1;
 }
 
@@ -272,7 +338,12 @@ int lurk_lua_open_ws(lua_State *L)
         { NULL, NULL },
     };
 
-    lurk_lua_class(L, DECODER_MT, decoder_methods, NULL);
+    static const luaL_Reg decoder_meta[] = {
+        { "__gc", decoder_gc },
+        { NULL, NULL },
+    };
+
+    lurk_lua_class(L, DECODER_MT, decoder_methods, decoder_meta);
     lurk_lua_class(L, PMD_MT, pmd_methods, pmd_meta);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);

@@ -11,6 +11,16 @@ wrong) is then served at http://.../verdict/<case>.
 ws://.../hs/<case>: a handshake answer that must be refused (see HANDSHAKES).
 ws://.../fragments: a fragmented text message with a ping between fragments,
 sent a few bytes per TCP segment.
+ws://.../then/<end>: sends the text messages "one" and "two" at once, then
+ends as <end> says (see ENDINGS: a close with a code, without one, a dropped
+TCP connection, a protocol violation), then reads until the client's close.
+ws://.../tiny/<n>: a binary message of n bytes "a", sent as n frames of one
+byte each (a 1-byte fragment costs 3 bytes on the wire), then a close 1000.
+ws://.../stallping: reads the first byte of the client's first frame, then
+sends a ping and stops reading for 5 s (so the client's pong cannot go out).
+ws://.../head: sends the request head it received as a text message, then
+echoes until the client's close.
+ws://.../hs/silent: reads the handshake and never answers it.
 """
 import base64
 import hashlib
@@ -53,7 +63,37 @@ CASES = {
 }
 FRAGMENTS = (frame(0x01, b"Hello, ") + frame(0x89, b"p") + frame(0x00, b"fragmented ")
              + frame(0x80, b"world"))
+ENDINGS = {
+    "close1000": frame(0x88, b"\x03\xe8"),
+    "close1001": frame(0x88, b"\x03\xe9"),
+    "close4000": frame(0x88, b"\x0f\xa0bye"),
+    "nocode": frame(0x88, b""),
+    "protoerr": frame(0xC1, b"hi"),
+    "drop": b"",
+}
 verdicts = {}
+
+
+def send_tiny(conn, n):
+    """n bytes of "a" as n one-byte frames, built a chunk at a time."""
+    conn.sendall(bytes([0x02 if n > 1 else 0x82, 1, 0x61]))
+    left = n - 2
+    chunk = b"\x00\x01a" * 65536
+    while left >= 65536:
+        conn.sendall(chunk)
+        left -= 65536
+    if left > 0:
+        conn.sendall(b"\x00\x01a" * left)
+    if n > 1:
+        conn.sendall(b"\x80\x01a")
+    conn.sendall(frame(0x88, b"\x03\xe8"))
+
+
+def await_close(conn):
+    while True:
+        op, _, _, _ = read_frame(conn)
+        if op == 8:
+            return
 
 
 def accept(key):
@@ -121,6 +161,9 @@ def handle(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
             return
         a = accept(headers.get("sec-websocket-key", ""))
+        if path == "/hs/silent":
+            time.sleep(5)
+            return
         if path.startswith("/hs/"):
             conn.sendall(HANDSHAKES[path[4:]].replace("{a}", a).encode())
             time.sleep(0.2)
@@ -128,6 +171,31 @@ def handle(conn):
         conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Accept: %s\r\n\r\n" % a).encode())
         case = path[1:]
+        if case.startswith("then/"):
+            ending = ENDINGS[case[5:]]
+            conn.sendall(frame(0x81, b"one") + frame(0x81, b"two") + ending)
+            if case == "then/drop":
+                return
+            await_close(conn)
+            return
+        if case.startswith("tiny/"):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            send_tiny(conn, int(case[5:]))
+            await_close(conn)
+            return
+        if case == "stallping":
+            recv_exact(conn, 1)
+            conn.sendall(frame(0x89, b"are you there"))
+            time.sleep(5)
+            return
+        if case == "head":
+            conn.sendall(frame(0x81, head.encode()))
+            while True:
+                op, _, _, payload = read_frame(conn)
+                if op == 8:
+                    conn.sendall(frame(0x88, b"\x03\xe8"))
+                    return
+                conn.sendall(frame(0x81 if op == 1 else 0x82, payload))
         if case == "fragments":
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for i in range(0, len(FRAGMENTS), 3):
@@ -164,10 +232,13 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
+    # Read before the port is printed: a test that fails at once may be gone
+    # before a thread started later could ask, and this server would then
+    # watch init forever (holding the test's stderr open).
+    parent = os.getppid()
     print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
 
     def watch():
-        parent = os.getppid()
         while os.getppid() == parent:
             time.sleep(0.2)
         os._exit(0)
