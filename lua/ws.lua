@@ -238,6 +238,7 @@ local function check_opts(opts, u)
     "a whole number of redirects to follow")
   want("compress", function(v) return type(v) == "boolean" end, "true or false")
   want("tls", function(v) return type(v) == "table" end, "a table of TLS options")
+  if opts.tls then P.check_tls(opts.tls, "ws.connect", 3) end   -- what tcp.connect would refuse, said now
   want("headers", function(v) return type(v) == "table" end, "a table of header names to values")
   want("origin", function(v) return type(v) == "string" end, "a string")
   want("proxy", function(v) return v == false or type(v) == "string" end, "a proxy URL or false")

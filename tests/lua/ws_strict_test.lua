@@ -26,6 +26,10 @@ do
   t.raises("unknown option 'header' %(did you mean 'headers'%?%)", ws.connect, echo, { header = {} })
   t.raises("unknown option 'ping_intervall' %(did you mean 'ping_interval'%?%)", ws.connect, echo, { ping_intervall = 1 })
   t.raises("ws%.connect: options must be a table", ws.connect, echo, "compress")
+  -- A tls table is checked as tcp.connect would, at the script's line.
+  line = debug.getinfo(1, "l").currentline + 1
+  ok, e = pcall(function() local _ = ws.connect(echo, { tls = { cafle = "x" } }) end)
+  raised_here(e, line, "ws%.connect tls: unknown option 'cafle' %(did you mean 'cafile'%?%)")
 end
 
 -- Wrong types raise with the script's file and line.
