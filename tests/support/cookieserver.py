@@ -19,6 +19,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -49,7 +54,7 @@ def main():
     print("PORT %d PID %d" % (srv.server_address[1], os.getpid()), flush=True)
 
     def watch():
-        parent = os.getppid()
+        parent = PARENT
         while os.getppid() == parent:
             time.sleep(0.2)
         os._exit(0)

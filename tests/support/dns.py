@@ -17,6 +17,11 @@ import subprocess
 import sys
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 
 def free_port():
     # Both UDP and TCP must be free on the port dnsmasq will take.
@@ -80,7 +85,7 @@ def main():
     # The test stops us with SIGTERM: take dnsmasq down too.
     signal.signal(signal.SIGTERM, lambda *_: (proc.terminate(), os._exit(0)))
     print("PORT %d PID %d" % (port, os.getpid()), flush=True)
-    parent = os.getppid()
+    parent = PARENT
     try:
         while proc.poll() is None:
             time.sleep(0.2)

@@ -52,13 +52,18 @@ import sys
 import threading
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"   # alert record: fatal, handshake_failure (40)
 
 
 def watch_parent():
-    parent = os.getppid()
+    parent = PARENT
     while True:
         time.sleep(0.2)
         if os.getppid() != parent:

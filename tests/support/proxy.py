@@ -13,6 +13,11 @@ import subprocess
 import sys
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 
 def main():
     d = os.path.abspath(sys.argv[1])
@@ -40,7 +45,7 @@ def main():
         except OSError:
             time.sleep(0.025)
     print("PORT %d PID %d" % (port, os.getpid()), flush=True)
-    parent = os.getppid()
+    parent = PARENT
     while proc.poll() is None and os.getppid() == parent:
         time.sleep(0.2)
     proc.kill()

@@ -39,6 +39,11 @@ import sys
 import threading
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 CASES = {
     "ok": OK,
@@ -340,7 +345,7 @@ def main():
     print("PORT %d PID %d" % (PORT, os.getpid()), flush=True)
 
     def watch():
-        parent = os.getppid()
+        parent = PARENT
         while os.getppid() == parent:
             time.sleep(0.2)
         os._exit(0)

@@ -30,6 +30,11 @@ import struct
 import threading
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -235,7 +240,7 @@ def main():
     # Read before the port is printed: a test that fails at once may be gone
     # before a thread started later could ask, and this server would then
     # watch init forever (holding the test's stderr open).
-    parent = os.getppid()
+    parent = PARENT
     print("PORT %d PID %d" % (srv.getsockname()[1], os.getpid()), flush=True)
 
     def watch():

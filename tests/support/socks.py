@@ -29,13 +29,18 @@ import sys
 import threading
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 # name: what the server does after reading the greeting
 CASES = ["ok", "noauth", "authfail", "badversion", "close_greeting", "close_reply",
          "badatyp", "silent"] + ["reply%d" % n for n in range(1, 9)]
 
 
 def watch_parent():
-    parent = os.getppid()
+    parent = PARENT
     while os.getppid() == parent:
         time.sleep(0.2)
     os._exit(0)
@@ -166,7 +171,7 @@ def microsocks(auth):
         except OSError:
             time.sleep(0.025)
     print("PORT %d PID %d" % (port, os.getpid()), flush=True)
-    parent = os.getppid()
+    parent = PARENT
     while proc.poll() is None and os.getppid() == parent:
         time.sleep(0.2)
     proc.kill()

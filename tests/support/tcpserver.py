@@ -27,9 +27,14 @@ import sys
 import threading
 import time
 
+# The process that started this server, read at once: a test that fails
+# quickly may be gone before a watcher thread asks, which would then
+# watch init for ever (and hold the test's output open).
+PARENT = os.getppid()
+
 
 def watch_parent():
-    parent = os.getppid()
+    parent = PARENT
     while True:
         time.sleep(0.2)
         if os.getppid() != parent:
