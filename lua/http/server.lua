@@ -43,7 +43,7 @@ local REASONS = {
 local SERVE_OPTIONS = {
   host = true, port = true, tls = true, header_timeout = true, idle_timeout = true, body_timeout = true,
   send_timeout = true, max_head = true, max_headers = true, max_body = true, max_connections = true,
-  backlog = true, stream = true,
+  backlog = true, stream = true, on_error = true,
 }
 
 local function raise(msg)
@@ -445,7 +445,9 @@ local function serve_conn(srv, sock)
     local ok, hok, status, hdrs, body = t:join()
     if c.taken then break end              -- ws.upgrade took the connection
     if not ok or not hok then
-      log(srv, ("%s %s: the handler failed: %s"):format(method, target, tostring(ok and status or hok)))
+      local why = tostring(ok and status or hok)
+      if srv.on_error then pcall(srv.on_error, why, req)
+      else log(srv, ("%s %s: the handler failed: %s"):format(method, target, why)) end
       refuse(c, 500)
       break
     end
@@ -549,9 +551,11 @@ function M.serve(opts, handler)
     max_body = num_opt(opts, "max_body", 8 * 1024 * 1024, 0),
     max_connections = num_opt(opts, "max_connections", 1 / 0, 1),
     stream = opts.stream and true or false,
+    on_error = opts.on_error,
     tls = opts.tls and true or false,
   }, Server)
   if opts.stream ~= nil and type(opts.stream) ~= "boolean" then raise("stream must be true or false") end
+  if opts.on_error ~= nil and type(opts.on_error) ~= "function" then raise("on_error must be a function(msg, req)") end
   local ln, err = tcp.listen(host, port, { backlog = opts.backlog, tls = opts.tls })
   if not ln then return nil, err end
   srv.listener = ln

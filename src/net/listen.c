@@ -103,7 +103,10 @@ static void accept_done(struct lurk_op *op, int res)
     }
     if (more)
         return;
-    if (!ln->closing && ln->qlen < LURK_LISTEN_QUEUE && (res >= 0 || res == -EINVAL || ln->wcb))
+    /* Re-armed after a connection (single-shot) or the fallback; after an
+     * error or a cancellation (queue full, loop shutdown) the next
+     * lurk_listener_accept() re-arms. */
+    if (!ln->closing && ln->qlen < LURK_LISTEN_QUEUE && (res >= 0 || res == -EINVAL))
         arm_accept(ln);
     else if (ln->closing && ln->fd >= 0) {
         close(ln->fd);
