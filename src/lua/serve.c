@@ -49,6 +49,7 @@ struct listener {
     struct lurk_listener *ln;
     struct lurk_tls_server *tls;      /* the TLS server configuration, or NULL */
     struct lurk_task *waiter;
+    struct lurk_lua_sock *hs;         /* the accepted socket while its handshake runs */
     int self_ref;
     int fd;                           /* the accepted descriptor, for the results */
     bool closed, handshake;           /* handshake: this accept runs it too */
@@ -89,7 +90,14 @@ static struct lurk_lua_sock *push_accepted(lua_State *L, struct listener *s, int
 static int accept_results(lua_State *L, void *ud, int res)
 {
     struct listener *s = ud;
+    int rc;
 
+    if (s->hs) {                      /* the handshake's result */
+        struct lurk_lua_sock *k = s->hs;
+
+        s->hs = NULL;
+        return lurk_lua_sock_handshake_results(L, k, res);
+    }
     if (res < 0) {
         if (res == -ETIMEDOUT)
             return lurk_lua_errorf(L, res, "wait", "listener:accept on %s timed out", s->name);
@@ -97,21 +105,27 @@ static int accept_results(lua_State *L, void *ud, int res)
     }
     if (!push_accepted(L, s, res))
         return lurk_lua_error(L, -ENOMEM, "wait", s->name);
-    if (s->tls && s->handshake) {
-        /* The handshake runs on the same task, as its own wait: the
-         * results come from the socket's (sock | nil, err). */
-        lua_replace(L, 1);
-        lua_settop(L, 1);
-        return lurk_lua_sock_handshake(L, 1, lurk_rt_task(L, s->rt, "listener:accept"), s->timeout);
+    if (!s->tls || !s->handshake)
+        return 1;
+    /* The handshake runs on the same wait: its completion comes back here. */
+    s->hs = lurk_lua_sock_check(L, -1);
+    rc = lurk_lua_sock_handshake_start(L, lua_gettop(L), s->waiter, s->timeout);
+    if (rc < 0) {
+        s->hs = NULL;
+        return lurk_lua_errorf(L, rc, "tls", "TLS handshake with a client of %s failed", s->name);
     }
-    return 1;
+    lua_pop(L, 1);                    /* anchored by the handshake */
+    return LURK_AGAIN;
 }
 
 static void accept_cancel(void *ud)
 {
     struct listener *s = ud;
 
-    lurk_listener_cancel(s->ln);
+    if (s->hs)
+        lurk_lua_sock_handshake_cancel(s->hs);
+    else
+        lurk_listener_cancel(s->ln);
 }
 
 static void accept_release(void *ud)

@@ -504,10 +504,12 @@ struct lurk_lua_sock *lurk_lua_sock_push(lua_State *L, struct lurk_tcp *s, struc
 
 /*
  * The server side's TLS handshake on the socket at idx (pushed by
- * lurk_lua_sock_push with tls): waits like tcp.connect and returns the
- * socket, or nil, err. The tail of a lua_CFunction.
+ * lurk_lua_sock_push with tls), in three pieces for a binding whose own
+ * wait runs it (listener:accept): start (0, or rc < 0 with the socket
+ * closed), then, from that wait's results function, the results (the
+ * socket or nil, err, as tcp.connect's), or the cancel.
  */
-int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double timeout)
+int lurk_lua_sock_handshake_start(lua_State *L, int idx, struct lurk_task *t, double timeout)
 {
     struct lurk_lua_sock *k = check_sock(L, idx);
     int rc;
@@ -524,11 +526,34 @@ int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double t
         k->handshaking = false;
         k->connector = NULL;
         lurk_stream_close(k->st);
-        return op_error(L, k, rc, "tls", "TLS handshake with", t, k->cdeadline);
+        return rc;
     }
-    lua_pushvalue(L, idx);
-    anchor(L, k, lua_gettop(L));
-    lua_pop(L, 1);
+    anchor(L, k, idx);
+    return 0;
+}
+
+int lurk_lua_sock_handshake_results(lua_State *L, struct lurk_lua_sock *k, int res)
+{
+    int n = connect_results(L, k, res);
+
+    connect_release(k);
+    return n;
+}
+
+void lurk_lua_sock_handshake_cancel(struct lurk_lua_sock *k)
+{
+    connect_cancel(k);
+}
+
+/* The same as one wait of its own, for P.handshake: the tail of a
+ * lua_CFunction (-> sock | nil, err). */
+int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double timeout)
+{
+    struct lurk_lua_sock *k = check_sock(L, idx);
+    int rc = lurk_lua_sock_handshake_start(L, idx, t, timeout);
+
+    if (rc < 0)
+        return op_error(L, k, rc, "tls", "TLS handshake with", t, k->cdeadline);
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 

@@ -40,4 +40,11 @@ struct lurk_lua_sock *lurk_lua_sock_push(lua_State *L, struct lurk_tcp *s, struc
  * within timeout seconds; the tail of a lua_CFunction (-> sock | nil, err). */
 int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double timeout);
 
+/* The same in pieces, for a binding that waits itself: start (0 | rc < 0,
+ * the socket closed), then from its results function the results (pushes
+ * sock | nil, err), or a cancel while it runs. */
+int lurk_lua_sock_handshake_start(lua_State *L, int idx, struct lurk_task *t, double timeout);
+int lurk_lua_sock_handshake_results(lua_State *L, struct lurk_lua_sock *k, int res);
+void lurk_lua_sock_handshake_cancel(struct lurk_lua_sock *k);
+
 #endif
