@@ -51,7 +51,7 @@ local function send_frame(c, op, payload, fin)
     if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
       payload, rsv1 = c.pmd:deflate(payload), true
     end
-    ok, err = c.sock:send(C._frame(op, payload, fin, rsv1))
+    ok, err = c.sock:send(C._frame(op, payload, fin, rsv1, c.server))
     c.wlock:release()
   end
   if c.send_timeout then set_deadline(prev or false) end
@@ -436,6 +436,14 @@ end
 
 function Conn:__tostring()
   return ("lurk.ws (%s, %s)"):format(self.url, self.state)
+end
+
+-- ws.upgrade(req [, opts]) -> conn | nil, err: the server side, in
+-- lua/http/server.lua, which builds the same connection object from these.
+P.ws = { C = C, Conn = Conn, reader = reader, send_frame = send_frame, finish = finish,
+  close_payload = close_payload, werror = werror }
+function M.upgrade(req, opts)
+  return P.ws_upgrade(req, opts)
 end
 
 return M

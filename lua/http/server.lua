@@ -25,6 +25,7 @@ local spawn, now, mkerror = lurk.spawn, lurk.now, lurk.error
 local concat, type, pairs, tostring, tonumber, error, select = table.concat, type, pairs, tostring, tonumber,
   error, select
 local find, sub, lower, format, gsub = string.find, string.sub, string.lower, string.format, string.gsub
+local ipairs, setmetatable, getmetatable = ipairs, setmetatable, getmetatable
 local urldecode = P.url.urldecode
 local traceback = debug.traceback
 
@@ -107,6 +108,7 @@ local function date_header()
   end
   return date_line
 end
+
 
 -- ---- connections ----
 
@@ -351,6 +353,116 @@ local function respond(c, req, status, hdrs, body, keep)
   error("the handler's body must be a string, nil, a table, a function or http.file(...) (got " .. tb .. ")", 0)
 end
 
+-- ---- ws.upgrade: the server side of a WebSocket ----
+
+local WS_OPTIONS = { protocols = true, compress = true, max_message = true, ping_interval = true,
+  send_timeout = true, headers = true }
+
+local function has_token(value, token)
+  if type(value) ~= "string" then return false end
+  for part in value:gmatch("[^,]+") do
+    if lower(part:match("^%s*(.-)%s*$")) == token then return true end
+  end
+  return false
+end
+
+-- The client's permessage-deflate offer: the response's parameters and the
+-- window/takeover settings, or nil when there is no usable offer.
+local function negotiate_pmd(offers)
+  if type(offers) ~= "string" then return nil end
+  for offer in offers:gmatch("[^,]+") do
+    local name, params = offer:match("^%s*([%w%-]+)%s*(.*)$")
+    if name == "permessage-deflate" then
+      local p, ok, resp = { sb = 15, cb = 15 }, true, { "permessage-deflate" }
+      for param in params:gmatch(";%s*([^;]+)") do
+        local k, v = param:match("^([%w_]+)%s*=?%s*\"?([^\"]*)\"?%s*$")
+        local bits = tonumber(v)
+        if k == "server_no_context_takeover" and v == "" then p.snc = true; resp[#resp + 1] = k
+        elseif k == "client_no_context_takeover" and v == "" then p.cnc = true; resp[#resp + 1] = k
+        elseif k == "server_max_window_bits" and bits and bits >= 8 and bits <= 15 then
+          p.sb = bits; resp[#resp + 1] = k .. "=" .. bits
+        elseif k == "client_max_window_bits" and (v == "" or (bits and bits >= 8 and bits <= 15)) then
+          -- the client may use a smaller window; the server keeps 15 for inflating
+        else ok = false end
+      end
+      if ok then return p, concat(resp, "; ") end
+    end
+  end
+  return nil
+end
+
+function P.ws_upgrade(req, opts)
+  local W = P.ws
+  opts = opts or {}
+  if type(opts) ~= "table" then error("ws.upgrade: opts must be a table", 3) end
+  P.check_options(opts, "ws.upgrade", WS_OPTIONS, 4)
+  local c = conn_of[req]
+  if not c then error("ws.upgrade: not a request of http.serve", 3) end
+  if c.taken then error("ws.upgrade: this request was already upgraded", 3) end
+  local h = req.headers
+  local function refuse(status, why)
+    return nil, mkerror { kind = "protocol", phase = "read", status = status,
+      message = "ws.upgrade: " .. why }
+  end
+  if req.method ~= "GET" then return refuse(405, "a WebSocket upgrade must be a GET") end
+  if not has_token(h.upgrade, "websocket") then return refuse(426, "no Upgrade: websocket in the request") end
+  if not has_token(h.connection, "upgrade") then return refuse(400, "no Connection: Upgrade in the request") end
+  if h["sec-websocket-version"] ~= "13" then return refuse(426, "Sec-WebSocket-Version must be 13") end
+  local key = h["sec-websocket-key"]
+  if not key or #key ~= 24 then return refuse(400, "missing or malformed Sec-WebSocket-Key") end
+  local lines = { "HTTP/1.1 101 Switching Protocols", "upgrade: websocket", "connection: Upgrade",
+    "sec-websocket-accept: " .. W.C._accept(key) }
+  local protocol
+  if opts.protocols then
+    local wanted = type(opts.protocols) == "string" and { opts.protocols } or opts.protocols
+    for offered in (h["sec-websocket-protocol"] or ""):gmatch("[^,%s]+") do
+      for _, p in ipairs(wanted) do if p == offered and not protocol then protocol = p end end
+    end
+    if protocol then lines[#lines + 1] = "sec-websocket-protocol: " .. protocol end
+  end
+  local pmd, ext
+  if opts.compress ~= false then
+    pmd, ext = negotiate_pmd(h["sec-websocket-extensions"])
+    if ext then lines[#lines + 1] = "sec-websocket-extensions: " .. ext end
+  end
+  for k, v in pairs(opts.headers or {}) do
+    if bad_header(k, tostring(v)) then error("ws.upgrade: bad header " .. tostring(k), 3) end
+    lines[#lines + 1] = k .. ": " .. tostring(v)
+  end
+  c.taken = true
+  settimeout(c.sock, c.srv.send_timeout)
+  local ok, err = send(c.sock, concat(lines, "\r\n") .. "\r\n\r\n")
+  if not ok then return nil, err end
+  settimeout(c.sock, false)                    -- messages may be far apart
+  local max_message = opts.max_message or 64 * 1024 * 1024
+  local send_timeout = opts.send_timeout
+  if send_timeout == nil then send_timeout = c.srv.send_timeout end
+  local conn = setmetatable({
+    sock = c.sock, decoder = W.C._decoder(max_message, true), inbox = lurk.channel(16),
+    wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = ext,
+    tls = req.tls, url = "ws://" .. req.remote .. req.target, send_timeout = send_timeout or nil,
+    server = true, remote = req.remote,
+  }, W.Conn)
+  if pmd then
+    -- Roles swapped: inflate what the client compressed, deflate with the server's window.
+    conn.pmd = W.C._pmd(pmd.cb, pmd.cnc, pmd.sb, pmd.snc, max_message)
+    conn.decoder:allow_compressed()
+  end
+  c.ws = conn
+  conn.reader = spawn(W.reader, conn, c.pos <= #c.buf and sub(c.buf, c.pos) or "")
+  if opts.ping_interval then
+    local interval = opts.ping_interval
+    conn.pinger = spawn(function()
+      while conn.state == "open" do
+        if not lurk.sleep(interval) or conn.state ~= "open" then return end
+        if not W.send_frame(conn, "ping", "keepalive") then return end
+      end
+    end)
+  end
+  return conn
+end
+
+
 -- The handler's task: runs it, and turns a raise into a 500 with the
 -- traceback on stderr.
 local function run_handler(srv, req)
@@ -443,7 +555,11 @@ local function serve_conn(srv, sock)
     end
     local t = spawn(run_handler, srv, req)
     local ok, hok, status, hdrs, body = t:join()
-    if c.taken then break end              -- ws.upgrade took the connection
+    if c.taken then                        -- ws.upgrade took the connection: the handler's return closes it
+      if c.ws and c.ws.state == "open" then pcall(c.ws.close, c.ws, 1000) end
+      if c.ws then sock_close(sock) end
+      break
+    end
     if not ok or not hok then
       local why = tostring(ok and status or hok)
       if srv.on_error then pcall(srv.on_error, why, req)

@@ -83,16 +83,26 @@ static int decoder_allow(lua_State *L)
     return 0;
 }
 
-/* ws._decoder(max_message) -> decoder */
+/* A server's decoder owns its unmasking buffer. */
+static int decoder_gc(lua_State *L)
+{
+    lurk_ws_decoder_fini(luaL_checkudata(L, 1, DECODER_MT));
+    return 0;
+}
+
+/* ws._decoder(max_message [, server]) -> decoder */
 static int l_decoder(lua_State *L)
 {
     lua_Number max = luaL_checknumber(L, 1);
+    bool server = lua_toboolean(L, 2);
     struct lurk_ws_decoder *d;
 
     luaL_argcheck(L, max >= 1, 1, "max_message must be at least 1");
     d = lua_newuserdata(L, sizeof *d);
     /* math.huge and beyond: no limit (a double that large does not convert). */
     lurk_ws_decoder_init(d, max >= 1.8e19 ? UINT64_MAX : (uint64_t)max);
+    if (server)
+        lurk_ws_decoder_serve(d);     /* ws.upgrade: masked frames from a client */
     luaL_getmetatable(L, DECODER_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -171,7 +181,7 @@ static int l_pmd(lua_State *L)
     return 1;
 }
 
-/* ws._frame(opcode, payload [, fin = true [, rsv1]]) -> bytes */
+/* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
 static int l_frame(lua_State *L)
 {
     static const char *const ops[] = { "text", "binary", "close", "ping", "pong", "cont", NULL };
@@ -186,16 +196,19 @@ static int l_frame(lua_State *L)
 
     if (op >= LURK_WS_CLOSE && len > 125)
         return luaL_argerror(L, 2, "control frame payloads are limited to 125 bytes");
-    if (lurk_random(mask, sizeof mask) < 0)
+    bool server = lua_toboolean(L, 5);    /* a server's frame: unmasked */
+
+    if (!server && lurk_random(mask, sizeof mask) < 0)
         return luaL_error(L, "getrandom failed");
-    hlen = lurk_ws_header(hdr, op, fin, len, mask);
+    hlen = lurk_ws_header(hdr, op, fin, len, server ? NULL : mask);
     if (lua_toboolean(L, 4))
         hdr[0] |= 0x40;               /* RSV1: a permessage-deflate message */
     /* Assemble in a scratch userdata (collected even if pushing raises). */
     out = lua_newuserdata(L, hlen + len);
     memcpy(out, hdr, hlen);
     memcpy(out + hlen, payload, len);
-    lurk_ws_mask(out + hlen, len, mask, 0);
+    if (!server)
+        lurk_ws_mask(out + hlen, len, mask, 0);
     lua_pushlstring(L, (const char *)out, hlen + len);
     return 1;
 }
@@ -271,8 +284,12 @@ int lurk_lua_open_ws(lua_State *L)
         { "__gc", pmd_gc },
         { NULL, NULL },
     };
+    static const luaL_Reg decoder_meta[] = {
+        { "__gc", decoder_gc },
+        { NULL, NULL },
+    };
 
-    lurk_lua_class(L, DECODER_MT, decoder_methods, NULL);
+    lurk_lua_class(L, DECODER_MT, decoder_methods, decoder_meta);
     lurk_lua_class(L, PMD_MT, pmd_methods, pmd_meta);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
