@@ -106,7 +106,7 @@ local function send_frame(c, op, payload, fin, why)
   if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
     payload, rsv1 = c.pmd:deflate(payload), true
   end
-  ok, err = c.sock:send(C._frame(op, payload, fin, rsv1))
+  ok, err = c.sock:send(C._frame(op, payload, fin, rsv1, c.server))
   c.wlock:release()
   if c.send_timeout then set_deadline(prev or false) end
   if ok then return true end
@@ -609,6 +609,14 @@ end
 
 function Conn:__tostring()
   return ("lurk.ws (%s, %s)"):format(self.url, self.state)
+end
+
+-- ws.upgrade(req [, opts]) -> conn | nil, err: the server side, in
+-- lua/http/server.lua, which builds the same connection object from these.
+P.ws = { C = C, Conn = Conn, reader = reader, send_frame = send_frame, finish = finish,
+  close_payload = close_payload, werror = werror }
+function M.upgrade(req, opts)
+  return P.ws_upgrade(req, opts)
 end
 
 return M

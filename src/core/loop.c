@@ -410,6 +410,11 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
     if (res == -ECANCELED && (op->flags & LURK_OP_EXPIRED) &&
         !(op->flags & LURK_OP_CANCELLED))
         res = -ETIMEDOUT;
+    op->cqe_flags = cqe->flags;
+    if (cqe->flags & IORING_CQE_F_MORE) {
+        op->cb(op, res);              /* a multishot op: more CQEs will follow */
+        return;
+    }
     l->in_flight--;
     op->cb(op, res);
     put_op(l, op);

@@ -22,7 +22,9 @@
 struct lurk_loop;
 struct lurk_op;
 
-/* Runs once per op with the CQE's result (res < 0 is -errno). */
+/* Runs once per op with the CQE's result (res < 0 is -errno); for a
+ * multishot op, once per CQE, with IORING_CQE_F_MORE in op->cqe_flags on
+ * every CQE but the last (the op stays in flight until then). */
 typedef void lurk_op_cb(struct lurk_op *op, int res);
 
 struct lurk_op {
@@ -34,6 +36,7 @@ struct lurk_op {
     unsigned heap_at;                 /* 1 + index in the deadline heap; 0: not there */
     int64_t deadline;                 /* absolute, lurk_now_ns() time base */
     struct __kernel_timespec ts;      /* a timer's time */
+    unsigned cqe_flags;               /* the CQE's flags, set before cb runs */
 };
 
 enum {

@@ -37,6 +37,7 @@
 #include "lua_http_proxy.h"
 #include "lua_http_pool.h"
 #include "lua_http_response.h"
+#include "lua_http_server.h"
 
 struct lurk_rt {
     struct lurk_rt_head h;            /* first: L, loop, sched, closing (rt.h) */
@@ -244,6 +245,7 @@ static int open_modules(lua_State *L)
     publish(L, "lurk", globals ? "lurk" : NULL);
 
     lurk_lua_open_tcp(L, PRIV);
+    lurk_lua_open_serve(L, PRIV);
     publish(L, "lurk.tcp", globals ? "tcp" : NULL);
     lurk_lua_open_json(L);
     publish(L, "lurk.json", globals ? "json" : NULL);
@@ -258,6 +260,10 @@ static int open_modules(lua_State *L)
     load_part(L, luaJIT_BC_http_pool, luaJIT_BC_http_pool_SIZE, "pool");
     load_part(L, luaJIT_BC_http_response, luaJIT_BC_http_response_SIZE, "response");
     load_lua_module(L, luaJIT_BC_http, luaJIT_BC_http_SIZE, "=http.lua", lurk_lua_open_http, "lurk.json");
+    /* The server half (http.serve, http.file) extends the http module. */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, PRIV, "http_module");
+    load_part(L, luaJIT_BC_http_server, luaJIT_BC_http_server_SIZE, "server");
     lua_pushvalue(L, -1);
     publish(L, "lurk.http", globals ? "http" : NULL);
     publish(L, "lurk.https", globals ? "https" : NULL);

@@ -479,6 +479,84 @@ static int l_connect(lua_State *L)
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 
+/*
+ * Pushes a socket object for s, a connection a listener accepted, taking
+ * over the caller's reference to it (and to tls, the server side of a TLS
+ * connection whose handshake is still to run, or NULL). The socket reads
+ * and writes plaintext through tls once lurk_lua_sock_handshake() is done.
+ */
+struct lurk_lua_sock *lurk_lua_sock_push(lua_State *L, struct lurk_tcp *s, struct lurk_tls *tls)
+{
+    struct lurk_lua_sock *k = lua_newuserdata(L, sizeof *k);
+
+    memset(k, 0, sizeof *k);
+    k->rt = lurk_rt_get(L);
+    k->self_ref = k->data_ref = LUA_NOREF;
+    k->timeout = LURK_DEFAULT_TIMEOUT;
+    k->max_buffer = DEFAULT_MAX_BUFFER;
+    k->s = s;
+    k->st = lurk_tcp_stream(s);
+    k->tls = tls;
+    luaL_getmetatable(L, SOCK_MT);
+    lua_setmetatable(L, -2);
+    return k;
+}
+
+/*
+ * The server side's TLS handshake on the socket at idx (pushed by
+ * lurk_lua_sock_push with tls), in three pieces for a binding whose own
+ * wait runs it (listener:accept): start (0, or rc < 0 with the socket
+ * closed), then, from that wait's results function, the results (the
+ * socket or nil, err, as tcp.connect's), or the cancel.
+ */
+int lurk_lua_sock_handshake_start(lua_State *L, int idx, struct lurk_task *t, double timeout)
+{
+    struct lurk_lua_sock *k = check_sock(L, idx);
+    int rc;
+
+    if (!k->tls || k->st != lurk_tcp_stream(k->s) || k->handshaking)
+        return luaL_error(L, "internal: no TLS handshake to run on this socket");
+    k->handshaking = true;
+    k->connector = t;
+    k->cdeadline = lurk_task_deadline(t, timeout);
+    rc = lurk_task_check(t);
+    if (rc == 0)
+        rc = lurk_tls_handshake(k->tls, k->cdeadline, lurk_task_wake, t);
+    if (rc < 0) {
+        k->handshaking = false;
+        k->connector = NULL;
+        lurk_stream_close(k->st);
+        return rc;
+    }
+    anchor(L, k, idx);
+    return 0;
+}
+
+int lurk_lua_sock_handshake_results(lua_State *L, struct lurk_lua_sock *k, int res)
+{
+    int n = connect_results(L, k, res);
+
+    connect_release(k);
+    return n;
+}
+
+void lurk_lua_sock_handshake_cancel(struct lurk_lua_sock *k)
+{
+    connect_cancel(k);
+}
+
+/* The same as one wait of its own, for P.handshake: the tail of a
+ * lua_CFunction (-> sock | nil, err). */
+int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double timeout)
+{
+    struct lurk_lua_sock *k = check_sock(L, idx);
+    int rc = lurk_lua_sock_handshake_start(L, idx, t, timeout);
+
+    if (rc < 0)
+        return op_error(L, k, rc, "tls", "TLS handshake with", t, k->cdeadline);
+    return lurk_task_wait(L, t, &connect_waiter, k);
+}
+
 /* ---- name lookup (private: lua/http/proxy.lua resolves for socks5://) ---- */
 
 /* One lookup, shared by three holders that each keep a reference: the
@@ -987,6 +1065,10 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
     lua_setfield(L, -2, "ktls_tx");
     lua_pushboolean(L, i.ktls_rx);
     lua_setfield(L, -2, "ktls_rx");
+    if (i.sni) {                      /* a server's connection: the name asked for */
+        lua_pushstring(L, i.sni);
+        lua_setfield(L, -2, "sni");
+    }
     if (i.fallback[0]) {
         lua_pushstring(L, i.fallback);
         lua_setfield(L, -2, "fallback");

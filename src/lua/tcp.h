@@ -29,4 +29,22 @@ void lurk_lua_sock_give(struct lurk_lua_sock *k);
 /* Pushes nil, err for rc as the socket reports it (its name and address). */
 int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase);
 
+struct lurk_tcp;
+struct lurk_tls;
+
+/* For tcp.listen (serve.c): a socket object for an accepted connection,
+ * taking over the references to s and tls (NULL: plain). */
+struct lurk_lua_sock *lurk_lua_sock_push(lua_State *L, struct lurk_tcp *s, struct lurk_tls *tls);
+
+/* Runs the server's TLS handshake on such a socket at idx for task t
+ * within timeout seconds; the tail of a lua_CFunction (-> sock | nil, err). */
+int lurk_lua_sock_handshake(lua_State *L, int idx, struct lurk_task *t, double timeout);
+
+/* The same in pieces, for a binding that waits itself: start (0 | rc < 0,
+ * the socket closed), then from its results function the results (pushes
+ * sock | nil, err), or a cancel while it runs. */
+int lurk_lua_sock_handshake_start(lua_State *L, int idx, struct lurk_task *t, double timeout);
+int lurk_lua_sock_handshake_results(lua_State *L, struct lurk_lua_sock *k, int res);
+void lurk_lua_sock_handshake_cancel(struct lurk_lua_sock *k);
+
 #endif

@@ -135,6 +135,7 @@ static int decoder_gc(lua_State *L)
 {
     struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
 
+    lurk_ws_decoder_fini(&z->d);      /* a server's decoder owns its unmasking buffer */
     lurk_buf_fini(&z->msg);
     return 0;
 }
@@ -148,10 +149,12 @@ static int decoder_allow(lua_State *L)
     return 0;
 }
 
-/* ws._decoder(max_message) -> decoder */
+
+/* ws._decoder(max_message [, server]) -> decoder */
 static int l_decoder(lua_State *L)
 {
     lua_Number max = luaL_checknumber(L, 1);
+    bool server = lua_toboolean(L, 2);
     struct decoder *z;
 
     luaL_argcheck(L, max >= 1, 1, "max_message must be at least 1");
@@ -159,6 +162,8 @@ static int l_decoder(lua_State *L)
     memset(&z->msg, 0, sizeof z->msg);
     /* math.huge and beyond: no limit (a double that large does not convert). */
     lurk_ws_decoder_init(&z->d, max >= 1.8e19 ? UINT64_MAX : (uint64_t)max);
+    if (server)
+        lurk_ws_decoder_serve(&z->d); /* ws.upgrade: masked frames from a client */
     luaL_getmetatable(L, DECODER_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -237,7 +242,7 @@ static int l_pmd(lua_State *L)
     return 1;
 }
 
-/* ws._frame(opcode, payload [, fin = true [, rsv1]]) -> bytes */
+/* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
 static int l_frame(lua_State *L)
 {
     static const char *const ops[] = { "text", "binary", "close", "ping", "pong", "cont", NULL };
@@ -252,16 +257,19 @@ static int l_frame(lua_State *L)
 
     if (op >= LURK_WS_CLOSE && len > 125)
         return luaL_argerror(L, 2, "control frame payloads are limited to 125 bytes");
-    if (lurk_random(mask, sizeof mask) < 0)
+    bool server = lua_toboolean(L, 5);    /* a server's frame: unmasked */
+
+    if (!server && lurk_random(mask, sizeof mask) < 0)
         return luaL_error(L, "getrandom failed");
-    hlen = lurk_ws_header(hdr, op, fin, len, mask);
+    hlen = lurk_ws_header(hdr, op, fin, len, server ? NULL : mask);
     if (lua_toboolean(L, 4))
         hdr[0] |= 0x40;               /* RSV1: a permessage-deflate message */
     /* Assemble in a scratch userdata (collected even if pushing raises). */
     out = lua_newuserdata(L, hlen + len);
     memcpy(out, hdr, hlen);
     memcpy(out + hlen, payload, len);
-    lurk_ws_mask(out + hlen, len, mask, 0);
+    if (!server)
+        lurk_ws_mask(out + hlen, len, mask, 0);
     lua_pushlstring(L, (const char *)out, hlen + len);
     return 1;
 }
@@ -337,7 +345,6 @@ int lurk_lua_open_ws(lua_State *L)
         { "__gc", pmd_gc },
         { NULL, NULL },
     };
-
     static const luaL_Reg decoder_meta[] = {
         { "__gc", decoder_gc },
         { NULL, NULL },

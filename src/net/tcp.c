@@ -279,6 +279,30 @@ int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t dea
     return 0;
 }
 
+int lurk_tcp_adopt(struct lurk_tcp *s, int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    int one = 1;
+
+    if (s->closing || s->connected || s->fd >= 0)
+        return -EISCONN;
+    s->fd = fd;
+    s->connected = true;
+    s->stream.open = 1;
+    /* Responses go out as soon as they are written, as requests do. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0) {
+        char ip[64];
+        int port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                                  : ((struct sockaddr_in *)&sa)->sin_port);
+
+        lurk_addr_str(&sa, ip, sizeof ip);
+        snprintf(s->name, sizeof s->name, sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    }
+    return 0;
+}
+
 static void read_done(struct lurk_op *op, int res)
 {
     struct lurk_tcp *s = op->arg;

@@ -37,6 +37,14 @@ int lurk_tcp_connect(struct lurk_tcp *s, const char *host, int port, int64_t dea
                      lurk_done_cb *cb, void *arg);
 
 /*
+ * Takes over fd, a connection accepted by a listener (net/listen.h): the
+ * socket becomes connected, named after its peer ("ip:port"), and owns fd
+ * from then on. Returns 0, or -EISCONN for a socket already in use (fd is
+ * then still the caller's).
+ */
+int lurk_tcp_adopt(struct lurk_tcp *s, int fd);
+
+/*
  * Receives once into the read buffer, after making room for at least `room`
  * bytes. cb(arg, n): n > 0 bytes were appended, 0 at end of stream, < 0 error.
  */

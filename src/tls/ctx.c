@@ -449,3 +449,73 @@ void lurk_tls_conf_fini(struct lurk_tls_conf *c)
     mbedtls_x509_crt_free(&c->cert);
     mbedtls_pk_free(&c->key);
 }
+
+/*
+ * The server's configuration: its own chain and key, a client certificate
+ * asked for only when ca is given (and then required), ALPN in the
+ * server's order of preference, the same suites and versions as a client.
+ * No session tickets: after the handshake nothing but application data
+ * leaves the server, so kTLS TX can take over at once.
+ */
+int lurk_tls_server_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx,
+                              const struct lurk_tls_server_opts *o,
+                              int (*sni_cb)(void *, mbedtls_ssl_context *, const unsigned char *, size_t),
+                              char *err, size_t errlen)
+{
+    mbedtls_ssl_config *conf = &c->conf;
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    mbedtls_ssl_config_init(conf);
+    mbedtls_x509_crt_init(&c->own_ca);
+    mbedtls_x509_crt_init(&c->cert);
+    mbedtls_pk_init(&c->key);
+    if (ctx_rng(ctx) < 0)
+        return conf_fail(err, errlen, "%s", "cannot seed the random generator or initialise PSA crypto");
+    rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                     MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc) {
+        char detail[120];
+
+        mbedtls_strerror(rc, detail, sizeof detail);
+        return conf_fail(err, errlen, "TLS configuration: %s", detail);
+    }
+    mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &ctx->drbg);
+    mbedtls_ssl_conf_min_tls_version(conf, o->min_version == 0x0304 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                                    : MBEDTLS_SSL_VERSION_TLS1_2);
+    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+    mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3) && defined(MBEDTLS_SSL_SESSION_TICKETS)
+    mbedtls_ssl_conf_new_session_tickets(conf, 0);
+#endif
+    rc = mbedtls_x509_crt_parse_file(&c->cert, o->cert);
+    if (rc != 0)
+        return load_fail(err, errlen, "the server certificate", o->cert, rc);
+    rc = mbedtls_pk_parse_keyfile(&c->key, o->key, NULL, mbedtls_ctr_drbg_random, &ctx->drbg);
+    if (rc != 0)
+        return load_fail(err, errlen, "the server key", o->key, rc);
+    if (mbedtls_ssl_conf_own_cert(conf, &c->cert, &c->key) != 0)
+        return conf_fail(err, errlen, "%s", "the server certificate and key do not match");
+    if (o->ca) {
+        rc = mbedtls_x509_crt_parse_file(&c->own_ca, o->ca);
+        if (rc != 0)
+            return load_fail(err, errlen, "the client CA file", o->ca, rc);
+        mbedtls_ssl_conf_ca_chain(conf, &c->own_ca, NULL);
+        mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    } else {
+        mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
+    }
+    if (o->alpn) {
+        if (lurk_tls_split(o->alpn, ",", c->alpn_store, sizeof c->alpn_store, c->alpn_list,
+                           LURK_TLS_MAX_ALPN) <= 0 ||
+            mbedtls_ssl_conf_alpn_protocols(conf, c->alpn_list) != 0)
+            return conf_fail(err, errlen, "bad ALPN list %s (at most 8 protocols)", o->alpn);
+    }
+    mbedtls_ssl_conf_ciphersuites(conf, lurk_tls_default_suites());
+    if (sni_cb)
+        mbedtls_ssl_conf_sni(conf, sni_cb, NULL);
+    return 0;
+}

@@ -41,6 +41,21 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
 
 void lurk_tls_conf_fini(struct lurk_tls_conf *c);
 
+/* The same for a server (options in tls.h), with sni_cb (may be NULL) as
+ * mbedTLS's SNI callback. */
+int lurk_tls_server_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx,
+                              const struct lurk_tls_server_opts *o,
+                              int (*sni_cb)(void *, mbedtls_ssl_context *, const unsigned char *, size_t),
+                              char *err, size_t errlen);
+
+/* A listener's configuration (tls.c), shared by its connections. */
+struct lurk_tls_server {
+    struct lurk_tls_conf conf;
+    struct lurk_tls_ctx *ctx;
+    enum lurk_ktls_policy ktls;
+    int refs;
+};
+
 /* The random generator for mbedtls_ssl_conf_rng (after conf_init). */
 void *lurk_tls_ctx_drbg(struct lurk_tls_ctx *ctx);
 

@@ -110,14 +110,16 @@ int lurk_ktls_setup(struct lurk_tls *t)
         goto wipe;
     }
     /* RX first: if it fails nothing has changed yet. */
-    len = lurk_ktls_info(t->version, t->cipher, &sk, seq, &info, sizeof info);
+    /* A client receives with the server's keys and sends with its own; a
+     * server (t->srv) the other way round. */
+    len = lurk_ktls_info(t->version, t->cipher, t->srv ? &ck : &sk, seq, &info, sizeof info);
     rc = len < 0 ? len : ktls_setsockopt(t, 2, SOL_TLS, TLS_RX, &info, (socklen_t)len);
     if (rc == 0)
         t->ktls_rx = true;
     else
         snprintf(t->fallback, sizeof t->fallback, "kernel refused TLS_RX for %s (%s)",
                  cipher_name(t->cipher), lurk_errname(rc));
-    len = lurk_ktls_info(t->version, t->cipher, &ck, seq, &info, sizeof info);
+    len = lurk_ktls_info(t->version, t->cipher, t->srv ? &sk : &ck, seq, &info, sizeof info);
     rc = len < 0 ? len : ktls_setsockopt(t, 3, SOL_TLS, TLS_TX, &info, (socklen_t)len);
     if (rc == 0)
         t->ktls_tx = true;

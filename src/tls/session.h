@@ -100,6 +100,11 @@ struct lurk_tls {
         char buf[CMSG_SPACE(sizeof(unsigned char))];
     } cn_cbuf;
 
+    /* the server role (lurk_tls_new_server): its listener's configuration
+     * instead of conf, and the name the client asked for */
+    struct lurk_tls_server *srv;
+    char sni[256];
+
     int64_t t_start, t_done;          /* handshake stamps */
     char fallback[200];
     char errmsg[400];

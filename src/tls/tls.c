@@ -54,6 +54,7 @@ void lurk_tls_put(struct lurk_tls *t)
     lurk_buf_fini(&t->inflight);
     lurk_buf_fini(&t->rbuf);
     lurk_tcp_unref(t->tcp);
+    lurk_tls_server_free(t->srv);
     free(t);
 }
 
@@ -499,6 +500,7 @@ void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info)
     info->ktls_rx = t->ktls_rx;
     info->fallback = t->fallback;
     info->handshake = t->t_done > t->t_start ? (t->t_done - t->t_start) / 1e9 : 0;
+    info->sni = t->srv && t->sni[0] ? t->sni : NULL;
 }
 
 /* ---- reading ---- */
@@ -722,3 +724,83 @@ static void tls_close(struct lurk_stream *st)
 }
 
 static const struct lurk_stream_ops tls_stream_ops = { tls_read, tls_write, tls_cancel, tls_close };
+
+/* ---- the server role ----
+ *
+ * A server connection differs from a client's only in its configuration
+ * (the listener's, shared, loaded once) and in which keys go which way
+ * (ktls.c: TX with the server's keys). The handshake, the output queue,
+ * the userspace record path and the kTLS fallbacks are the same code. */
+
+/* mbedTLS's SNI callback: remembers the name the client asked for. Any
+ * name is accepted: a listener has one certificate. */
+static int server_sni(void *unused, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
+{
+    struct lurk_tls *t = mbedtls_ssl_get_user_data_p(ssl);
+
+    (void)unused;
+    if (t && len < sizeof t->sni) {
+        memcpy(t->sni, name, len);
+        t->sni[len] = '\0';
+    }
+    return 0;
+}
+
+int lurk_tls_server_new(struct lurk_tls_server **out, struct lurk_tls_ctx *ctx,
+                        const struct lurk_tls_server_opts *o, char *err, size_t errlen)
+{
+    struct lurk_tls_server *s = calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (!s)
+        return -ENOMEM;
+    rc = lurk_tls_server_conf_init(&s->conf, ctx, o, server_sni, err, errlen);
+    if (rc < 0) {
+        lurk_tls_conf_fini(&s->conf);
+        free(s);
+        return rc;
+    }
+    s->ctx = ctx;
+    s->ktls = o->ktls;
+    s->refs = 1;
+    *out = s;
+    return 0;
+}
+
+void lurk_tls_server_free(struct lurk_tls_server *s)
+{
+    if (!s || --s->refs > 0)
+        return;
+    lurk_tls_conf_fini(&s->conf);
+    free(s);
+}
+
+int lurk_tls_new_server(struct lurk_tls **out, struct lurk_tls_server *srv, struct lurk_tcp *tcp)
+{
+    struct lurk_tls *t = calloc(1, sizeof *t);
+    int rc;
+
+    *out = NULL;
+    if (!t)
+        return -ENOMEM;
+    t->stream.ops = &tls_stream_ops;
+    t->stream.rbuf = &t->rbuf;
+    t->ctx = srv->ctx;
+    t->tcp = tcp;
+    lurk_tcp_ref(tcp);
+    t->loop = lurk_tcp_loop(tcp);
+    t->refs = 1;
+    t->policy = srv->ktls;
+    t->srv = srv;
+    srv->refs++;
+    mbedtls_ssl_init(&t->ssl);
+    *out = t;
+    rc = mbedtls_ssl_setup(&t->ssl, &srv->conf.conf);
+    if (rc)
+        return tls_error(t, rc, "TLS setup");
+    mbedtls_ssl_set_user_data_p(&t->ssl, t);
+    mbedtls_ssl_set_export_keys_cb(&t->ssl, export_keys, t);
+    mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+    return 0;
+}

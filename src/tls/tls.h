@@ -74,6 +74,38 @@ struct lurk_stream *lurk_tls_stream(struct lurk_tls *t);
 /* The reason for the last -LURK_ETLS ("" if none). */
 const char *lurk_tls_errmsg(const struct lurk_tls *t);
 
+/* ---- the server role ---- */
+
+struct lurk_tls_server;               /* a listener's configuration, shared by its connections */
+
+struct lurk_tls_server_opts {
+    const char *cert, *key;           /* the server's chain and key (PEM files) */
+    const char *ca;                   /* ask clients for certificates issued by these, or NULL */
+    const char *alpn;                 /* comma-separated protocols, preferred first, or NULL */
+    uint16_t min_version;             /* 0x0303 (default) or 0x0304 */
+    enum lurk_ktls_policy ktls;
+};
+
+/*
+ * Loads the certificate and key once for every connection of a listener.
+ * Returns 0, or -LURK_ETLS / -EINVAL with a sentence in err; *out is NULL
+ * on failure.
+ */
+int lurk_tls_server_new(struct lurk_tls_server **out, struct lurk_tls_ctx *ctx,
+                        const struct lurk_tls_server_opts *o, char *err, size_t errlen);
+
+/* Drops the listener's reference (connections keep theirs). NULL: no-op. */
+void lurk_tls_server_free(struct lurk_tls_server *s);
+
+/*
+ * Sets up the server side of a TLS connection over an accepted socket
+ * (taking a reference on it and on srv). lurk_tls_handshake() then runs
+ * the server's handshake; afterwards the keys go to the kernel with the
+ * same policy and fallbacks as a client's, each direction's own. Returns 0
+ * or -LURK_ETLS; *out is set even on failure (release with lurk_tls_unref).
+ */
+int lurk_tls_new_server(struct lurk_tls **out, struct lurk_tls_server *srv, struct lurk_tcp *tcp);
+
 struct lurk_tls_info {
     const char *version;              /* "TLSv1.2", "TLSv1.3" */
     const char *cipher;               /* mbedTLS suite name */
@@ -81,6 +113,7 @@ struct lurk_tls_info {
     bool ktls_tx, ktls_rx;            /* which directions the kernel carries */
     const char *fallback;             /* why not kTLS ("" when both are) */
     double handshake;                 /* seconds the handshake took */
+    const char *sni;                  /* server role: the name the client asked for, or NULL */
 };
 
 void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info);

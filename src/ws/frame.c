@@ -32,6 +32,7 @@
 #include "ws/frame.h"
 #include "core/error.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -60,6 +61,10 @@ size_t lurk_ws_header(unsigned char out[14], enum lurk_ws_opcode op, bool fin, u
         for (int i = 0; i < 8; i++)
             out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
         n = 10;
+    }
+    if (!mask) {
+        out[1] &= 0x7F;               /* a server's frame: no mask */
+        return n;
     }
     memcpy(out + n, mask, 4);
     return n + 4;
@@ -167,6 +172,18 @@ void lurk_ws_decoder_init(struct lurk_ws_decoder *d, uint64_t max_message)
     d->max_message = max_message;
 }
 
+void lurk_ws_decoder_serve(struct lurk_ws_decoder *d)
+{
+    d->server = true;
+}
+
+void lurk_ws_decoder_fini(struct lurk_ws_decoder *d)
+{
+    free(d->scratch);
+    d->scratch = NULL;
+    d->scratch_cap = 0;
+}
+
 static int fail(struct lurk_ws_decoder *d, int code, const char *reason)
 {
     d->state = ST_DEAD;
@@ -198,8 +215,10 @@ static int check_start(struct lurk_ws_decoder *d)
     d->rsv1 = (b0 & 0x40) != 0;
     if (d->rsv1 && (!d->allow_rsv1 || op == LURK_WS_CONT || op >= LURK_WS_CLOSE))
         return fail(d, 1002, "reserved bits set");
-    if (b1 & 0x80)
+    if (!d->server && (b1 & 0x80))
         return fail(d, 1002, "masked frame from server");
+    if (d->server && !(b1 & 0x80))
+        return fail(d, 1002, "unmasked frame from client");
     switch (op) {
     case LURK_WS_CONT:
         if (!d->in_message)
@@ -223,7 +242,7 @@ static int check_start(struct lurk_ws_decoder *d)
     }
     d->op = (enum lurk_ws_opcode)op;
     d->fin = (b0 & 0x80) != 0;
-    d->hdr_need = len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+    d->hdr_need = (len7 == 127 ? 10 : len7 == 126 ? 4 : 2) + (d->server ? 4 : 0);
     return 0;
 }
 
@@ -233,10 +252,15 @@ static int check_start(struct lurk_ws_decoder *d)
 static int start_payload(struct lurk_ws_decoder *d)
 {
     uint64_t n = d->hdr[1] & 0x7F;
+    size_t base = d->hdr_need - (d->server ? 4 : 0);   /* the header without the mask key */
 
-    if (d->hdr_need == 4) {
+    if (d->server) {
+        memcpy(d->mask, d->hdr + base, 4);
+        d->mask_off = 0;
+    }
+    if (base == 4) {
         n = (uint64_t)d->hdr[2] << 8 | d->hdr[3];
-    } else if (d->hdr_need == 10) {
+    } else if (base == 10) {
         n = 0;
         for (int i = 0; i < 8; i++)
             n = n << 8 | d->hdr[2 + i];
@@ -271,6 +295,21 @@ static int emit_data(struct lurk_ws_decoder *d, const unsigned char *p, size_t n
 {
     bool end = d->remaining == 0 && d->fin;
 
+    if (d->server && n > 0) {
+        /* Unmasked into the decoder's buffer: the input is the caller's. */
+        if (n > d->scratch_cap) {
+            unsigned char *b = realloc(d->scratch, n);
+
+            if (!b)
+                return fail(d, 1009, "out of memory");
+            d->scratch = b;
+            d->scratch_cap = n;
+        }
+        memcpy(d->scratch, p, n);
+        lurk_ws_mask(d->scratch, n, d->mask, d->mask_off);
+        d->mask_off += n;
+        p = d->scratch;
+    }
     if (d->msg_op == LURK_WS_TEXT && !d->msg_compressed) {
         if (!lurk_utf8_feed(&d->utf8, p, n))
             return fail(d, 1007, "invalid UTF-8 in text message");
@@ -362,6 +401,10 @@ int lurk_ws_decode(struct lurk_ws_decoder *d, const unsigned char *in, size_t le
                 rc = emit_data(d, in + pos, n, ev);
             } else {
                 memcpy(d->ctl + d->ctl_len, in + pos, n);
+                if (d->server) {
+                    lurk_ws_mask(d->ctl + d->ctl_len, n, d->mask, d->mask_off);
+                    d->mask_off += n;
+                }
                 d->ctl_len += n;
                 if (d->remaining == 0)
                     rc = emit_control(d, ev);

@@ -32,7 +32,8 @@ enum lurk_ws_opcode {
 };
 
 /* Writes the header of a masked client frame carrying len payload bytes
- * into out (at most 14 bytes) and returns its length. */
+ * into out (at most 14 bytes) and returns its length; with mask NULL, of an
+ * unmasked server frame (at most 10 bytes). */
 size_t lurk_ws_header(unsigned char out[14], enum lurk_ws_opcode op, bool fin, uint64_t len,
                       const unsigned char mask[4]);
 
@@ -82,10 +83,24 @@ struct lurk_ws_decoder {
     /* on error */
     int close_code;                   /* 1002, 1007 or 1009 */
     const char *error;
+    /* the server role (lurk_ws_decoder_serve): client frames must be
+     * masked; data slices are unmasked into scratch */
+    bool server;
+    unsigned char mask[4];
+    uint64_t mask_off;                /* payload bytes of the frame unmasked so far */
+    unsigned char *scratch;
+    size_t scratch_cap;
 };
 
 /* max_message: the largest message accepted (payload bytes, all fragments). */
 void lurk_ws_decoder_init(struct lurk_ws_decoder *d, uint64_t max_message);
+
+/* Turns an initialised decoder into a server's: every frame must be masked
+ * (an unmasked one fails with 1002), and data slices point into the
+ * decoder's own buffer, unmasked, instead of into the input. Such a decoder
+ * owns memory: lurk_ws_decoder_fini() frees it. */
+void lurk_ws_decoder_serve(struct lurk_ws_decoder *d);
+void lurk_ws_decoder_fini(struct lurk_ws_decoder *d);
 
 /*
  * Decodes from in[0..len): returns 0 and fills ev (kind NEED_MORE when all

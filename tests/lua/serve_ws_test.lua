@@ -1,0 +1,106 @@
+-- ws.upgrade: server-side WebSockets against Node's ws client and lurk's own, with raw frames for the rules.
+package.path = arg[0]:match("^(.*)/[^/]*$") .. "/lib/?.lua;" .. package.path
+local t = require "t"
+
+local dir = t.tmpdir()
+local seq = 0
+local function sh(cmd)
+  seq = seq + 1
+  local out, rc = ("%s/out%d"):format(dir, seq), ("%s/rc%d"):format(dir, seq)
+  os.execute(("((%s) > %s 2>&1; echo $? > %s.tmp; mv %s.tmp %s) &"):format(cmd, out, rc, rc, rc))
+  local f
+  for _ = 1, 3000 do
+    f = io.open(rc)
+    if f then break end
+    lurk.sleep(0.01)
+  end
+  local code = f and tonumber(f:read("*a")) or -1
+  if f then f:close() end
+  return io.open(out):read("*a"), code
+end
+
+local closed = {}
+local srv = assert(http.serve({ port = 0 }, function(req)
+  if req.path == "/echo" then
+    local c, err = ws.upgrade(req, { protocols = { "chat" } })
+    if not c then return err.status or 400, {}, err.message end
+    for msg, kind in c:messages() do
+      if kind == "binary" then c:send_binary(msg) else c:send(msg) end
+    end
+    closed[#closed + 1] = c.close_code or true
+    return
+  end
+  if req.path == "/plain" then
+    local c = assert(ws.upgrade(req, { compress = false }))
+    c:send("welcome")
+    lurk.sleep(0.05)
+    return                                   -- returning closes the connection
+  end
+  return 404, {}, "no"
+end))
+local base = "ws://127.0.0.1:" .. srv.port
+
+t.raises("unknown option 'protocol'", function()
+  ws.upgrade(setmetatable({}, {}), { protocol = "x" })
+end)
+
+-- Node's ws: permessage-deflate negotiated by the server, subprotocol chosen, messages echoed
+local out, rc = sh("node " .. t.support .. "/wsclient.js " .. base .. "/echo")
+t.eq(rc, 0, out)
+t.ok(out:find("^OK permessage%-deflate") and out:find(" chat\n$"), out)
+
+-- lurk's client
+local c = assert(ws.connect(base .. "/echo", { protocols = { "chat" } }))
+t.eq(c.protocol, "chat")
+t.ok(c.extensions and c.extensions:find("permessage%-deflate"), c.extensions)
+c:send(("z"):rep(200000))
+local m, kind = c:receive(5)
+t.eq(#m, 200000)
+t.eq(kind, "text")
+c:send_binary("\0\1\2")
+t.eq((c:receive(5)), "\0\1\2")
+c:close()
+lurk.sleep(0.1)
+t.eq(closed[#closed], 1000, "the client's close code reached the server")
+
+-- no compression when the handler says so; the handler's return closes
+c = assert(ws.connect(base .. "/plain"))
+t.eq(c.extensions, nil)
+t.eq((c:receive(5)), "welcome")
+local m2, err = c:receive(5)
+t.eq(m2, nil)
+t.eq(err.code, 1000, tostring(err))
+
+-- the rules: an unmasked client frame is a protocol error (1002); a request
+-- that is not an upgrade gets 426 from the handler
+do
+  local s = assert(tcp.connect("127.0.0.1", srv.port))
+  s:send("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+  local head = {}
+  repeat local line = s:receive("*l"); head[#head + 1] = line until line == ""
+  t.eq(head[1], "HTTP/1.1 101 Switching Protocols")
+  local accept
+  for _, l in ipairs(head) do accept = accept or l:match("^sec%-websocket%-accept: (.*)$") end
+  t.eq(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "RFC 6455's example key")
+  s:send("\129\5hello")                      -- FIN + text, unmasked
+  local frame = s:receive(4)
+  t.eq(frame:byte(1), 0x88, "a close frame")
+  t.eq(frame:byte(3) * 256 + frame:byte(4), 1002)
+  t.ok(frame:byte(2) < 0x80, "server frames are unmasked")
+  s:close()
+end
+out = sh("curl -q -sS --noproxy '*' -i http://127.0.0.1:" .. srv.port .. "/echo")
+t.ok(out:find("^HTTP/1.1 426 "), out)
+
+-- python websockets, when installed
+local pyok = os.execute("python3 -c 'import websockets' 2>/dev/null")
+if pyok == 0 or pyok == true then
+  out, rc = sh(("python3 -c \"import asyncio, websockets\nasync def m():\n  async with websockets.connect('%s/echo', subprotocols=['chat']) as w:\n    await w.send('py'); print(await w.recv())\nasyncio.run(m())\""):format(base))
+  t.eq(out, "py\n", out)
+else
+  print("python3 websockets is not installed: the Python client check did not run")
+end
+
+srv:close()
+t.done()
