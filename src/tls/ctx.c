@@ -335,8 +335,15 @@ static int parse_suites(struct lurk_tls_conf *c, const char *list, char *err, si
     return 0;
 }
 
-int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const struct lurk_tls_opts *o,
-                       struct lurk_tls_verify *v, char *err, size_t errlen)
+/*
+ * What a client's and a server's configuration share: the objects set up
+ * (so lurk_tls_conf_fini works whatever fails later), mbedTLS's defaults
+ * for endpoint, the random generator, the versions (0x0303 TLS 1.2, 0x0304
+ * TLS 1.3, 0: either end of the range), and no renegotiation, which would
+ * change keys under the kernel.
+ */
+static int conf_begin(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, int endpoint, uint16_t min_version,
+                      uint16_t max_version, char *err, size_t errlen)
 {
     mbedtls_ssl_config *conf = &c->conf;
     int rc;
@@ -348,8 +355,7 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
     mbedtls_pk_init(&c->key);
     if (ctx_rng(ctx) < 0)
         return conf_fail(err, errlen, "%s", "cannot seed the random generator or initialise PSA crypto");
-    rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                     MBEDTLS_SSL_PRESET_DEFAULT);
+    rc = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc) {
         char detail[120];
 
@@ -357,12 +363,22 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
         return conf_fail(err, errlen, "TLS configuration: %s", detail);
     }
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &ctx->drbg);
-    mbedtls_ssl_conf_min_tls_version(conf, o->min_version == 0x0304
-                                     ? MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
-    mbedtls_ssl_conf_max_tls_version(conf, o->max_version == 0x0303
-                                     ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3);
-    /* Renegotiation would change keys under the kernel: never. */
+    mbedtls_ssl_conf_min_tls_version(conf, min_version == 0x0304 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                                 : MBEDTLS_SSL_VERSION_TLS1_2);
+    mbedtls_ssl_conf_max_tls_version(conf, max_version == 0x0303 ? MBEDTLS_SSL_VERSION_TLS1_2
+                                                                 : MBEDTLS_SSL_VERSION_TLS1_3);
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    return 0;
+}
+
+int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const struct lurk_tls_opts *o,
+                       struct lurk_tls_verify *v, char *err, size_t errlen)
+{
+    mbedtls_ssl_config *conf = &c->conf;
+    int rc = conf_begin(c, ctx, MBEDTLS_SSL_IS_CLIENT, o->min_version, o->max_version, err, errlen);
+
+    if (rc < 0)
+        return rc;
 
     if (o->insecure) {
         mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -463,28 +479,10 @@ int lurk_tls_server_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx,
                               char *err, size_t errlen)
 {
     mbedtls_ssl_config *conf = &c->conf;
-    int rc;
+    int rc = conf_begin(c, ctx, MBEDTLS_SSL_IS_SERVER, o->min_version, 0, err, errlen);
 
-    memset(c, 0, sizeof *c);
-    mbedtls_ssl_config_init(conf);
-    mbedtls_x509_crt_init(&c->own_ca);
-    mbedtls_x509_crt_init(&c->cert);
-    mbedtls_pk_init(&c->key);
-    if (ctx_rng(ctx) < 0)
-        return conf_fail(err, errlen, "%s", "cannot seed the random generator or initialise PSA crypto");
-    rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                     MBEDTLS_SSL_PRESET_DEFAULT);
-    if (rc) {
-        char detail[120];
-
-        mbedtls_strerror(rc, detail, sizeof detail);
-        return conf_fail(err, errlen, "TLS configuration: %s", detail);
-    }
-    mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &ctx->drbg);
-    mbedtls_ssl_conf_min_tls_version(conf, o->min_version == 0x0304 ? MBEDTLS_SSL_VERSION_TLS1_3
-                                                                    : MBEDTLS_SSL_VERSION_TLS1_2);
-    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
-    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    if (rc < 0)
+        return rc;
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
     mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 #endif
