@@ -43,6 +43,28 @@ do
   s:close()
 end
 
+-- 2b. The same over WebSocket: the reader task hands each message to the
+-- script without an enter of its own.
+do
+  local dir = t.tmpdir()
+  os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
+  t.server("wsserver.js", dir)
+  local W = dofile(dir .. "/ws-ports.lua")
+  local c = assert(ws.connect("ws://127.0.0.1:" .. W.ws .. "/echo", { compress = false }))
+  assert(c:send("warm"))
+  t.eq(c:receive(), "warm")
+  local n = 200
+  local e0 = lurk.stats().enters
+  for i = 1, n do
+    assert(c:send("m" .. i))
+    assert(c:receive() == "m" .. i, "ws echo " .. i)
+  end
+  local per = (lurk.stats().enters - e0) / n
+  io.write(("sequential WebSocket echo: %.3f io_uring_enter per round trip\n"):format(per))
+  t.ok(per <= (has("skip-cqe") and 1.05 or 2.05), "WebSocket: enters per round trip " .. per)
+  c:close()
+end
+
 local function pattern(n, salt)
   local b = {}
   for i = 0, 255 do b[#b + 1] = string.char((i + salt) % 256) end
