@@ -156,7 +156,9 @@ local function reader(c, buf)
         local why = rerr and (": " .. tostring(rerr)) or ""
         finish(c, werror(rerr and rerr.kind or "closed",
           "the connection ended without a WebSocket close (1006)" .. why,
-          { code = 1006, cause = rerr, errno = rerr and rerr.errno, name = rerr and rerr.name }))
+          { code = 1006, cause = rerr, errno = rerr and rerr.errno, name = rerr and rerr.name,
+            -- a frame sent without waiting may fail after its send returned
+            phase = rerr and rerr.phase == "send" and "send" or "read" }))
         return
       end
       buf, i = data, 1

@@ -42,10 +42,15 @@ struct slab {
 
 struct lurk_loop {
     struct io_uring ring;
-    const char *features;
+    const char *setup;                /* the setup flags chosen, in words */
+    char features[128];               /* setup and LURK_LOOP_* features, in words */
+    unsigned feat;                    /* LURK_LOOP_* in use */
     bool defer_taskrun;
-    bool min_wait;                    /* the kernel can batch waits (6.12+) */
     unsigned in_flight;
+    /* Nowait ops (lurk_op_arm_nowait), oldest first, linked by next_free:
+     * counted in in_flight until their callback has run. */
+    struct lurk_op *nw_head, *nw_tail;
+    unsigned nowait;
     struct lurk_op *free_ops;
     struct slab *slabs;
     struct lurk_faults *faults;       /* LURK_FAULT, parsed; NULL: none (the norm) */
@@ -90,9 +95,12 @@ static int setup_ring(struct lurk_loop *l, unsigned entries)
         p.cq_entries = entries * 2;
         rc = io_uring_queue_init_params(entries, &l->ring, &p);
         if (rc == 0) {
-            l->features = tries[i].name;
+            l->setup = tries[i].name;
             l->defer_taskrun = tries[i].flags & IORING_SETUP_DEFER_TASKRUN;
-            l->min_wait = p.features & IORING_FEAT_MIN_TIMEOUT;
+            if (p.features & IORING_FEAT_MIN_TIMEOUT)
+                l->feat |= LURK_LOOP_MIN_WAIT;
+            if (p.features & IORING_FEAT_CQE_SKIP)
+                l->feat |= LURK_LOOP_SKIP_CQE;
             return 0;
         }
         /* Only an unknown flag is worth a retry with fewer flags. */
@@ -102,9 +110,50 @@ static int setup_ring(struct lurk_loop *l, unsigned entries)
     return rc;
 }
 
+static const struct { unsigned f; const char *name; } feature_names[] = {
+    { LURK_LOOP_RING_FD, "ring-fd" },
+    { LURK_LOOP_SKIP_CQE, "skip-cqe" },
+    { LURK_LOOP_MIN_WAIT, "min-wait" },
+};
+
+/* LURK_URING_OFF="ring-fd,skip-cqe" | "all": the features a test forces off,
+ * to run the fallbacks on a kernel that has them all. */
+static unsigned forced_off(void)
+{
+    const char *v = getenv("LURK_URING_OFF");
+    unsigned off = 0;
+
+    if (!v || !*v)
+        return 0;
+    if (strcmp(v, "all") == 0)
+        return ~0u;
+    for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+        const char *p = v;
+        size_t n = strlen(feature_names[i].name);
+
+        while ((p = strstr(p, feature_names[i].name)) != NULL) {
+            if ((p == v || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+                off |= feature_names[i].f;
+            p += n;
+        }
+    }
+    return off;
+}
+
+static void name_features(struct lurk_loop *l)
+{
+    size_t at = (size_t)snprintf(l->features, sizeof l->features, "%s", l->setup);
+
+    for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++)
+        if ((l->feat & feature_names[i].f) && at < sizeof l->features)
+            at += (size_t)snprintf(l->features + at, sizeof l->features - at, ", %s",
+                                   feature_names[i].name);
+}
+
 int lurk_loop_new(struct lurk_loop **out, unsigned entries)
 {
     struct lurk_loop *l = calloc(1, sizeof *l);
+    unsigned off = forced_off();
     int rc;
 
     *out = NULL;
@@ -117,6 +166,15 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
         return rc;
     }
     l->faults = lurk_faults_new(getenv("LURK_FAULT"), getenv("LURK_FAULT_SEED"));
+    /* A registered ring descriptor (5.18+) spares each io_uring_enter the
+     * fget/fput of the ring's file; liburing then enters by index. */
+    if (!(off & LURK_LOOP_RING_FD) && io_uring_register_ring_fd(&l->ring) == 1)
+        l->feat |= LURK_LOOP_RING_FD;
+    /* Fault injection replaces results in dispatch(): it needs every CQE. */
+    if (l->faults)
+        l->feat &= ~LURK_LOOP_SKIP_CQE;
+    l->feat &= ~off;
+    name_features(l);
     *out = l;
     return 0;
 }
@@ -142,6 +200,11 @@ const char *lurk_loop_explain(int rc)
 const char *lurk_loop_features(const struct lurk_loop *l)
 {
     return l->features;
+}
+
+bool lurk_loop_has(const struct lurk_loop *l, unsigned f)
+{
+    return (l->feat & f) == f;
 }
 
 /*
@@ -357,6 +420,23 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
     }
 }
 
+void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
+                        int ok_res)
+{
+    lurk_op_arm(l, op, sqe, 0);
+    op->flags |= LURK_OP_NOWAIT;
+    op->res = ok_res;
+    if (l->feat & LURK_LOOP_SKIP_CQE)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    op->next_free = NULL;
+    if (l->nw_tail)
+        l->nw_tail->next_free = op;
+    else
+        l->nw_head = op;
+    l->nw_tail = op;
+    l->nowait++;
+}
+
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
 {
     struct io_uring_sqe *sqe = lurk_loop_sqe(l);
@@ -415,6 +495,11 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
         op->cb(op, res);              /* a multishot op: more CQEs will follow */
         return;
     }
+    if (op->flags & LURK_OP_NOWAIT) { /* its callback runs from release_nowait() */
+        op->flags |= LURK_OP_CQE;
+        op->res = res;
+        return;
+    }
     l->in_flight--;
     op->cb(op, res);
     put_op(l, op);
@@ -435,11 +520,42 @@ static unsigned reap(struct lurk_loop *l)
     return n;
 }
 
+/*
+ * Runs the callbacks of the nowait ops up to and including `last`, once the
+ * enter that submitted them has returned and its CQEs have been reaped: a
+ * nowait op is over by then (MSG_DONTWAIT), and one without a CQE succeeded.
+ * Not while SQEs are left unsubmitted (an enter cut short) or CQEs wait in
+ * the kernel's overflow list (a failure's CQE may be among them): the next
+ * turn looks again.
+ */
+static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
+{
+    struct lurk_op *op;
+
+    if (io_uring_sq_ready(&l->ring) || (IO_URING_READ_ONCE(*l->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+        return;
+    do {
+        op = l->nw_head;
+        l->nw_head = op->next_free;
+        if (!l->nw_head)
+            l->nw_tail = NULL;
+        l->nowait--;
+        l->in_flight--;
+        op->cb(op, op->res);
+        put_op(l, op);
+    } while (op != last);
+}
+
 int lurk_loop_turn(struct lurk_loop *l, bool wait)
 {
-    unsigned n;
+    struct lurk_op *nw_last = l->nw_tail;   /* submitted by this turn's enter */
+    unsigned waited = l->in_flight - l->nowait - l->dtimers, n;
     int rc = 0;
 
+    /* Nowait ops end inside the enter: with nothing else out (deadline
+     * timers bound ops, they are nothing to wait for), do not wait. */
+    if (waited == 0)
+        wait = false;
     if (l->evfd >= 0) {               /* cleared before reaping: none is missed */
         uint64_t v;
 
@@ -447,7 +563,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
             return -errno;
     }
 
-    if (wait && l->min_wait && l->in_flight >= 16) {
+    if (wait && (l->feat & LURK_LOOP_MIN_WAIT) && waited >= 16) {
         /* Many ops out (6.12+ kernels): wait up to 20 us for a quarter of
          * them rather than wake for each, then take whatever has come. Under
          * load that halves lurk's CPU in io_uring_enter; it costs a turn at
@@ -456,7 +572,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
         struct io_uring_cqe *cqe;
 
         l->stats.enters++;
-        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, l->in_flight / 4, &ts, 20, NULL);
+        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, waited / 4, &ts, 20, NULL);
     } else if (wait) {
         l->stats.enters++;
         rc = io_uring_submit_and_wait(&l->ring, 1);
@@ -469,6 +585,8 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
         return rc;
     n = reap(l);
+    if (nw_last)
+        release_nowait(l, nw_last);
     if (n == 0 && rc == -EINTR)
         return -EINTR;
     return (int)n;
@@ -479,6 +597,15 @@ void lurk_loop_flush(struct lurk_loop *l)
     if (io_uring_sq_ready(&l->ring)) {
         l->stats.enters++;
         io_uring_submit(&l->ring);
+        /* Nowait ops post no CQE to wake a host polling lurk_loop_fd():
+         * make it readable so the next turn runs their callbacks. */
+        if (l->nowait && l->evfd >= 0) {
+            uint64_t one = 1;
+
+            if (write(l->evfd, &one, sizeof one) < 0) {
+                /* a full counter is readable already */
+            }
+        }
     }
 }
 
@@ -509,6 +636,8 @@ int lurk_loop_drain(struct lurk_loop *l)
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             return rc;
         reap(l);
+        if (l->nw_tail)
+            release_nowait(l, l->nw_tail);
     }
     return 0;
 }

@@ -37,12 +37,26 @@ struct lurk_op {
     int64_t deadline;                 /* absolute, lurk_now_ns() time base */
     struct __kernel_timespec ts;      /* a timer's time */
     unsigned cqe_flags;               /* the CQE's flags, set before cb runs */
+    int res;                          /* a nowait op: its result (see lurk_op_arm_nowait) */
 };
 
 enum {
     LURK_OP_CANCELLED = 1u << 0,      /* lurk_op_cancel() was asked for */
     LURK_OP_DEADLINE = 1u << 1,       /* armed with a deadline */
     LURK_OP_EXPIRED = 1u << 2,        /* its deadline passed: cancelled by the loop */
+    LURK_OP_NOWAIT = 1u << 3,         /* armed by lurk_op_arm_nowait() */
+    LURK_OP_CQE = 1u << 4,            /* a nowait op whose CQE came */
+};
+
+/*
+ * Ring features chosen at creation (lurk_loop_has()). Each is detected, has
+ * a fallback, and can be forced off for tests with LURK_URING_OFF, a comma
+ * list of the names below ("all" for every one), read by lurk_loop_new().
+ */
+enum {
+    LURK_LOOP_RING_FD = 1u << 0,      /* "ring-fd": io_uring_register_ring_fd */
+    LURK_LOOP_SKIP_CQE = 1u << 1,     /* "skip-cqe": IOSQE_CQE_SKIP_SUCCESS on nowait sends */
+    LURK_LOOP_MIN_WAIT = 1u << 2,     /* "min-wait": batched waits (6.12+) */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -72,8 +86,12 @@ void lurk_loop_free(struct lurk_loop *l);
 /* A sentence for users when lurk_loop_new() failed with rc. */
 const char *lurk_loop_explain(int rc);
 
-/* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun". */
+/* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun", followed
+ * by the LURK_LOOP_* features in use: "..., ring-fd, skip-cqe, min-wait". */
 const char *lurk_loop_features(const struct lurk_loop *l);
+
+/* Whether the LURK_LOOP_* feature f is in use. */
+bool lurk_loop_has(const struct lurk_loop *l, unsigned f);
 
 /* A descriptor for hosts to poll: readable when completions are waiting
  * (an eventfd registered with the ring, set up at the first call). */
@@ -114,6 +132,20 @@ struct io_uring_sqe *lurk_loop_sqe(struct lurk_loop *l);
  */
 void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
                  int64_t deadline_ns);
+
+/*
+ * Binds a prepared SQE that finishes within the io_uring_enter submitting it
+ * (a send with MSG_DONTWAIT: it fails with -EAGAIN rather than wait) and
+ * whose success nobody needs to wait for. With LURK_LOOP_SKIP_CQE its
+ * success posts no CQE (IOSQE_CQE_SKIP_SUCCESS), so it neither ends a wait
+ * nor costs a completion; and a turn never waits for it, so a send and the
+ * receive armed after it share one io_uring_enter. The callback runs right
+ * after the turn that submitted the op reaped its completions, with the
+ * CQE's result when one came (an error, or for a send less than asked) and
+ * ok_res otherwise. No deadline: it cannot last.
+ */
+void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
+                        int ok_res);
 
 /* Arms op as a timer firing at deadline_ns; its callback sees -ETIME then. */
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns);

@@ -408,7 +408,15 @@ int lurk_rt_run(struct lurk_rt *rt, int mode)
         bool block;
         int rc;
 
-        run_ready(rt);
+        /* Tasks woken by tasks (a channel, a join) run before the kernel is
+         * entered again: a WebSocket reader handing a message to the script
+         * must not cost an io_uring_enter of its own. A few passes at most,
+         * so tasks that keep waking each other still let I/O in. */
+        for (int pass = 0; pass < 4; pass++) {
+            run_ready(rt);
+            if (!SCHED(rt)->runq || lurk_rt_failed(rt))
+                break;
+        }
         if (lurk_rt_failed(rt))
             return -LURK_ESCRIPT;
         if (mode == LURK_RT_DEFAULT && SCHED(rt)->live == 0)

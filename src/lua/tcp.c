@@ -43,6 +43,7 @@
 
 #define SOCK_MT "lurk.tcp"
 #define DEFAULT_MAX_BUFFER (64u << 20)
+#define NOWAIT_MAX (64u << 10)            /* the largest send that does not wait */
 
 enum rmode { R_BYTES, R_LINE, R_ALL, R_SOME };
 
@@ -64,6 +65,9 @@ struct lurk_lua_sock {
     const char *rwhat;                /* "sock:receive", for messages */
 
     struct lurk_task *writer;
+    bool bg;                          /* a send in flight nobody waits for */
+    int bg_ref;                       /* its string */
+    int bg_err;                       /* how it failed, for the next send */
     int data_ref;
     size_t wlen;
     int64_t wdeadline;
@@ -439,7 +443,7 @@ static int l_connect(lua_State *L)
     k = lua_newuserdata(L, sizeof *k); /* index 4 */
     memset(k, 0, sizeof *k);
     k->rt = rt;
-    k->self_ref = k->data_ref = LUA_NOREF;
+    k->self_ref = k->data_ref = k->bg_ref = LUA_NOREF;
     k->timeout = opt_timeout(L, 3, &w, LURK_DEFAULT_TIMEOUT);
     lua_getfield(L, 3, "max_buffer");
     if (lua_isnil(L, -1)) {
@@ -750,7 +754,16 @@ static int receive_failed(lua_State *L, struct lurk_lua_sock *k, int rc)
     struct lurk_buf *b = k->st->rbuf;
     int n;
 
-    n = op_error(L, k, rc, "read", lua_pushfstring(L, "%s from", k->rwhat), k->reader, k->rdeadline);
+    if (k->bg_err && (rc == -LURK_ECLOSED || rc == -ECANCELED)) {
+        /* Closed because a send the task did not wait for failed. */
+        rc = k->bg_err;
+        k->bg_err = 0;
+        lua_pushliteral(L, "sock:send to");
+        n = op_error(L, k, rc, "send", "sock:send to", k->reader, k->rdeadline);
+    } else {
+        n = op_error(L, k, rc, "read", lua_pushfstring(L, "%s from", k->rwhat), k->reader,
+                     k->rdeadline);
+    }
     lua_remove(L, -3);                /* the "what" string, under nil, err */
 
     lua_pushlstring(L, lurk_buf_len(b) ? lurk_buf_head(b) : "", lurk_buf_len(b));
@@ -954,6 +967,23 @@ static void send_release(void *ud)
 
 static const struct lurk_waiter send_waiter = { send_results, send_cancel, send_release };
 
+/* A send nobody waited for has gone out, or failed: the next send says so. */
+static void bg_sent(void *arg, int res)
+{
+    struct lurk_lua_sock *k = arg;
+
+    k->bg = false;
+    lurk_unpin(k->rt, k->bg_ref);
+    k->bg_ref = LUA_NOREF;
+    if (res < 0 && !k->bg_err && k->st) {
+        /* Part may have gone out: the stream is unusable. A receive waiting
+         * meanwhile ends with this error (receive_failed). */
+        k->bg_err = res == -LURK_ECLOSED && k->user_closed ? 0 : res;
+        lurk_stream_close(k->st);
+    }
+    unanchor(k);
+}
+
 /* sock:send(data) -> bytes | nil, err */
 static int sock_send(lua_State *L)
 {
@@ -971,12 +1001,32 @@ static int sock_send(lua_State *L)
     p = lua_tolstring(L, 2, &len);
     if (k->writer)
         return lurk_lua_raise(L, fname, "another task is already sending on this socket");
+    k->wdeadline = lurk_task_deadline(t, k->timeout);
+    if (k->bg_err) {                  /* the last send failed after returning */
+        rc = k->bg_err;
+        k->bg_err = 0;
+        return op_error(L, k, rc, "send", "sock:send to", t, k->wdeadline);
+    }
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "send");
-    k->wdeadline = lurk_task_deadline(t, k->timeout);
     rc = lurk_task_check(t);
     if (rc < 0)
         return op_error(L, k, rc, "send", "sock:send to", t, k->wdeadline);
+    if (!k->bg && k->s && k->st == lurk_tcp_stream(k->s) && len > 0 && len <= NOWAIT_MAX) {
+        /* Plain TCP: nobody needs to wait for the kernel to take the bytes,
+         * so the task goes on (to its receive: one enter for both). A
+         * failure is the next send's; a full socket makes the next send
+         * wait behind this one. Only small sends: a big one waits, so its
+         * timeout (a peer that stops reading) is the call's own. */
+        rc = lurk_tcp_write_nowait(k->s, p, len, k->wdeadline, bg_sent, k);
+        if (rc < 0)
+            return sock_error(L, k, rc, "send");
+        k->bg = true;
+        k->bg_ref = lurk_pin(k->rt, L, 2);
+        anchor(L, k, 1);
+        lua_pushnumber(L, (lua_Number)len);
+        return 1;
+    }
     k->wlen = len;
     k->writer = t;
     rc = lurk_stream_write(k->st, p, len, k->wdeadline, lurk_task_wake, t);
@@ -1166,6 +1216,7 @@ static int l_idle_ok(lua_State *L)
     struct lurk_lua_sock *k = check_sock(L, 1);
     struct pollfd p = { .fd = k->s ? lurk_tcp_fd(k->s) : -1, .events = POLLIN | POLLRDHUP };
     bool ok = !k->user_closed && k->st && k->st->open && !k->st->eof && !k->reader && !k->writer &&
+              !k->bg && !k->bg_err &&
               lurk_buf_len(k->st->rbuf) == 0 && lurk_buf_len(lurk_tcp_rbuf(k->s)) == 0 && p.fd >= 0 &&
               poll(&p, 1, 0) == 0;
 

@@ -63,6 +63,14 @@ struct lurk_tcp {
     /* write */
     const char *wptr;
     size_t wlen, wdone;
+    bool wnowait;                     /* the send in flight is a nowait one */
+    bool wbg;                         /* the write is lurk_tcp_write_nowait's */
+    /* One write queued behind a nowait write (its caller went on). */
+    const char *qptr;
+    size_t qlen;
+    int64_t qdeadline;
+    lurk_done_cb *qcb;
+    void *qarg;
     int64_t wdeadline;
     struct lurk_op *wop;
     lurk_done_cb *wcb;
@@ -447,6 +455,18 @@ static void write_done(struct lurk_op *op, int res)
     struct lurk_tcp *s = op->arg;
 
     s->wop = NULL;
+    if (s->wnowait) {
+        s->wnowait = false;
+        /* The socket was full: nothing or part went out. The rest waits
+         * for room with an ordinary send. */
+        if (!s->closing && (res == -EAGAIN || (res >= 0 && (size_t)res < s->wlen))) {
+            if (res > 0)
+                s->wdone += (size_t)res;
+            send_more(s);
+            op_ended(s);
+            return;
+        }
+    }
     if (res > 0 && !s->closing) {
         s->wdone += (size_t)res;
         if (s->wdone < s->wlen) {
@@ -461,11 +481,19 @@ static void write_done(struct lurk_op *op, int res)
         res = -LURK_ECLOSED;
     }
     {
-        lurk_done_cb *cb = s->wcb;
+        lurk_done_cb *cb = s->wcb, *qcb = s->qcb;
 
         s->wcb = NULL;
         s->wptr = NULL;
+        s->wbg = false;
+        s->qcb = NULL;
         cb(s->warg, res);
+        if (qcb) {                    /* the write queued behind a nowait one */
+            int rc = res < 0 ? res : lurk_tcp_write(s, s->qptr, s->qlen, s->qdeadline, qcb, s->qarg);
+
+            if (rc < 0)
+                qcb(s->qarg, rc);
+        }
     }
     op_ended(s);
 }
@@ -489,6 +517,15 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
         return -LURK_ECLOSED;
     if (!s->connected)
         return -ENOTCONN;
+    if (s->wbg && !s->qcb) {
+        /* Behind a nowait write, whose caller does not hold the slot. */
+        s->qptr = p;
+        s->qlen = len;
+        s->qdeadline = deadline_ns;
+        s->qcb = cb;
+        s->qarg = arg;
+        return 0;
+    }
     if (s->wcb)
         return -EBUSY;
     if (len == 0) {
@@ -505,6 +542,36 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
     return 0;
 }
 
+int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
+                          lurk_done_cb *cb, void *arg)
+{
+    struct io_uring_sqe *sqe;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->wcb)
+        return -EBUSY;
+    if (len == 0 || len > INT32_MAX)
+        return lurk_tcp_write(s, p, len, deadline_ns, cb, arg);
+    s->wbg = true;
+    s->wptr = p;
+    s->wlen = len;
+    s->wdone = 0;
+    s->wdeadline = deadline_ns;
+    s->wcb = cb;
+    s->warg = arg;
+    s->wnowait = true;
+    sqe = lurk_loop_sqe(s->loop);
+    /* DONTWAIT: the kernel takes it all or fails (-EAGAIN, or the count
+     * sent with WAITALL) inside the enter that submits it, never later. */
+    io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+    s->wop = start_op(s, write_done);
+    lurk_op_arm_nowait(s->loop, s->wop, sqe, (int)len);
+    return 0;
+}
+
 int lurk_tcp_writing(const struct lurk_tcp *s)
 {
     return s->wcb != NULL;
@@ -514,6 +581,7 @@ void lurk_tcp_cancel(struct lurk_tcp *s, int which)
 {
     if ((which & LURK_TCP_READ) && s->rop)
         lurk_op_cancel(s->loop, s->rop);
+    /* A write queued behind a nowait one ends with it (-ECANCELED). */
     if ((which & LURK_TCP_WRITE) && s->wop)
         lurk_op_cancel(s->loop, s->wop);
     if (which & LURK_TCP_CONNECT) {

@@ -145,14 +145,20 @@ static void test_close_with_pending_ops(void **state)
  * overtake one. */
 static void test_msg_ops_hold_the_descriptor(void **state)
 {
-    int port, lfd = listener(&port), peer, fd;
-    struct lurk_tcp *s = connected("127.0.0.1", lfd, port, &peer);
+    int port, lfd = listener(&port), peer, fd, small = 4096;
+    struct lurk_tcp *s;
     struct rec r = { 0 }, w = { 0 }, m = { 0 };
     char in[8], big[1 << 16] = { 0 };
     struct iovec iov = { in, sizeof in }, oiov = { (void *)"bye", 3 };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 }, omsg = { .msg_iov = &oiov, .msg_iovlen = 1 };
 
     (void)state;
+    /* Small buffers both ends (the peer's set on the listener, before the
+     * handshake fixes the window), so the writes below fill the socket
+     * whatever tcp_rmem lets a loopback buffer grow to. */
+    assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    s = connected("127.0.0.1", lfd, port, &peer);
+    assert_int_equal(setsockopt(lurk_tcp_fd(s), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
     assert_int_equal(write(peer, "abc", 3), 3);
     assert_int_equal(lurk_tcp_recvmsg(s, &msg, 0, done, &r), 0);
     assert_int_equal(lurk_tcp_read(s, 0, 0, done, &r), -EBUSY);  /* the read slot is taken */

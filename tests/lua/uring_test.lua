@@ -1,0 +1,137 @@
+-- The ring's cheaper paths and their fallbacks: one io_uring_enter per sequential round trip (a send nobody waits for shares the enter of the receive after it), sends that fill the socket, sends queued behind one another, failures of a send that had returned, and the features named in lurk.stats().ring. ctest also runs this file with LURK_URING_OFF forcing each feature off.
+local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
+
+local off = os.getenv("LURK_URING_OFF") or ""
+local ring = lurk.stats().ring
+local function has(f) return (", " .. ring .. ","):find(", " .. f .. ",", 1, true) ~= nil end
+local function forced(f) return off == "all" or ("," .. off .. ","):find("," .. f .. ",", 1, true) ~= nil end
+
+-- 1. Each feature is on unless forced off (this kernel has them all: 6.18),
+-- and a forced-off one is not used.
+local uname = io.popen("uname -r"):read("*l")
+local major, minor = uname:match("^(%d+)%.(%d+)")
+local modern = tonumber(major) * 100 + tonumber(minor) >= 612
+for _, f in ipairs { "ring-fd", "skip-cqe", "min-wait" } do
+  if forced(f) then
+    t.ok(not has(f), f .. " forced off: not in " .. ring)
+  elseif modern then
+    t.ok(has(f), f .. " on a " .. uname .. " kernel: in " .. ring)
+  end
+end
+
+local echo = t.server("tcpserver.py", "echo")
+
+-- 2. Sequential echo: with skip-cqe one enter per round trip, two without.
+do
+  local s = assert(tcp.connect("127.0.0.1", echo))
+  local n = 300
+  assert(s:send("warm\n"))
+  t.eq(s:receive("*l"), "warm")
+  local e0 = lurk.stats().enters
+  for i = 1, n do
+    local msg = ("%08d"):format(i)
+    t.eq(s:send(msg), 8, "send returns the byte count")
+    assert(s:receive(8) == msg, "echo " .. i)
+  end
+  local per = (lurk.stats().enters - e0) / n
+  io.write(("sequential echo: %.3f io_uring_enter per round trip (ring: %s)\n"):format(per, ring))
+  if has("skip-cqe") then
+    t.ok(per <= 1.05, "one enter per round trip, got " .. per)
+  else
+    t.ok(per <= 2.05, "at most two enters per round trip without skip-cqe, got " .. per)
+  end
+  s:close()
+end
+
+-- 2b. The same over WebSocket: the reader task hands each message to the
+-- script without an enter of its own.
+do
+  local dir = t.tmpdir()
+  os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
+  t.server("wsserver.js", dir)
+  local W = dofile(dir .. "/ws-ports.lua")
+  local c = assert(ws.connect("ws://127.0.0.1:" .. W.ws .. "/echo", { compress = false }))
+  assert(c:send("warm"))
+  t.eq(c:receive(), "warm")
+  local n = 200
+  local e0 = lurk.stats().enters
+  for i = 1, n do
+    assert(c:send("m" .. i))
+    assert(c:receive() == "m" .. i, "ws echo " .. i)
+  end
+  local per = (lurk.stats().enters - e0) / n
+  io.write(("sequential WebSocket echo: %.3f io_uring_enter per round trip\n"):format(per))
+  t.ok(per <= (has("skip-cqe") and 1.05 or 2.05), "WebSocket: enters per round trip " .. per)
+  c:close()
+end
+
+local function pattern(n, salt)
+  local b = {}
+  for i = 0, 255 do b[#b + 1] = string.char((i + salt) % 256) end
+  return table.concat(b):rep(math.ceil(n / 256)):sub(1, n)
+end
+
+-- 3. A send larger than the socket's buffers (the kernel takes part, the
+-- rest waits for room), then sends queued behind it: bytes stay in order.
+do
+  local s = assert(tcp.connect("127.0.0.1", echo))
+  local parts = { pattern(8 * 1048576, 1), pattern(1000, 2), pattern(3 * 1048576, 3), "end\n" }
+  local want = table.concat(parts)
+  local r = lurk.spawn(function() return s:receive(#want) end)
+  for i, p in ipairs(parts) do t.eq(s:send(p), #p, "send " .. i) end
+  local ok, back = r:join()
+  t.ok(ok and back == want, "12 MiB in four sends echoed byte-exact, in order")
+  -- Back-to-back small sends with nothing between them: each waits behind
+  -- the one before, none is lost or reordered.
+  for i = 1, 50 do assert(s:send(("%03d,"):format(i))) end
+  local got = s:receive(200)
+  local exp = {}
+  for i = 1, 50 do exp[#exp + 1] = ("%03d,"):format(i) end
+  t.eq(got, table.concat(exp), "50 sends in a row arrive in order")
+  s:close()
+end
+
+-- 4. A send that fails after it returned (the peer reset the connection):
+-- the next operation on the socket reports it; nothing is left in flight.
+do
+  local reset = t.server("tcpserver.py", "reset")
+  local s = assert(tcp.connect("127.0.0.1", reset))
+  t.eq(s:receive(7), "partial")
+  lurk.sleep(0.05)                 -- the RST has arrived
+  local ok, err
+  for _ = 1, 20 do                 -- the first sends may still be accepted
+    ok, err = s:send(("x"):rep(1000))
+    if not ok then break end
+    local r, rerr = s:receive_some(10)
+    if not r then ok, err = r, rerr break end
+  end
+  t.ok(not ok and err and err.kind == "closed", "a reset connection's send fails: " .. tostring(err))
+  s:close()
+  lurk.sleep(0.01)
+  t.eq(lurk.stats().in_flight, 0, "no op left in flight")
+end
+
+-- 5. A send the script does not wait for, then close: the bytes go out
+-- before the close (the peer sees them, then the end).
+do
+  local p = assert(io.popen(("python3 -c '%s'"):format([[
+import socket,sys
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c,_=s.accept(); d=b""
+while True:
+    b=c.recv(65536)
+    if not b: break
+    d+=b
+print(len(d), d[:5].decode(), flush=True)
+]]), "r"))
+  local port = tonumber(p:read("*l"))
+  local s = assert(tcp.connect("127.0.0.1", port))
+  assert(s:send("hello" .. ("!"):rep(99995)))
+  s:close()
+  lurk.sleep(0.1)                  -- the bytes go out at the task's next wait (p:read blocks lurk)
+  t.eq(p:read("*l"), "100000 hello", "sent then closed: all bytes arrived")
+  p:close()
+end
+
+t.done()
