@@ -28,6 +28,8 @@
 
 enum lurk_tls_state { S_NEW, S_HANDSHAKE, S_FLUSH, S_OPEN, S_FAILED, S_CLOSED };
 
+struct lurk_tls_rec;
+
 struct lurk_tls {
     struct lurk_stream stream;        /* first: the stream view */
     struct lurk_tls_ctx *ctx;
@@ -37,6 +39,7 @@ struct lurk_tls {
     enum lurk_tls_state state;
     bool closing;                     /* closed while the handshake ran */
     enum lurk_ktls_policy policy;
+    bool is_server;                   /* the role: which direction's keys are ours */
 
     struct lurk_tls_conf conf;
     struct lurk_tls_verify verify;
@@ -100,6 +103,16 @@ struct lurk_tls {
         char buf[CMSG_SPACE(sizeof(unsigned char))];
     } cn_cbuf;
 
+    /* lurk's record layer (record.c), for each direction the kernel does
+     * not carry; both NULL while mbedTLS carries the records (the
+     * handshake, or a suite record.c does not do) */
+    struct lurk_tls_rec *rx, *tx;
+    struct lurk_buf hs;               /* a post-handshake message split over records */
+    bool raw_eof;                     /* the TCP stream ended */
+    bool rx_closed;                   /* close_notify read */
+    int rx_err;                       /* the read side failed for good (sticky) */
+    bool fatal;                       /* a fatal alert was sent or read: no more writes */
+
     int64_t t_start, t_done;          /* handshake stamps */
     char fallback[200];
     char errmsg[400];
@@ -133,11 +146,16 @@ void lurk_tls_release_mbedtls(struct lurk_tls *t);
 
 /*
  * ktls.c: tries to hand both directions to the kernel after the handshake,
- * every handshake byte having been sent. Returns 0 whatever the outcome
- * (the reason in t->fallback; the stream's operations swapped to ktls.c's
- * when a direction was taken), or -LURK_ETLS when the policy requires kTLS
- * and it could not be had.
+ * every handshake byte having been sent: own the keys we send with, peer
+ * the keys we receive with, seq both directions' next sequence number.
+ * Sets t->ktls_rx / ktls_tx for what the kernel took (the reason for what
+ * it did not in t->fallback) and swaps the stream's operations to ktls.c's
+ * when it took a direction. The caller gives lurk's record layer the rest.
  */
-int lurk_ktls_setup(struct lurk_tls *t);
+void lurk_ktls_setup(struct lurk_tls *t, const struct lurk_tls_dir_keys *own,
+                     const struct lurk_tls_dir_keys *peer, uint64_t seq);
+
+/* "AES-128-GCM" etc., for messages. */
+const char *lurk_tls_cipher_name(enum lurk_tls_cipher c);
 
 #endif

@@ -80,6 +80,10 @@ struct lurk_tls_info {
     const char *alpn;                 /* negotiated protocol or NULL */
     bool ktls_tx, ktls_rx;            /* which directions the kernel carries */
     const char *fallback;             /* why not kTLS ("" when both are) */
+    const char *records;              /* who protects records after the handshake: "kernel"
+                                         (both directions), "lurk" (lurk's record layer, at
+                                         least one direction) or "mbedtls" (a suite lurk's
+                                         record layer does not do) */
     double handshake;                 /* seconds the handshake took */
 };
 
