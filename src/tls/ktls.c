@@ -121,9 +121,16 @@ static void rx_done(void *arg, int res)
         return;
     }
     if (res < 0) {
-        if (res == -EBADMSG || res == -EIO)
-            res = lurk_tls_fail(t, "kernel TLS: %s", res == -EBADMSG ? "a record failed authentication (EBADMSG)"
-                                                                     : "unreadable record (EIO)");
+        /* Named by the alert userspace records would give (record.h). */
+        if (res == -EBADMSG)
+            res = lurk_tls_fail(t, "a TLS record from the server at %s failed authentication (bad_record_mac: "
+                                "corrupted or tampered with on the way; kernel TLS said EBADMSG)",
+                                lurk_tcp_name(t->tcp));
+        else if (res == -EMSGSIZE)
+            res = lurk_tls_fail(t, "the server at %s sent a TLS record over the size limit (record_overflow; "
+                                "kernel TLS said EMSGSIZE)", lurk_tcp_name(t->tcp));
+        else if (res == -EIO)
+            res = lurk_tls_fail(t, "%s", "kernel TLS: unreadable record (EIO)");
         else if (res == -ECANCELED && t->state == S_CLOSED)
             res = -LURK_ECLOSED;
         lurk_tls_read_finish(t, res);

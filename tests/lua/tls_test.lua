@@ -33,7 +33,9 @@ for _, m in ipairs(matrix) do
   if ktls_required then
     t.eq(info.ktls, true, m[1] .. " kTLS engaged")
     t.eq(info.fallback, false)
+    t.eq(info.records, "kernel", m[1])
   else
+    t.eq(info.records, info.ktls and "kernel" or "lurk", m[1] .. ": lurk's record layer, mbedTLS freed")
     t.eq(type(info.ktls), "boolean")
     if not info.ktls then t.eq(type(info.fallback), "string", m[1] .. " says why not kTLS") end
   end
@@ -108,6 +110,7 @@ do
   local body, info = get(P.tls12_cbc, "/", { cafile = ca, ktls = "auto" })
   t.ok(body, tostring(info))
   t.eq(info.ktls, false)
+  t.eq(info.records, "mbedtls", "a CBC suite stays with mbedTLS")
   t.ok(info.fallback:find("has no kTLS support", 1, true), info.fallback)
   local err = t.fails("tls", get(P.tls12_cbc, "/", { cafile = ca, ktls = "require" }))
   t.ok(err.message:find("kTLS required", 1, true), err.message)
