@@ -21,6 +21,12 @@
 #include "core/error.h"
 
 #include <errno.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -240,26 +246,74 @@ enum lurk_ktls_policy lurk_ktls_policy_env(void)
 
 /*
  * The suites offered unless the caller names its own: TLS 1.3's, and TLS
- * 1.2's with forward secrecy (ECDHE, DHE-RSA), in mbedTLS's order; no static
- * RSA or ECDH key exchange, no PSK, no NULL cipher, no truncated CCM-8 tags.
+ * 1.2's with forward secrecy (ECDHE, DHE-RSA); no static RSA or ECDH key
+ * exchange, no PSK, no NULL cipher, no truncated CCM-8 tags.
+ *
+ * Order: the AEADs lurk's record layer carries (record.c) first, so that
+ * mbedTLS is freed after the handshake; among them AES-GCM first on a CPU
+ * with AES and carry-less multiply instructions, else ChaCha20-Poly1305
+ * first (as BoringSSL and OpenSSL decide; with nettle on this project's
+ * machine AES-128-GCM runs about 2x ChaCha20-Poly1305 with AES-NI, see
+ * bench/aead_ceiling.c). Then everything else (CBC, CCM, ARIA, Camellia:
+ * mbedTLS keeps those records) for old servers, in mbedTLS's order.
  */
 static int default_suites[128];
 static pthread_once_t suites_once = PTHREAD_ONCE_INIT;
 
-static void init_default_suites(void)
+bool lurk_tls_hw_aes(void)
 {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    return (c & bit_AES) && (c & bit_PCLMUL);
+#elif defined(__aarch64__)
+    unsigned long hw = getauxval(AT_HWCAP);
+
+    return (hw & HWCAP_AES) && (hw & HWCAP_PMULL);
+#else
+    return false;
+#endif
+}
+
+/* 0: not a record-layer AEAD; 1: AES-128-GCM; 2: AES-256-GCM; 3:
+ * ChaCha20-Poly1305. */
+static int aead_class(const char *name)
+{
+    if (strstr(name, "-AES-128-GCM-"))
+        return 1;
+    if (strstr(name, "-AES-256-GCM-"))
+        return 2;
+    if (strstr(name, "-CHACHA20-POLY1305-"))
+        return 3;
+    return 0;
+}
+
+size_t lurk_tls_order_suites(bool aes_first, int *out, size_t cap)
+{
+    /* a pass per class: the preferred AEADs, the other, the rest */
+    int order[4] = { aes_first ? 1 : 3, aes_first ? 2 : 1, aes_first ? 3 : 2, 0 };
     size_t n = 0;
 
-    for (const int *id = mbedtls_ssl_list_ciphersuites(); *id; id++) {
-        const char *name = mbedtls_ssl_get_ciphersuite_name(*id);
-        bool tls13 = strncmp(name, "TLS1-3-", 7) == 0;
-        bool pfs = strstr(name, "-ECDHE-") || strstr(name, "-DHE-RSA-");
+    for (int pass = 0; pass < 4; pass++) {
+        for (const int *id = mbedtls_ssl_list_ciphersuites(); *id; id++) {
+            const char *name = mbedtls_ssl_get_ciphersuite_name(*id);
+            bool tls13 = strncmp(name, "TLS1-3-", 7) == 0;
+            bool pfs = strstr(name, "-ECDHE-") || strstr(name, "-DHE-RSA-");
 
-        if ((tls13 || pfs) && !strstr(name, "PSK") && !strstr(name, "NULL") &&
-            !strstr(name, "CCM-8") && n < sizeof default_suites / sizeof default_suites[0] - 1)
-            default_suites[n++] = *id;
+            if ((tls13 || pfs) && !strstr(name, "PSK") && !strstr(name, "NULL") && !strstr(name, "CCM-8") &&
+                aead_class(name) == order[pass] && n + 1 < cap)
+                out[n++] = *id;
+        }
     }
-    default_suites[n] = 0;
+    out[n] = 0;
+    return n;
+}
+
+static void init_default_suites(void)
+{
+    lurk_tls_order_suites(lurk_tls_hw_aes(), default_suites, sizeof default_suites / sizeof default_suites[0]);
 }
 
 const int *lurk_tls_default_suites(void)

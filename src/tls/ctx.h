@@ -16,6 +16,7 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define LURK_TLS_MAX_ALPN 8
@@ -46,6 +47,14 @@ void *lurk_tls_ctx_drbg(struct lurk_tls_ctx *ctx);
 
 /* Test-only: the kTLS setup step (1 ULP, 2 RX, 3 TX) made to fail with
  * EINVAL, from LURK_KTLS_FAIL_STEP when the context was made; 0: none. */
+/* True on a CPU with AES and carry-less multiply instructions (AES-GCM is
+ * then the fastest AEAD, else ChaCha20-Poly1305 is). */
+bool lurk_tls_hw_aes(void);
+
+/* The default suites in preference order (see ctx.c), 0-terminated in
+ * out[cap]; returns how many. */
+size_t lurk_tls_order_suites(bool aes_first, int *out, size_t cap);
+
 int lurk_tls_ctx_fail_step(const struct lurk_tls_ctx *ctx);
 
 /*
