@@ -227,10 +227,13 @@ int lurk_tls_rec_size(const struct lurk_tls_rec *r, const unsigned char *p)
 {
     size_t len = (size_t)p[3] << 8 | p[4];
 
-    /* After the handshake a TLS 1.3 record is always application_data on
-     * the outside (RFC 8446 section 5); TLS 1.2 carries alerts, handshake
-     * messages and data, each protected. */
-    if (r->version == 0x0304 ? p[0] != T_DATA : p[0] < T_ALERT || p[0] > T_DATA)
+    /* After the handshake TLS 1.2 carries alerts, handshake messages and
+     * data, each protected; change_cipher_spec cannot come. A TLS 1.3
+     * record is always application_data on the outside (RFC 8446 section
+     * 5), but the outer type is in the additional data: another one (an
+     * alert or handshake type) fails authentication, as with kernel TLS,
+     * and is named bad_record_mac. */
+    if (p[0] < T_ALERT || p[0] > T_DATA)
         return -LURK_TLS_ALERT_UNEXPECTED_MESSAGE;
     if (len > (r->version == 0x0304 ? LURK_TLS_MAX_PLAIN + 256 : LURK_TLS_MAX_PLAIN + 2048))
         return -LURK_TLS_ALERT_RECORD_OVERFLOW;

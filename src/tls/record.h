@@ -101,7 +101,8 @@ int lurk_tls_rec_seal(struct lurk_tls_rec *r, unsigned type, const void *in, siz
 /*
  * The length of the whole record whose header starts at p (have >= 5
  * bytes there), or -record_overflow for a length over the limit, or
- * -unexpected_message for a record type that cannot come now.
+ * -unexpected_message for a record type that cannot come after the
+ * handshake (change_cipher_spec, or not a TLS type).
  */
 int lurk_tls_rec_size(const struct lurk_tls_rec *r, const unsigned char *p);
 

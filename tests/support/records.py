@@ -17,7 +17,7 @@ next application_data record of at least 1000 bytes (the response, never a
 ticket) according to the port's mode:
 
   clean       nothing (the proxy itself is transparent)
-  header      a bit of the header's version (covered by the AEAD's additional data)
+  header      a bit of the header's type, 23 -> 22 (covered by the AEAD's additional data)
   nonce       the first byte after the header (TLS 1.2 GCM: the explicit nonce)
   ciphertext  a byte in the middle
   tag         the last byte
@@ -73,7 +73,7 @@ def records(s):
 def tamper(mode, h, body):
     rec = bytearray(h + body)
     if mode == "header":
-        rec[2] ^= 0x01
+        rec[0] ^= 0x01
     elif mode == "nonce":
         rec[5] ^= 0x01
     elif mode == "ciphertext":

@@ -139,9 +139,15 @@ static void tampering(void **state)
         assert_int_equal(lurk_tls_rec_open(&r, copy, len, copy + 5, &type), -LURK_TLS_ALERT_BAD_RECORD_MAC);
         assert_int_equal(r.seq, 0);   /* no advance on failure */
     }
-    /* the outer type of a TLS 1.3 record is always application_data */
+    /* the outer type of a TLS 1.3 record is always application_data:
+     * another TLS type fails authentication, change_cipher_spec or a
+     * non-TLS type is refused at the header */
     memcpy(copy, rec, len);
     copy[0] = 22;
+    assert_int_equal(lurk_tls_rec_open(&r, copy, len, copy + 5, &type), -LURK_TLS_ALERT_BAD_RECORD_MAC);
+    copy[0] = 20;
+    assert_int_equal(lurk_tls_rec_size(&r, copy), -LURK_TLS_ALERT_UNEXPECTED_MESSAGE);
+    copy[0] = 99;
     assert_int_equal(lurk_tls_rec_size(&r, copy), -LURK_TLS_ALERT_UNEXPECTED_MESSAGE);
     /* truncated: ten bytes fewer, the length saying so */
     memcpy(copy, rec, len);
