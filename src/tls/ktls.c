@@ -129,9 +129,9 @@ static void rx_done(void *arg, int res)
         else if (res == -EMSGSIZE)
             res = lurk_tls_fail(t, "the server at %s sent a TLS record over the size limit (record_overflow; "
                                 "kernel TLS said EMSGSIZE)", lurk_tcp_name(t->tcp));
-        else if (res == -EINVAL)
-            res = lurk_tls_fail(t, "a TLS record from the server at %s has a malformed header (kernel TLS "
-                                "said EINVAL)", lurk_tcp_name(t->tcp));
+        else if (res == -EINVAL)        /* the header's version is not 0x0303 */
+            res = lurk_tls_fail(t, "a TLS record from the server at %s failed authentication (bad_record_mac: "
+                                "its header was altered; kernel TLS said EINVAL)", lurk_tcp_name(t->tcp));
         else if (res == -EIO)
             res = lurk_tls_fail(t, "%s", "kernel TLS: unreadable record (EIO)");
         else if (res == -ECANCELED && t->state == S_CLOSED)

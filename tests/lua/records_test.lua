@@ -1,4 +1,4 @@
--- lurk's record layer against openssl s_server: all six version x cipher pairs, and records tampered with on the way (bad_record_mac, record_overflow). Runs in user-mode-linux too (uml.records), where the kernel must carry the same records.
+-- lurk's record layer against openssl s_server: all six version x cipher pairs, records tampered with on the way (bad_record_mac, record_overflow), and the server's fatal alert. Runs in user-mode-linux too (uml.records), where the kernel must carry the same records.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
 local dir = os.getenv("LURK_TLS_DIR") or t.tmpdir()
@@ -41,6 +41,11 @@ for _, name in ipairs(names) do
     t.fails("tls", body, err, name .. " " .. mode)
     t.ok(err.message:find(want, 1, true), name .. " " .. mode .. ": " .. err.message)
   end
+  -- A fatal alert from the server (it could not authenticate lurk's
+  -- tampered request) fails the read, naming the alert.
+  local body, err = get(pair.client_tag, pair)
+  t.fails("tls", body, err, name .. " server alert")
+  t.ok(err.message:find("sent TLS alert bad_record_mac", 1, true), name .. " server alert: " .. err.message)
 end
 
 t.done()

@@ -17,13 +17,16 @@ next application_data record of at least 1000 bytes (the response, never a
 ticket) according to the port's mode:
 
   clean       nothing (the proxy itself is transparent)
-  header      a bit of the header's type, 23 -> 22 (covered by the AEAD's additional data)
+  header      a bit of the header's version, 0x0303 -> 0x0302 (in the AEAD's additional
+              data; kernel TLS checks it first and says EINVAL)
   nonce       the first byte after the header (TLS 1.2 GCM: the explicit nonce)
   ciphertext  a byte in the middle
   tag         the last byte
   truncate    the record's last 10 bytes dropped, its length fixed to match
   replay      the record sent twice (the copy has the wrong sequence number)
   oversize    replaced by a header claiming 2^14 + 2048 + 1 bytes, and those bytes
+  client_tag  (the other way) the last byte of the client's request: s_server
+              answers with a fatal bad_record_mac alert
 
 Prints "PORT <direct port of tls13_aes128> PID <pid> DIR <dir>" once ready;
 exits when its parent does. Certificates come from certs.sh in DIR.
@@ -46,7 +49,7 @@ PAIRS = {
     "tls13_aes256": ("1.3", "TLS_AES_256_GCM_SHA384", "TLS1-3-AES-256-GCM-SHA384"),
     "tls13_chacha": ("1.3", "TLS_CHACHA20_POLY1305_SHA256", "TLS1-3-CHACHA20-POLY1305-SHA256"),
 }
-MODES = ["clean", "header", "nonce", "ciphertext", "tag", "truncate", "replay", "oversize"]
+MODES = ["clean", "header", "nonce", "ciphertext", "tag", "truncate", "replay", "oversize", "client_tag"]
 
 
 def read_exact(s, n):
@@ -73,7 +76,7 @@ def records(s):
 def tamper(mode, h, body):
     rec = bytearray(h + body)
     if mode == "header":
-        rec[0] ^= 0x01
+        rec[2] ^= 0x01
     elif mode == "nonce":
         rec[5] ^= 0x01
     elif mode == "ciphertext":
@@ -103,11 +106,14 @@ def proxy(client, upstream, version, mode):
         data_records = 0
         try:
             for h, body in records(client):
-                server.sendall(h + body)
+                out = h + body
                 if h[0] == 23:
                     data_records += 1
                     if data_records == (1 if version == "1.2" else 2):
+                        if mode == "client_tag":
+                            out = out[:-1] + bytes([out[-1] ^ 0x80])
                         sent.set()
+                server.sendall(out)
         except OSError:
             pass
         try:
@@ -116,7 +122,7 @@ def proxy(client, upstream, version, mode):
             pass
 
     threading.Thread(target=up, daemon=True).start()
-    done = mode == "clean"
+    done = mode in ("clean", "client_tag")
     try:
         for h, body in records(server):
             out = h + body
