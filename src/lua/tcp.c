@@ -961,7 +961,7 @@ static int sock_starttls(lua_State *L)
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 
-/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, records, fallback } or nil
+/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, records, resumed, fallback } or nil
  * sock.timings -> { dns, connect, tls } in seconds */
 static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
 {
@@ -972,7 +972,7 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
         return;
     }
     lurk_tls_get_info(k->tls, &i);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, i.version);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, i.cipher);
@@ -989,6 +989,8 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
     lua_setfield(L, -2, "ktls_rx");
     lua_pushstring(L, i.records);
     lua_setfield(L, -2, "records");
+    lua_pushboolean(L, i.resumed);
+    lua_setfield(L, -2, "resumed");
     if (i.fallback[0]) {
         lua_pushstring(L, i.fallback);
         lua_setfield(L, -2, "fallback");

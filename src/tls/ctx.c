@@ -50,6 +50,13 @@ struct lurk_tls_ctx {
     double ca_load_ms;
     char *ca_file;                    /* the runtime's own trust store, or NULL */
     int fail_step;                    /* LURK_KTLS_FAIL_STEP (tests) */
+    struct cached_session {
+        char key[600];                /* "" when the slot is free */
+        mbedtls_ssl_session s;
+        int64_t expires_ms;           /* the ticket's lifetime, from when it came */
+        uint64_t used;                /* for replacing the least recently stored */
+    } cache[LURK_TLS_CACHE_SLOTS];
+    uint64_t cache_clock;
 };
 
 int lurk_tls_ctx_new(struct lurk_tls_ctx **out, const char *ca_file)
@@ -79,8 +86,84 @@ void lurk_tls_ctx_free(struct lurk_tls_ctx *c)
         mbedtls_entropy_free(&c->entropy);
     }
     mbedtls_x509_crt_free(&c->ca);
+    for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++)
+        if (c->cache[i].key[0])
+            mbedtls_ssl_session_free(&c->cache[i].s);
     free(c->ca_file);
     free(c);
+}
+
+/* ---- resumption: the runtime's sessions, one per origin and options ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct cached_session *cache_find(struct lurk_tls_ctx *c, const char *key)
+{
+    for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++)
+        if (c->cache[i].key[0] && strcmp(c->cache[i].key, key) == 0)
+            return &c->cache[i];
+    return NULL;
+}
+
+static void cache_drop(struct cached_session *e)
+{
+    mbedtls_ssl_session_free(&e->s);
+    e->key[0] = '\0';
+}
+
+bool lurk_tls_cache_offer(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_context *ssl,
+                          unsigned char master[48])
+{
+    struct cached_session *e = cache_find(c, key);
+    bool tls13;
+
+    if (!e)
+        return false;
+    if (mono_ms() >= e->expires_ms) {
+        cache_drop(e);                /* expired: a full handshake */
+        return false;
+    }
+    tls13 = e->s.MBEDTLS_PRIVATE(tls_version) == MBEDTLS_SSL_VERSION_TLS1_3;
+    if (mbedtls_ssl_set_session(ssl, &e->s) != 0)
+        return false;
+    memcpy(master, e->s.MBEDTLS_PRIVATE(master), 48);
+    /* A TLS 1.3 ticket is used once (RFC 8446 appendix C.4): the
+     * connection brings its own. A TLS 1.2 ticket may serve again. */
+    if (tls13)
+        cache_drop(e);
+    return true;
+}
+
+void lurk_tls_cache_put(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_session *s, uint32_t lifetime_s)
+{
+    struct cached_session *e = cache_find(c, key);
+
+    if (!e) {
+        e = &c->cache[0];
+        for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++) {
+            if (!c->cache[i].key[0]) {
+                e = &c->cache[i];
+                break;
+            }
+            if (c->cache[i].used < e->used)
+                e = &c->cache[i];
+        }
+    }
+    if (e->key[0])
+        cache_drop(e);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->s = *s;                        /* moved: the caller's copy is forgotten */
+    mbedtls_ssl_session_init(s);
+    if (lifetime_s > 7 * 24 * 3600)   /* RFC 8446 section 4.6.1: seven days at most */
+        lifetime_s = 7 * 24 * 3600;
+    e->expires_ms = mono_ms() + (int64_t)lifetime_s * 1000;
+    e->used = ++c->cache_clock;
 }
 
 int lurk_tls_ctx_fail_step(const struct lurk_tls_ctx *ctx)
@@ -417,6 +500,13 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
                                      ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3);
     /* Renegotiation would change keys under the kernel: never. */
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    /* Resumption with a fresh (EC)DHE share only (RFC 8446 section 2.2:
+     * forward secrecy): TLS 1.3 tickets come after the handshake and lurk
+     * reads them (tls.c); TLS 1.2 tickets come inside it. */
+    mbedtls_ssl_conf_session_tickets(conf, o->insecure ? MBEDTLS_SSL_SESSION_TICKETS_DISABLED
+                                                       : MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+    mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL |
+                                                    MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL);
 
     if (o->insecure) {
         mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);

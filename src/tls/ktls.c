@@ -155,7 +155,16 @@ static void rx_done(void *arg, int res)
         lurk_tls_read_finish(t, 0);   /* close_notify: stop reading now */
         break;
     case LURK_TLS_RX_SKIP:
-        rx_arm(t);                    /* read the next record instead */
+        /* NewSessionTicket(s): kept for resumption; then the next record. */
+        for (size_t off = 0; off + 4 <= (size_t)res && p[off] == 4;) {
+            size_t mlen = (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 | p[off + 3];
+
+            if (off + 4 + mlen > (size_t)res)
+                break;
+            lurk_tls_ticket(t, p + off + 4, mlen);
+            off += 4 + mlen;
+        }
+        rx_arm(t);
         break;
     case LURK_TLS_RX_ALERT:
         lurk_tls_read_finish(t, lurk_tls_fail(t, "the server sent TLS alert %s", detail));

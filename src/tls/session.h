@@ -113,6 +113,13 @@ struct lurk_tls {
     int rx_err;                       /* the read side failed for good (sticky) */
     bool fatal;                       /* a fatal alert was sent or read: no more writes */
 
+    /* resumption (ctx.c's cache) */
+    char cache_key[600];              /* origin and options; "" when sessions are not kept */
+    bool offered, resumed;            /* a cached session was offered; the server took it */
+    unsigned char offered_master[48]; /* TLS 1.2: a resumed session keeps its master secret */
+    mbedtls_ssl_session *tmpl;        /* TLS 1.3: the session a ticket completes */
+    unsigned char res_secret[48];     /* TLS 1.3: resumption_master_secret */
+
     int64_t t_start, t_done;          /* handshake stamps */
     char fallback[200];
     char errmsg[400];
@@ -140,6 +147,14 @@ int lurk_tls_read_begin(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *c
 
 /* Calls the reader's callback (after which another read may start). */
 void lurk_tls_read_finish(struct lurk_tls *t, int res);
+
+/*
+ * A TLS 1.3 NewSessionTicket's body (after its 4-byte header), read after
+ * the handshake by lurk's record layer or from a kTLS socket: the first one
+ * completes the session kept for resumption; later ones are ignored.
+ * Malformed tickets are ignored too (resumption is an optimisation).
+ */
+void lurk_tls_ticket(struct lurk_tls *t, const unsigned char *p, size_t len);
 
 /* Frees mbedTLS's state once the kernel carries both directions. */
 void lurk_tls_release_mbedtls(struct lurk_tls *t);

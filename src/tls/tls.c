@@ -40,6 +40,7 @@
 
 #include <errno.h>
 #include <mbedtls/error.h>
+#include <mbedtls/platform_time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,10 @@ void lurk_tls_put(struct lurk_tls *t)
     lurk_buf_fini(&t->inflight);
     lurk_buf_fini(&t->rbuf);
     lurk_buf_fini(&t->hs);
+    if (t->tmpl)
+        mbedtls_ssl_session_free(t->tmpl);
+    free(t->tmpl);
+    mbedtls_platform_zeroize(t->res_secret, sizeof t->res_secret);
     if (t->rx)
         lurk_tls_rec_wipe(t->rx);
     if (t->tx)
@@ -383,7 +388,104 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
         return tls_error(t, rc, "server name");
     mbedtls_ssl_set_export_keys_cb(&t->ssl, export_keys, t);
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+    /* Sessions are kept per origin and every option that shapes the
+     * handshake; never for insecure connections (nothing was verified). */
+    if (!o->insecure)                 /* the origin (host:port) is added by lurk_tls_handshake */
+        snprintf(t->cache_key, sizeof t->cache_key, "|%s|%s|%s|%s|%s|%s|%x-%x|%s",
+                 o->host ? o->host : "", o->cafile ? o->cafile : "", o->cadir ? o->cadir : "",
+                 o->cert ? o->cert : "", o->key ? o->key : "", o->alpn ? o->alpn : "", o->min_version,
+                 o->max_version, o->ciphers ? o->ciphers : "");
     return 0;
+}
+
+/* The handshake is over, mbedTLS still holds its state: whether the server
+ * resumed what was offered, and what to keep for the next connection. TLS
+ * 1.2: the session (and its ticket) is complete now. TLS 1.3: tickets come
+ * after the handshake, so the session is kept as a template, with the
+ * resumption secret, for lurk_tls_ticket(). */
+static void keep_session(struct lurk_tls *t)
+{
+    if (!t->cache_key[0])
+        return;
+    if (t->version == 0x0303) {
+        mbedtls_ssl_session s;
+
+        t->resumed = t->offered && t->have_master && memcmp(t->master, t->offered_master, 48) == 0;
+        mbedtls_ssl_session_init(&s);
+        if (mbedtls_ssl_get_session(&t->ssl, &s) == 0) {
+            uint32_t life = s.MBEDTLS_PRIVATE(ticket_len) ? s.MBEDTLS_PRIVATE(ticket_lifetime) : 0;
+
+            lurk_tls_cache_put(t->ctx, t->cache_key, &s, life ? life : 300);
+        }
+        mbedtls_ssl_session_free(&s);
+        return;
+    }
+    /* A resumed TLS 1.3 handshake has no Certificate message. */
+    t->resumed = t->offered && t->verify.certs_seen == 0;
+    t->tmpl = calloc(1, sizeof *t->tmpl);
+    if (!t->tmpl || t->secret_len > sizeof t->res_secret)
+        goto fail;
+    mbedtls_ssl_session_init(t->tmpl);
+    if (mbedtls_ssl_get_session(&t->ssl, t->tmpl) != 0)
+        goto fail;
+    memcpy(t->res_secret, t->ssl.MBEDTLS_PRIVATE(session)->MBEDTLS_PRIVATE(app_secrets).resumption_master_secret,
+           t->secret_len);
+    return;
+fail:
+    if (t->tmpl)
+        mbedtls_ssl_session_free(t->tmpl);
+    free(t->tmpl);
+    t->tmpl = NULL;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+void lurk_tls_ticket(struct lurk_tls *t, const unsigned char *p, size_t len)
+{
+    mbedtls_ssl_session *s = t->tmpl;
+    uint32_t lifetime;
+    size_t nlen, tlen;
+    unsigned char *ticket;
+
+    /* RFC 8446 section 4.6.1: lifetime, age_add, nonce<0..255>,
+     * ticket<1..2^16-1>, extensions<0..2^16-2>. */
+    if (!s || len < 9)
+        return;
+    lifetime = be32(p);
+    nlen = p[8];
+    if (len < 9 + nlen + 2)
+        return;
+    tlen = (size_t)p[9 + nlen] << 8 | p[10 + nlen];
+    if (tlen == 0 || len < 11 + nlen + tlen + 2 || lifetime == 0)
+        return;
+    if (lurk_hkdf_expand_label(t->secret_len, t->res_secret, "resumption", p + 9, nlen,
+                               s->MBEDTLS_PRIVATE(resumption_key), t->secret_len) < 0)
+        return;
+    ticket = malloc(tlen);
+    if (!ticket)
+        return;
+    memcpy(ticket, p + 11 + nlen, tlen);
+    free(s->MBEDTLS_PRIVATE(ticket));
+    s->MBEDTLS_PRIVATE(ticket) = ticket;
+    s->MBEDTLS_PRIVATE(ticket_len) = tlen;
+    s->MBEDTLS_PRIVATE(ticket_lifetime) = lifetime;
+    s->MBEDTLS_PRIVATE(ticket_age_add) = be32(p + 4);
+    s->MBEDTLS_PRIVATE(resumption_key_len) = (uint8_t)t->secret_len;
+    s->MBEDTLS_PRIVATE(ticket_flags) = MBEDTLS_SSL_TLS1_3_TICKET_ALLOW_PSK_EPHEMERAL_RESUMPTION;
+    s->MBEDTLS_PRIVATE(ticket_reception_time) = mbedtls_ms_time();
+#if defined(MBEDTLS_SSL_SERVER_NAME_INDICATION)
+    /* mbedTLS offers a ticket only to the name it was issued for. */
+    if (!s->MBEDTLS_PRIVATE(hostname) && lurk_tls_verify_sni(&t->verify))
+        s->MBEDTLS_PRIVATE(hostname) = strdup(lurk_tls_verify_sni(&t->verify));
+#endif
+    lurk_tls_cache_put(t->ctx, t->cache_key, s, lifetime);
+    mbedtls_ssl_session_free(s);
+    free(s);
+    t->tmpl = NULL;
+    mbedtls_platform_zeroize(t->res_secret, sizeof t->res_secret);
 }
 
 /* The kernel or lurk's record layer owns both directions: mbedTLS's
@@ -448,6 +550,7 @@ static int carry_records(struct lurk_tls *t)
 
     memset(&ck, 0, sizeof ck);
     memset(&sk, 0, sizeof sk);
+    keep_session(t);
     t->cipher = suite_cipher(suite);
     if (!t->cipher) {
         snprintf(t->fallback, sizeof t->fallback, "cipher suite %s has no kTLS support", suite ? suite : "?");
@@ -571,6 +674,13 @@ int lurk_tls_handshake(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *cb
         return -EINVAL;
     if (!lurk_tcp_is_open(t->tcp))
         return -LURK_ECLOSED;
+    if (t->cache_key[0]) {
+        char opts[sizeof t->cache_key];
+
+        memcpy(opts, t->cache_key, sizeof opts);
+        snprintf(t->cache_key, sizeof t->cache_key, "%s%s", lurk_tcp_name(t->tcp), opts);
+        t->offered = lurk_tls_cache_offer(t->ctx, t->cache_key, &t->ssl, t->offered_master);
+    }
     t->state = S_HANDSHAKE;
     t->t_start = lurk_now_ns();
     t->hs_deadline = deadline_ns;
@@ -605,6 +715,7 @@ void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info)
     info->ktls_tx = t->ktls_tx;
     info->ktls_rx = t->ktls_rx;
     info->fallback = t->fallback;
+    info->resumed = t->resumed;
     info->records = t->ktls_tx && t->ktls_rx ? "kernel" : t->rx || t->tx ? "lurk" : "mbedtls";
     info->handshake = t->t_done > t->t_start ? (t->t_done - t->t_start) / 1e9 : 0;
 }
@@ -726,8 +837,10 @@ static void handshake_message(struct lurk_tls *t, unsigned type, const unsigned 
         rx_fail(t, LURK_TLS_ALERT_UNEXPECTED_MESSAGE);
         return;
     }
-    if (type == 4 && !t->is_server)
-        return;                       /* a ticket: lurk does not resume sessions yet */
+    if (type == 4 && !t->is_server) {
+        lurk_tls_ticket(t, p, len);   /* kept for resumption */
+        return;
+    }
     if (type != 24) {
         rx_fail(t, LURK_TLS_ALERT_UNEXPECTED_MESSAGE);
         return;

@@ -85,6 +85,7 @@ struct lurk_tls_info {
                                          least one direction) or "mbedtls" (a suite lurk's
                                          record layer does not do) */
     double handshake;                 /* seconds the handshake took */
+    bool resumed;                     /* the server resumed a session this runtime kept */
 };
 
 void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info);

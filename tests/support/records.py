@@ -27,6 +27,8 @@ ticket) according to the port's mode:
   oversize    replaced by a header claiming 2^14 + 2048 + 1 bytes, and those bytes
   client_tag  (the other way) the last byte of the client's request: s_server
               answers with a fatal bad_record_mac alert
+  switch      no tampering, but every connection after the first goes to a second
+              s_server (other ticket keys): it cannot resume the first one's session
 
 Prints "PORT <direct port of tls13_aes128> PID <pid> DIR <dir>" once ready;
 exits when its parent does. Certificates come from certs.sh in DIR.
@@ -49,7 +51,7 @@ PAIRS = {
     "tls13_aes256": ("1.3", "TLS_AES_256_GCM_SHA384", "TLS1-3-AES-256-GCM-SHA384"),
     "tls13_chacha": ("1.3", "TLS_CHACHA20_POLY1305_SHA256", "TLS1-3-CHACHA20-POLY1305-SHA256"),
 }
-MODES = ["clean", "header", "nonce", "ciphertext", "tag", "truncate", "replay", "oversize", "client_tag"]
+MODES = ["clean", "header", "nonce", "ciphertext", "tag", "truncate", "replay", "oversize", "client_tag", "switch"]
 
 
 def read_exact(s, n):
@@ -95,8 +97,11 @@ def tamper(mode, h, body):
 
 
 def proxy(client, upstream, version, mode):
+    target = upstream[0]
+    if mode == "switch" and len(upstream) > 1:
+        upstream.pop(0)                   # the next connections go to the other s_server
     try:
-        server = socket.create_connection(("127.0.0.1", upstream))
+        server = socket.create_connection(("127.0.0.1", target))
     except OSError:
         client.close()
         return
@@ -122,7 +127,7 @@ def proxy(client, upstream, version, mode):
             pass
 
     threading.Thread(target=up, daemon=True).start()
-    done = mode in ("clean", "client_tag")
+    done = mode in ("clean", "client_tag", "switch")
     try:
         for h, body in records(server):
             out = h + body
@@ -140,6 +145,7 @@ def proxy(client, upstream, version, mode):
 
 
 def listen(port, upstream, version, mode):
+    upstream = list(upstream)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -156,24 +162,27 @@ def listen(port, upstream, version, mode):
 def main():
     d = os.path.abspath(sys.argv[1])
     ts.certs(d)
-    ports = ts.free_ports(len(PAIRS) * (1 + len(MODES)))
+    per = 2 + len(MODES)              # s_server, the other s_server, one port per mode
+    ports = ts.free_ports(len(PAIRS) * per)
     out = ["return {"]
     for i, (name, (version, cipher, suite)) in enumerate(PAIRS.items()):
-        direct = ports[i * (1 + len(MODES))]
-        args = ["openssl", "s_server", "-accept", "127.0.0.1:%d" % direct, "-www",
-                "-cert", os.path.join(d, "good.pem"), "-key", os.path.join(d, "good.key")]
-        args += ["-tls1_2", "-cipher", cipher] if version == "1.2" else ["-tls1_3", "-ciphersuites", cipher]
-        ts.CHILDREN.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL))
+        direct, other = ports[i * per], ports[i * per + 1]
+        for port in (direct, other):
+            args = ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-www",
+                    "-cert", os.path.join(d, "good.pem"), "-key", os.path.join(d, "good.key")]
+            args += ["-tls1_2", "-cipher", cipher] if version == "1.2" else ["-tls1_3", "-ciphersuites", cipher]
+            ts.CHILDREN.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL))
         fields = ['version = "%s"' % version, 'suite = "%s"' % suite, "direct = %d" % direct]
         for j, mode in enumerate(MODES):
-            p = ports[i * (1 + len(MODES)) + 1 + j]
-            listen(p, direct, version, mode)
+            p = ports[i * per + 2 + j]
+            listen(p, [direct, other], version, mode)
             fields.append("%s = %d" % (mode, p))
         out.append("  %s = { %s }," % (name, ", ".join(fields)))
     out.append("}")
     for i in range(len(PAIRS)):
-        ts.wait_listen_state(ports[i * (1 + len(MODES))])
+        ts.wait_listen_state(ports[i * per])
+        ts.wait_listen_state(ports[i * per + 1])
     with open(os.path.join(d, "records.lua"), "w") as f:
         f.write("\n".join(out) + "\n")
     print("PORT %d PID %d DIR %s" % (ports[0], os.getpid(), d), flush=True)

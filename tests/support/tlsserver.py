@@ -45,6 +45,7 @@ CASES = {
     "unknownca": ("unknownca", BOTH, None, None),
     "tls10": ("good", "TLSv1 TLSv1.1", "DEFAULT:@SECLEVEL=0", None),
     "clientcert": ("good", BOTH, None, None),
+    "shortticket": ("good", BOTH, None, None),   # sessions (and ticket lifetimes) of 1 s
 }
 
 
@@ -124,6 +125,8 @@ def run_nginx(d):
                 lines.append("  ssl_ciphers %s;" % ciphers)
             if suites:
                 lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
+            if name == "shortticket":
+                lines.append("  ssl_session_timeout 1s;")
             if name == "clientcert":
                 lines.append("  ssl_client_certificate %s/ca.pem;" % d)
                 lines.append("  ssl_verify_client on;")
