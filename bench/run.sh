@@ -63,16 +63,28 @@ awk 'FNR == NR { if ($1 == "nettle") ceil[$2] = $4; next }
        printf "medians %s: lurk %.2f s/GiB, curl %.2f s/GiB: %.2fx curl; nettle open ceiling %.2f s/GiB: lurk %.2fx it\n",
          s, l, c, l / c, ceil[s], l / ceil[s] } }' "$out/ceiling" "$out/download"
 
-echo "== TLS: handshakes (new connection each, TLS 1.3, ECDSA P-256)"
-"$lurk" "$here/tls_handshakes.lua" "$tport" "$ca" 500 1
+echo "== TLS: handshakes, full and resumed, one request each (interleaved with curl, ECDSA P-256)"
 urls=$(for i in $(seq 200); do printf 'https://localhost:%s/ ' "$tport"; done)
-t0=$(date +%s.%N)
-c=$(cpu_of curl -s --no-sessionid -H 'Connection: close' --cacert "$ca" $urls)
-t1=$(date +%s.%N)
-python3 -c "print('curl  handshakes (one process, no session reuse): %.0f/s, %.2f ms CPU each' % (200 / ($t1 - $t0), $c / 200 * 1e3))"
+for v in 1.3 1.2; do
+  curl_v=$( [ $v = 1.3 ] && echo "--tlsv1.3" || echo "--tlsv1.2 --tls-max 1.2")
+  for round in 1 2; do
+    for mode in full resumed; do
+      "$lurk" "$here/tls_handshakes.lua" "$tport" "$ca" 300 1 "$mode" "$v"
+      sid=$( [ $mode = full ] && echo "--no-sessionid" || true)
+      t0=$(date +%s.%N)
+      # shellcheck disable=SC2086
+      c=$(cpu_of curl -s $sid $curl_v -H 'Connection: close' --cacert "$ca" $urls)
+      t1=$(date +%s.%N)
+      python3 -c "print('curl  $mode handshakes (TLS $v, one process, 200 URLs): %.0f/s, %.3f ms CPU each' % (200 / ($t1 - $t0), $c / 200 * 1e3))"
+    done
+  done
+done
 if command -v openssl >/dev/null; then
   openssl s_time -connect "127.0.0.1:$tport" -new -time 3 2>/dev/null | grep -E 'connections in [0-9.]+s' | sed 's/^/openssl s_time: /' | head -1
 fi
+
+echo "== TLS: RSS per idle connection (200 held open), userspace records (kTLS: see README, user-mode-linux)"
+"$lurk" "$here/tls_memory.lua" "$tport" "$ca" 200
 
 # ---- HTTP keep-alive GETs vs wrk (plain HTTP: the runtime's own cost) ----
 wrk_cpu() { # URL: wrk -t1 -c64 for 5 s; requests/s and client CPU per request, from one run

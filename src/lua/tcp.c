@@ -255,7 +255,7 @@ static uint16_t opt_version(lua_State *L, int idx, const struct who *w, const ch
 /* Every key a tls table may have (docs/api.md, "TLS options"). */
 static const char *const tls_keys[] = {
     "cafile", "cadir", "cert", "key", "ciphers", "min_version", "max_version",
-    "servername", "insecure", "ktls", "alpn", NULL,
+    "servername", "insecure", "ktls", "alpn", "resume", NULL,
 };
 
 /*
@@ -298,6 +298,12 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
         lurk_lua_raise_at(L, w->level, w->fname,
                           "tls.insecure must be true or false (it turns off certificate checks)");
     o->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "resume");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        lurk_lua_raise_at(L, w->level, w->fname,
+                          "tls.resume must be true or false (false: no session resumption)");
+    o->no_resume = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, idx, "ktls");
     if (lua_isboolean(L, -1)) {

@@ -390,7 +390,7 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
     /* Sessions are kept per origin and every option that shapes the
      * handshake; never for insecure connections (nothing was verified). */
-    if (!o->insecure)                 /* the origin (host:port) is added by lurk_tls_handshake */
+    if (!o->insecure && !o->no_resume)   /* the origin (host:port) is added by lurk_tls_handshake */
         snprintf(t->cache_key, sizeof t->cache_key, "|%s|%s|%s|%s|%s|%s|%x-%x|%s",
                  o->host ? o->host : "", o->cafile ? o->cafile : "", o->cadir ? o->cadir : "",
                  o->cert ? o->cert : "", o->key ? o->key : "", o->alpn ? o->alpn : "", o->min_version,

@@ -30,6 +30,7 @@ struct lurk_tls_opts {
     uint16_t max_version;             /* 0: TLS 1.3 */
     const char *ciphers;              /* colon-separated mbedTLS suite names, or NULL */
     bool insecure;                    /* skip certificate verification (explicit only) */
+    bool no_resume;                   /* neither offer nor keep sessions for resumption */
     enum lurk_ktls_policy ktls;
 };
 

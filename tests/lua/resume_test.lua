@@ -70,6 +70,13 @@ do
   local second = t.ok(https.get(url, { tls = { cafile = ndir .. "/ca.pem" }, headers = { Connection = "close" } }))
   t.eq(first.tls.resumed, false, "one-shot request 1")
   t.eq(second.tls.resumed, true, "one-shot request 2 resumed")
+  -- tls.resume = false: a full handshake every time.
+  for _ = 1, 2 do
+    local res = t.ok(https.get(url, { tls = { cafile = ndir .. "/ca.pem", resume = false },
+      headers = { Connection = "close" } }))
+    t.eq(res.tls.resumed, false, "resume = false")
+  end
+  t.raises("tls.resume must be true or false", tcp.connect, "localhost", P.good, { tls = { resume = "no" } })
 end
 
 t.done()
