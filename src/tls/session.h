@@ -41,8 +41,10 @@ struct lurk_tls {
     enum lurk_ktls_policy policy;
     bool is_server;                   /* the role: which direction's keys are ours */
 
-    struct lurk_tls_conf conf;
-    struct lurk_tls_verify verify;
+    /* handshake state, freed with mbedTLS's context once the records are
+     * lurk's or the kernel's (about 6 KiB an idle connection need not keep) */
+    struct lurk_tls_conf *conf;
+    struct lurk_tls_verify *verify;
     mbedtls_ssl_context ssl;
 
     /* handshake */
@@ -86,7 +88,8 @@ struct lurk_tls {
     /* kernel TLS */
     bool ktls_tx, ktls_rx;
     bool released;                    /* mbedTLS state freed (kTLS both ways) */
-    const char *suite_name, *alpn;    /* kept across lurk_tls_release_mbedtls() */
+    const char *suite_name;           /* kept across lurk_tls_release_mbedtls() */
+    char *alpn;                       /* a copy, likewise */
     bool rx_reading;                  /* a kTLS recvmsg is in flight */
     struct msghdr msg;
     struct iovec iov;

@@ -61,7 +61,11 @@ void lurk_tls_put(struct lurk_tls *t)
     if (--t->refs > 0)
         return;
     mbedtls_ssl_free(&t->ssl);
-    lurk_tls_conf_fini(&t->conf);
+    if (t->conf)
+        lurk_tls_conf_fini(t->conf);
+    free(t->conf);
+    free(t->verify);
+    free(t->alpn);
     mbedtls_platform_zeroize(t->master, sizeof t->master);
     mbedtls_platform_zeroize(t->csecret, sizeof t->csecret);
     mbedtls_platform_zeroize(t->ssecret, sizeof t->ssecret);
@@ -209,8 +213,8 @@ static int tls_error(struct lurk_tls *t, int rc, const char *what)
         uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
         char *nl;
 
-        if (lurk_tls_verify_reason(&t->verify)[0])
-            return lurk_tls_fail(t, "certificate verification failed: %s", lurk_tls_verify_reason(&t->verify));
+        if (lurk_tls_verify_reason(t->verify)[0])
+            return lurk_tls_fail(t, "certificate verification failed: %s", lurk_tls_verify_reason(t->verify));
         mbedtls_x509_crt_verify_info(detail, sizeof detail, "", flags);
         while ((nl = strchr(detail, '\n')) != NULL)
             *nl = nl[1] ? ';' : '\0';
@@ -338,6 +342,11 @@ static void send_done(void *arg, int res)
     else
         t->sent += lurk_buf_len(&t->inflight);
     lurk_buf_consume(&t->inflight, lurk_buf_len(&t->inflight));
+    if (t->released && lurk_buf_len(&t->q) == 0) {
+        /* Drained: an idle connection keeps no output buffers. */
+        lurk_buf_fini(&t->inflight);
+        lurk_buf_fini(&t->q);
+    }
     if (t->state == S_HANDSHAKE || t->state == S_FLUSH)
         hs_step(t);
     else if (t->wcb)
@@ -372,18 +381,22 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
     mbedtls_ssl_init(&t->ssl);
     *out = t;
 
-    /* t->conf is zeroed, which lurk_tls_conf_fini() takes as well. */
-    if (lurk_tls_verify_init(&t->verify, o->host) < 0 && !o->insecure)
+    /* conf is zeroed, which lurk_tls_conf_fini() takes as well. */
+    t->conf = calloc(1, sizeof *t->conf);
+    t->verify = calloc(1, sizeof *t->verify);
+    if (!t->conf || !t->verify)
+        return -ENOMEM;
+    if (lurk_tls_verify_init(t->verify, o->host) < 0 && !o->insecure)
         return lurk_tls_fail(t, "%s", "no host name to verify the certificate against");
-    rc = lurk_tls_conf_init(&t->conf, ctx, o, &t->verify, t->errmsg, sizeof t->errmsg);
+    rc = lurk_tls_conf_init(t->conf, ctx, o, t->verify, t->errmsg, sizeof t->errmsg);
     if (rc < 0)
         return rc;
-    rc = mbedtls_ssl_setup(&t->ssl, &t->conf.conf);
+    rc = mbedtls_ssl_setup(&t->ssl, &t->conf->conf);
     if (rc)
         return tls_error(t, rc, "TLS setup");
     /* SNI: the name, without a trailing dot; none for an IP literal (RFC
      * 6066). mbedTLS's own name check is replaced by verify.c's. */
-    rc = mbedtls_ssl_set_hostname(&t->ssl, lurk_tls_verify_sni(&t->verify));
+    rc = mbedtls_ssl_set_hostname(&t->ssl, lurk_tls_verify_sni(t->verify));
     if (rc)
         return tls_error(t, rc, "server name");
     mbedtls_ssl_set_export_keys_cb(&t->ssl, export_keys, t);
@@ -421,7 +434,7 @@ static void keep_session(struct lurk_tls *t)
         return;
     }
     /* A resumed TLS 1.3 handshake has no Certificate message. */
-    t->resumed = t->offered && t->verify.certs_seen == 0;
+    t->resumed = t->offered && t->verify->certs_seen == 0;
     t->tmpl = calloc(1, sizeof *t->tmpl);
     if (!t->tmpl || t->secret_len > sizeof t->res_secret)
         goto fail;
@@ -430,6 +443,11 @@ static void keep_session(struct lurk_tls *t)
         goto fail;
     memcpy(t->res_secret, t->ssl.MBEDTLS_PRIVATE(session)->MBEDTLS_PRIVATE(app_secrets).resumption_master_secret,
            t->secret_len);
+#if defined(MBEDTLS_SSL_SERVER_NAME_INDICATION)
+    /* mbedTLS offers a ticket only to the name it was issued for. */
+    if (!t->tmpl->MBEDTLS_PRIVATE(hostname) && lurk_tls_verify_sni(t->verify))
+        t->tmpl->MBEDTLS_PRIVATE(hostname) = strdup(lurk_tls_verify_sni(t->verify));
+#endif
     return;
 fail:
     if (t->tmpl)
@@ -476,11 +494,6 @@ void lurk_tls_ticket(struct lurk_tls *t, const unsigned char *p, size_t len)
     s->MBEDTLS_PRIVATE(resumption_key_len) = (uint8_t)t->secret_len;
     s->MBEDTLS_PRIVATE(ticket_flags) = MBEDTLS_SSL_TLS1_3_TICKET_ALLOW_PSK_EPHEMERAL_RESUMPTION;
     s->MBEDTLS_PRIVATE(ticket_reception_time) = mbedtls_ms_time();
-#if defined(MBEDTLS_SSL_SERVER_NAME_INDICATION)
-    /* mbedTLS offers a ticket only to the name it was issued for. */
-    if (!s->MBEDTLS_PRIVATE(hostname) && lurk_tls_verify_sni(&t->verify))
-        s->MBEDTLS_PRIVATE(hostname) = strdup(lurk_tls_verify_sni(&t->verify));
-#endif
     lurk_tls_cache_put(t->ctx, t->cache_key, s, lifetime);
     mbedtls_ssl_session_free(s);
     free(s);
@@ -494,10 +507,20 @@ void lurk_tls_ticket(struct lurk_tls *t, const unsigned char *p, size_t len)
  * or connection-owned storage, so it is captured first. */
 void lurk_tls_release_mbedtls(struct lurk_tls *t)
 {
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
+
     t->suite_name = mbedtls_ssl_get_ciphersuite(&t->ssl);
-    t->alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
+    t->alpn = alpn ? strdup(alpn) : NULL;
     mbedtls_ssl_free(&t->ssl);        /* zeroed: freeing it again is harmless */
-    lurk_tls_conf_fini(&t->conf);
+    lurk_tls_conf_fini(t->conf);
+    free(t->conf);
+    free(t->verify);
+    t->conf = NULL;
+    t->verify = NULL;
+    /* The handshake's input buffer, empty now: an idle connection keeps
+     * no buffer (reads reserve their own room). */
+    if (lurk_buf_len(lurk_tcp_rbuf(t->tcp)) == 0)
+        lurk_buf_fini(lurk_tcp_rbuf(t->tcp));
     lurk_buf_fini(&t->q);
     lurk_buf_fini(&t->inflight);
     t->released = true;
@@ -963,6 +986,11 @@ static void rec_read(struct lurk_tls *t)
         }
         lurk_buf_consume(in, (size_t)need);
     }
+    /* Every record opened and not a bulk transfer (less than a full
+     * record came): an idle connection keeps no ciphertext buffer (the
+     * next read reserves its own room). Bulk reads keep theirs. */
+    if (lurk_buf_len(in) == 0 && produced < LURK_TLS_MAX_PLAIN)
+        lurk_buf_fini(in);
     /* Data first; an error or the end is reported by the next read. */
     if (produced > 0)
         lurk_tls_read_finish(t, (int)(produced > INT32_MAX ? INT32_MAX : produced));
