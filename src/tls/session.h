@@ -112,6 +112,7 @@ struct lurk_tls {
     struct lurk_tls_rec *rx, *tx;
     struct lurk_buf hs;               /* a post-handshake message split over records */
     bool raw_eof;                     /* the TCP stream ended */
+    size_t raw_room;                  /* room the next ciphertext read asks for */
     bool rx_closed;                   /* close_notify read */
     int rx_err;                       /* the read side failed for good (sticky) */
     bool fatal;                       /* a fatal alert was sent or read: no more writes */

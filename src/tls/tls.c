@@ -49,7 +49,8 @@
 
 #define SEND_WINDOW (256 * 1024)      /* ciphertext queued ahead of the socket */
 #define READ_ROOM (16 * 1024 + 64)    /* one full record of plaintext */
-#define RAW_ROOM (4 * 16413)          /* four full records of ciphertext a read */
+#define RAW_ROOM (4 * 16413)          /* four full records of ciphertext a read, in bulk */
+#define RAW_ROOM_MIN (16413 + 512)    /* one, otherwise (a heap buffer, not an mmap) */
 #define HS_MAX 65536                  /* the longest post-handshake message kept */
 
 static const struct lurk_stream_ops tls_stream_ops;
@@ -764,6 +765,9 @@ static void user_raw_done(void *arg, int res)
         res = -LURK_ECLOSED;
     if (res == 0)
         t->raw_eof = true;
+    /* A read that filled most of its room is a bulk transfer: read four
+     * records at a time; otherwise one. */
+    t->raw_room = res > 0 && (size_t)res >= t->raw_room / 2 ? RAW_ROOM : RAW_ROOM_MIN;
     if (!t->rcb)
         ;                             /* nobody waits any more */
     else if (res < 0)
@@ -779,9 +783,13 @@ static void raw_read(struct lurk_tls *t, size_t more)
 {
     int rc;
 
+    if (t->raw_room < RAW_ROOM_MIN)
+        t->raw_room = RAW_ROOM_MIN;
+    if (more > t->raw_room)
+        t->raw_room = more;
     t->raw_reading = true;
     t->refs++;
-    rc = lurk_tcp_read(t->tcp, more > RAW_ROOM ? more : RAW_ROOM, t->rdeadline, user_raw_done, t);
+    rc = lurk_tcp_read(t->tcp, t->raw_room, t->rdeadline, user_raw_done, t);
     if (rc < 0) {
         t->raw_reading = false;
         t->refs--;
@@ -986,11 +994,6 @@ static void rec_read(struct lurk_tls *t)
         }
         lurk_buf_consume(in, (size_t)need);
     }
-    /* Every record opened and not a bulk transfer (less than a full
-     * record came): an idle connection keeps no ciphertext buffer (the
-     * next read reserves its own room). Bulk reads keep theirs. */
-    if (lurk_buf_len(in) == 0 && produced < LURK_TLS_MAX_PLAIN)
-        lurk_buf_fini(in);
     /* Data first; an error or the end is reported by the next read. */
     if (produced > 0)
         lurk_tls_read_finish(t, (int)(produced > INT32_MAX ? INT32_MAX : produced));
