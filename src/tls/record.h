@@ -132,7 +132,7 @@ int lurk_tls_rec_update(struct lurk_tls_rec *r);
 enum lurk_tls_rx_action {
     LURK_TLS_RX_DATA,                 /* application data, or len 0: the TCP stream ended */
     LURK_TLS_RX_CLOSE,                /* close_notify: the end of the stream */
-    LURK_TLS_RX_SKIP,                 /* a TLS 1.3 NewSessionTicket: not needed, read on */
+    LURK_TLS_RX_SKIP,                 /* a TLS 1.3 NewSessionTicket: kept for resumption (ktls.c), read on */
     LURK_TLS_RX_ALERT,                /* another alert: fail the read; *detail names it */
     LURK_TLS_RX_FAIL,                 /* fail the read; *detail says why */
 };
