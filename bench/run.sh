@@ -30,11 +30,10 @@ if command -v strace >/dev/null; then
   awk 'NR<=2 || /io_uring_enter|total/' "$out/strace"
 fi
 
-# ---- TLS (userspace mbedTLS on this host; see README for kTLS) ----
-cc -O2 -o "$out/gcm_ceiling" "$here/gcm_ceiling.c" $(PKG_CONFIG_PATH="$here/../.deps/usr/lib/x86_64-linux-gnu/pkgconfig" pkg-config --cflags --libs mbedcrypto) \
-   -Wl,-rpath,"$here/../.deps/usr/lib/x86_64-linux-gnu" 2>/dev/null || cc -O2 -o "$out/gcm_ceiling" "$here/gcm_ceiling.c" -lmbedcrypto
-echo "== TLS: the crypto ceiling"
-"$out/gcm_ceiling"
+# ---- TLS (userspace: lurk's record layer on nettle; see README for kTLS) ----
+cc -O2 -o "$out/aead_ceiling" "$here/aead_ceiling.c" $(pkg-config --cflags --libs nettle)
+echo "== TLS: the crypto ceiling (nettle's AEADs, the ones lurk's record layer uses)"
+"$out/aead_ceiling" | tee "$out/ceiling"
 
 mb=${LURK_BENCH_MB:-256}
 LURK_BIG_MB=$mb python3 "$here/../tests/support/tlsserver.py" nginx "$out/tls" >"$out/tlsport" &
@@ -44,26 +43,48 @@ ca="$out/tls/ca.pem"
 cpu_of() { # command...: prints user+sys CPU seconds of the command
   python3 -c 'import resource,subprocess,sys; subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,check=True); r=resource.getrusage(resource.RUSAGE_CHILDREN); print("%.3f" % (r.ru_utime+r.ru_stime))' "$@"
 }
-echo "== TLS: ${mb} MiB download from nginx, client CPU per GiB (interleaved)"
-for suite in TLS1-3-AES-128-GCM-SHA256 TLS1-3-CHACHA20-POLY1305-SHA256; do
-  curl_suite=$( [ "$suite" = TLS1-3-AES-128-GCM-SHA256 ] && echo TLS_AES_128_GCM_SHA256 || echo TLS_CHACHA20_POLY1305_SHA256 )
-  for round in 1 2; do
+echo "== TLS: ${mb} MiB download from nginx, client CPU per GiB (interleaved, 3 rounds, medians)"
+for suite in TLS1-3-AES-128-GCM-SHA256 TLS1-3-AES-256-GCM-SHA384 TLS1-3-CHACHA20-POLY1305-SHA256; do
+  curl_suite=$(echo "$suite" | sed 's/^TLS1-3-/TLS_/; s/-/_/g')
+  for round in 1 2 3; do
     "$lurk" "$here/tls_download.lua" "$tport" "$ca" $((mb << 20)) 1 "$suite"
     c=$(cpu_of curl -s -o /dev/null --cacert "$ca" --tls13-ciphers "$curl_suite" "https://localhost:$tport/big.bin")
-    python3 -c "print('curl  %s: %.2f s CPU per GiB' % ('$curl_suite', $c / ($mb / 1024)))"
+    python3 -c "print('curl  %s: %.2f s CPU per GiB' % ('$suite', $c / ($mb / 1024)))"
+  done
+done | tee "$out/download"
+# Medians per suite: lurk over curl, and lurk over nettle's open ceiling.
+awk 'FNR == NR { if ($1 == "nettle") ceil[$2] = $4; next }
+     / s CPU per GiB/ { for (i = 1; i < NF; i++) if ($(i + 1) == "s" && $(i + 2) == "CPU") v = $i
+       s = $0; sub(/.*TLS1-3-/, "", s); sub(/-SHA.*/, "", s); x[$1 " " s] = x[$1 " " s] " " v; suites[s] = 1 }
+     function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     END { for (s in suites) { l = med(x["lurk " s]); c = med(x["curl " s])
+       printf "medians %s: lurk %.2f s/GiB, curl %.2f s/GiB: %.2fx curl; nettle open ceiling %.2f s/GiB: lurk %.2fx it\n",
+         s, l, c, l / c, ceil[s], l / ceil[s] } }' "$out/ceiling" "$out/download"
+
+echo "== TLS: handshakes, full and resumed, one request each (interleaved with curl, ECDSA P-256)"
+urls=$(for i in $(seq 200); do printf 'https://localhost:%s/ ' "$tport"; done)
+for v in 1.3 1.2; do
+  curl_v=$( [ $v = 1.3 ] && echo "--tlsv1.3" || echo "--tlsv1.2 --tls-max 1.2")
+  for round in 1 2; do
+    for mode in full resumed; do
+      "$lurk" "$here/tls_handshakes.lua" "$tport" "$ca" 300 1 "$mode" "$v"
+      sid=$( [ $mode = full ] && echo "--no-sessionid" || true)
+      t0=$(date +%s.%N)
+      # shellcheck disable=SC2086
+      c=$(cpu_of curl -s $sid $curl_v -H 'Connection: close' --cacert "$ca" $urls)
+      t1=$(date +%s.%N)
+      python3 -c "print('curl  $mode handshakes (TLS $v, one process, 200 URLs): %.0f/s, %.3f ms CPU each' % (200 / ($t1 - $t0), $c / 200 * 1e3))"
+    done
   done
 done
-
-echo "== TLS: handshakes (new connection each, TLS 1.3, ECDSA P-256)"
-"$lurk" "$here/tls_handshakes.lua" "$tport" "$ca" 500 1
-urls=$(for i in $(seq 200); do printf 'https://localhost:%s/ ' "$tport"; done)
-t0=$(date +%s.%N)
-c=$(cpu_of curl -s --no-sessionid -H 'Connection: close' --cacert "$ca" $urls)
-t1=$(date +%s.%N)
-python3 -c "print('curl  handshakes (one process, no session reuse): %.0f/s, %.2f ms CPU each' % (200 / ($t1 - $t0), $c / 200 * 1e3))"
 if command -v openssl >/dev/null; then
   openssl s_time -connect "127.0.0.1:$tport" -new -time 3 2>/dev/null | grep -E 'connections in [0-9.]+s' | sed 's/^/openssl s_time: /' | head -1
 fi
+
+echo "== TLS: RSS per idle connection (200 held open), userspace records (kTLS: see README, user-mode-linux)"
+"$lurk" "$here/tls_memory.lua" "$tport" "$ca" 200
 
 # ---- HTTP keep-alive GETs vs wrk (plain HTTP: the runtime's own cost) ----
 wrk_cpu() { # URL: wrk -t1 -c64 for 5 s; requests/s and client CPU per request, from one run

@@ -259,7 +259,7 @@ static uint16_t opt_version(lua_State *L, int idx, const struct who *w, const ch
 /* Every key a tls table may have (docs/api.md, "TLS options"). */
 static const char *const tls_keys[] = {
     "cafile", "cadir", "cert", "key", "ciphers", "min_version", "max_version",
-    "servername", "insecure", "ktls", "alpn", NULL,
+    "servername", "insecure", "ktls", "alpn", "resume", NULL,
 };
 
 /*
@@ -302,6 +302,12 @@ static void check_tls_opts(lua_State *L, int idx, const char *host, struct lurk_
         lurk_lua_raise_at(L, w->level, w->fname,
                           "tls.insecure must be true or false (it turns off certificate checks)");
     o->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "resume");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        lurk_lua_raise_at(L, w->level, w->fname,
+                          "tls.resume must be true or false (false: no session resumption)");
+    o->no_resume = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, idx, "ktls");
     if (lua_isboolean(L, -1)) {
@@ -1089,7 +1095,7 @@ static int sock_starttls(lua_State *L)
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 
-/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, fallback } or nil
+/* sock.tls -> { version, cipher, alpn, ktls, ktls_tx, ktls_rx, records, resumed, fallback } or nil
  * sock.timings -> { dns, connect, tls } in seconds */
 static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
 {
@@ -1100,7 +1106,7 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
         return;
     }
     lurk_tls_get_info(k->tls, &i);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, i.version);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, i.cipher);
@@ -1115,6 +1121,10 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
     lua_setfield(L, -2, "ktls_tx");
     lua_pushboolean(L, i.ktls_rx);
     lua_setfield(L, -2, "ktls_rx");
+    lua_pushstring(L, i.records);
+    lua_setfield(L, -2, "records");
+    lua_pushboolean(L, i.resumed);
+    lua_setfield(L, -2, "resumed");
     if (i.sni) {                      /* a server's connection: the name asked for */
         lua_pushstring(L, i.sni);
         lua_setfield(L, -2, "sni");

@@ -21,6 +21,12 @@
 #include "core/error.h"
 
 #include <errno.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -44,6 +50,13 @@ struct lurk_tls_ctx {
     double ca_load_ms;
     char *ca_file;                    /* the runtime's own trust store, or NULL */
     int fail_step;                    /* LURK_KTLS_FAIL_STEP (tests) */
+    struct cached_session {
+        char key[600];                /* "" when the slot is free */
+        mbedtls_ssl_session s;
+        int64_t expires_ms;           /* the ticket's lifetime, from when it came */
+        uint64_t used;                /* for replacing the least recently stored */
+    } cache[LURK_TLS_CACHE_SLOTS];
+    uint64_t cache_clock;
 };
 
 int lurk_tls_ctx_new(struct lurk_tls_ctx **out, const char *ca_file)
@@ -73,8 +86,84 @@ void lurk_tls_ctx_free(struct lurk_tls_ctx *c)
         mbedtls_entropy_free(&c->entropy);
     }
     mbedtls_x509_crt_free(&c->ca);
+    for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++)
+        if (c->cache[i].key[0])
+            mbedtls_ssl_session_free(&c->cache[i].s);
     free(c->ca_file);
     free(c);
+}
+
+/* ---- resumption: the runtime's sessions, one per origin and options ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct cached_session *cache_find(struct lurk_tls_ctx *c, const char *key)
+{
+    for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++)
+        if (c->cache[i].key[0] && strcmp(c->cache[i].key, key) == 0)
+            return &c->cache[i];
+    return NULL;
+}
+
+static void cache_drop(struct cached_session *e)
+{
+    mbedtls_ssl_session_free(&e->s);
+    e->key[0] = '\0';
+}
+
+bool lurk_tls_cache_offer(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_context *ssl,
+                          unsigned char master[48])
+{
+    struct cached_session *e = cache_find(c, key);
+    bool tls13;
+
+    if (!e)
+        return false;
+    if (mono_ms() >= e->expires_ms) {
+        cache_drop(e);                /* expired: a full handshake */
+        return false;
+    }
+    tls13 = e->s.MBEDTLS_PRIVATE(tls_version) == MBEDTLS_SSL_VERSION_TLS1_3;
+    if (mbedtls_ssl_set_session(ssl, &e->s) != 0)
+        return false;
+    memcpy(master, e->s.MBEDTLS_PRIVATE(master), 48);
+    /* A TLS 1.3 ticket is used once (RFC 8446 appendix C.4): the
+     * connection brings its own. A TLS 1.2 ticket may serve again. */
+    if (tls13)
+        cache_drop(e);
+    return true;
+}
+
+void lurk_tls_cache_put(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_session *s, uint32_t lifetime_s)
+{
+    struct cached_session *e = cache_find(c, key);
+
+    if (!e) {
+        e = &c->cache[0];
+        for (size_t i = 0; i < LURK_TLS_CACHE_SLOTS; i++) {
+            if (!c->cache[i].key[0]) {
+                e = &c->cache[i];
+                break;
+            }
+            if (c->cache[i].used < e->used)
+                e = &c->cache[i];
+        }
+    }
+    if (e->key[0])
+        cache_drop(e);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->s = *s;                        /* moved: the caller's copy is forgotten */
+    mbedtls_ssl_session_init(s);
+    if (lifetime_s > 7 * 24 * 3600)   /* RFC 8446 section 4.6.1: seven days at most */
+        lifetime_s = 7 * 24 * 3600;
+    e->expires_ms = mono_ms() + (int64_t)lifetime_s * 1000;
+    e->used = ++c->cache_clock;
 }
 
 int lurk_tls_ctx_fail_step(const struct lurk_tls_ctx *ctx)
@@ -240,26 +329,74 @@ enum lurk_ktls_policy lurk_ktls_policy_env(void)
 
 /*
  * The suites offered unless the caller names its own: TLS 1.3's, and TLS
- * 1.2's with forward secrecy (ECDHE, DHE-RSA), in mbedTLS's order; no static
- * RSA or ECDH key exchange, no PSK, no NULL cipher, no truncated CCM-8 tags.
+ * 1.2's with forward secrecy (ECDHE, DHE-RSA); no static RSA or ECDH key
+ * exchange, no PSK, no NULL cipher, no truncated CCM-8 tags.
+ *
+ * Order: the AEADs lurk's record layer carries (record.c) first, so that
+ * mbedTLS is freed after the handshake; among them AES-GCM first on a CPU
+ * with AES and carry-less multiply instructions, else ChaCha20-Poly1305
+ * first (as BoringSSL and OpenSSL decide; with nettle on this project's
+ * machine AES-128-GCM runs about 2x ChaCha20-Poly1305 with AES-NI, see
+ * bench/aead_ceiling.c). Then everything else (CBC, CCM, ARIA, Camellia:
+ * mbedTLS keeps those records) for old servers, in mbedTLS's order.
  */
 static int default_suites[128];
 static pthread_once_t suites_once = PTHREAD_ONCE_INIT;
 
-static void init_default_suites(void)
+bool lurk_tls_hw_aes(void)
 {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    return (c & bit_AES) && (c & bit_PCLMUL);
+#elif defined(__aarch64__)
+    unsigned long hw = getauxval(AT_HWCAP);
+
+    return (hw & HWCAP_AES) && (hw & HWCAP_PMULL);
+#else
+    return false;
+#endif
+}
+
+/* 0: not a record-layer AEAD; 1: AES-128-GCM; 2: AES-256-GCM; 3:
+ * ChaCha20-Poly1305. */
+static int aead_class(const char *name)
+{
+    if (strstr(name, "-AES-128-GCM-"))
+        return 1;
+    if (strstr(name, "-AES-256-GCM-"))
+        return 2;
+    if (strstr(name, "-CHACHA20-POLY1305-"))
+        return 3;
+    return 0;
+}
+
+size_t lurk_tls_order_suites(bool aes_first, int *out, size_t cap)
+{
+    /* a pass per class: the preferred AEADs, the other, the rest */
+    int order[4] = { aes_first ? 1 : 3, aes_first ? 2 : 1, aes_first ? 3 : 2, 0 };
     size_t n = 0;
 
-    for (const int *id = mbedtls_ssl_list_ciphersuites(); *id; id++) {
-        const char *name = mbedtls_ssl_get_ciphersuite_name(*id);
-        bool tls13 = strncmp(name, "TLS1-3-", 7) == 0;
-        bool pfs = strstr(name, "-ECDHE-") || strstr(name, "-DHE-RSA-");
+    for (int pass = 0; pass < 4; pass++) {
+        for (const int *id = mbedtls_ssl_list_ciphersuites(); *id; id++) {
+            const char *name = mbedtls_ssl_get_ciphersuite_name(*id);
+            bool tls13 = strncmp(name, "TLS1-3-", 7) == 0;
+            bool pfs = strstr(name, "-ECDHE-") || strstr(name, "-DHE-RSA-");
 
-        if ((tls13 || pfs) && !strstr(name, "PSK") && !strstr(name, "NULL") &&
-            !strstr(name, "CCM-8") && n < sizeof default_suites / sizeof default_suites[0] - 1)
-            default_suites[n++] = *id;
+            if ((tls13 || pfs) && !strstr(name, "PSK") && !strstr(name, "NULL") && !strstr(name, "CCM-8") &&
+                aead_class(name) == order[pass] && n + 1 < cap)
+                out[n++] = *id;
+        }
     }
-    default_suites[n] = 0;
+    out[n] = 0;
+    return n;
+}
+
+static void init_default_suites(void)
+{
+    lurk_tls_order_suites(lurk_tls_hw_aes(), default_suites, sizeof default_suites / sizeof default_suites[0]);
 }
 
 const int *lurk_tls_default_suites(void)
@@ -379,6 +516,13 @@ int lurk_tls_conf_init(struct lurk_tls_conf *c, struct lurk_tls_ctx *ctx, const 
 
     if (rc < 0)
         return rc;
+    /* Resumption with a fresh (EC)DHE share only (RFC 8446 section 2.2:
+     * forward secrecy): TLS 1.3 tickets come after the handshake and lurk
+     * reads them (tls.c); TLS 1.2 tickets come inside it. */
+    mbedtls_ssl_conf_session_tickets(conf, o->insecure ? MBEDTLS_SSL_SESSION_TICKETS_DISABLED
+                                                       : MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+    mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL |
+                                                    MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL);
 
     if (o->insecure) {
         mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);

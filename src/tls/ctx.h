@@ -16,7 +16,9 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define LURK_TLS_MAX_ALPN 8
 #define LURK_TLS_MAX_SUITES 15
@@ -61,6 +63,26 @@ void *lurk_tls_ctx_drbg(struct lurk_tls_ctx *ctx);
 
 /* Test-only: the kTLS setup step (1 ULP, 2 RX, 3 TX) made to fail with
  * EINVAL, from LURK_KTLS_FAIL_STEP when the context was made; 0: none. */
+/* True on a CPU with AES and carry-less multiply instructions (AES-GCM is
+ * then the fastest AEAD, else ChaCha20-Poly1305 is). */
+bool lurk_tls_hw_aes(void);
+
+/* The default suites in preference order (see ctx.c), 0-terminated in
+ * out[cap]; returns how many. */
+size_t lurk_tls_order_suites(bool aes_first, int *out, size_t cap);
+
+/*
+ * Session resumption within a runtime: one session per key (origin and
+ * TLS options), kept until its ticket's lifetime ends. offer sets the
+ * cached session on ssl and copies its master secret (TLS 1.2: a resumed
+ * handshake keeps it); false if none is cached or it expired. put moves s
+ * into the cache (s is left empty).
+ */
+#define LURK_TLS_CACHE_SLOTS 32
+bool lurk_tls_cache_offer(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_context *ssl,
+                          unsigned char master[48]);
+void lurk_tls_cache_put(struct lurk_tls_ctx *c, const char *key, mbedtls_ssl_session *s, uint32_t lifetime_s);
+
 int lurk_tls_ctx_fail_step(const struct lurk_tls_ctx *ctx);
 
 /*

@@ -6,8 +6,8 @@
  * Setup, once every handshake byte has been sent: TCP_ULP "tls", then
  * TLS_RX, then TLS_TX. A failing step leaves a usable connection: before
  * TLS_RX nothing changed; a direction whose setsockopt failed stays plain
- * pass-through and mbedTLS keeps it (tls.c's userspace functions serve it).
- * When the kernel takes both, mbedTLS's state is freed.
+ * pass-through and lurk's own record layer carries it (tls.c's userspace
+ * functions serve it). Either way mbedTLS's state is freed afterwards.
  *
  * Kernel RX reads with recvmsg and a control buffer, because non-data
  * records (alerts, TLS 1.3 NewSessionTicket or KeyUpdate) arrive with their
@@ -20,7 +20,8 @@
  * skips close_notify and cuts the stream (as the userspace path does).
  *
  * What it deliberately does not do: rekey (a TLS 1.3 KeyUpdate fails the
- * read, see record.h).
+ * read, see record.h; kernels before 6.x cannot take new keys). Userspace
+ * records follow KeyUpdate (tls.c).
  */
 #include "tls/session.h"
 #include "tls/record.h"
@@ -56,92 +57,50 @@ static int ktls_setsockopt(struct lurk_tls *t, int step, int level, int name, co
     return setsockopt(lurk_tcp_fd(t->tcp), level, name, v, len) == 0 ? 0 : -errno;
 }
 
-static const char *cipher_name(enum lurk_tls_cipher c)
+const char *lurk_tls_cipher_name(enum lurk_tls_cipher c)
 {
     return c == LURK_TLS_AES_128_GCM ? "AES-128-GCM" : c == LURK_TLS_AES_256_GCM ? "AES-256-GCM"
                                                                                  : "CHACHA20-POLY1305";
 }
 
-int lurk_ktls_setup(struct lurk_tls *t)
+void lurk_ktls_setup(struct lurk_tls *t, const struct lurk_tls_dir_keys *own,
+                     const struct lurk_tls_dir_keys *peer, uint64_t seq)
 {
-    const char *suite = mbedtls_ssl_get_ciphersuite(&t->ssl);
-    struct lurk_tls_dir_keys ck, sk;
     union {
         struct tls12_crypto_info_aes_gcm_256 a;
         struct tls12_crypto_info_chacha20_poly1305 c;
     } info;
     int rc, len;
-    uint64_t seq = t->version == 0x0304 ? 0 : 1;   /* see keys.h: nothing sent since Finished */
 
-    if (t->policy == LURK_TLS_KTLS_OFF) {
-        snprintf(t->fallback, sizeof t->fallback, "kTLS disabled (LURK_KTLS=off or ktls = false)");
-        return 0;
-    }
-    if (suite && strstr(suite, "AES-128-GCM"))
-        t->cipher = LURK_TLS_AES_128_GCM;
-    else if (suite && strstr(suite, "AES-256-GCM"))
-        t->cipher = LURK_TLS_AES_256_GCM;
-    else if (suite && strstr(suite, "CHACHA20-POLY1305"))
-        t->cipher = LURK_TLS_CHACHA20_POLY1305;
-    else {
-        snprintf(t->fallback, sizeof t->fallback, "cipher suite %s has no kTLS support", suite ? suite : "?");
-        goto done;
-    }
-    if (t->version == 0x0303 && t->have_master)
-        rc = lurk_tls12_keys(t->prf, t->master, t->crand, t->srand, t->cipher, &ck, &sk);
-    else if (t->version == 0x0304 && t->have_csecret && t->have_ssecret) {
-        rc = lurk_tls13_keys(t->csecret, t->secret_len, t->cipher, &ck);
-        if (rc == 0)
-            rc = lurk_tls13_keys(t->ssecret, t->secret_len, t->cipher, &sk);
-    } else
-        rc = -LURK_ETLS;
-    if (rc < 0) {
-        snprintf(t->fallback, sizeof t->fallback, "session keys were not exported");
-        goto done;
-    }
     if (lurk_buf_len(lurk_tcp_rbuf(t->tcp)) || mbedtls_ssl_check_pending(&t->ssl)) {
         snprintf(t->fallback, sizeof t->fallback, "records already read past the handshake");
-        goto wipe;
+        return;
     }
     rc = ktls_setsockopt(t, 1, SOL_TCP, TCP_ULP, "tls", sizeof "tls");
     if (rc < 0) {
         snprintf(t->fallback, sizeof t->fallback, "kernel refused the tls ULP (%s)%s", lurk_errname(rc),
                  rc == -ENOENT ? ": no kTLS in this kernel (CONFIG_TLS) or module tls not loaded" : "");
-        goto wipe;
+        return;
     }
     /* RX first: if it fails nothing has changed yet. */
-    /* A client receives with the server's keys and sends with its own; a
-     * server (t->srv) the other way round. */
-    len = lurk_ktls_info(t->version, t->cipher, t->srv ? &ck : &sk, seq, &info, sizeof info);
+    len = lurk_ktls_info(t->version, t->cipher, peer, seq, &info, sizeof info);
     rc = len < 0 ? len : ktls_setsockopt(t, 2, SOL_TLS, TLS_RX, &info, (socklen_t)len);
     if (rc == 0)
         t->ktls_rx = true;
     else
         snprintf(t->fallback, sizeof t->fallback, "kernel refused TLS_RX for %s (%s)",
-                 cipher_name(t->cipher), lurk_errname(rc));
-    len = lurk_ktls_info(t->version, t->cipher, t->srv ? &sk : &ck, seq, &info, sizeof info);
+                 lurk_tls_cipher_name(t->cipher), lurk_errname(rc));
+    len = lurk_ktls_info(t->version, t->cipher, own, seq, &info, sizeof info);
     rc = len < 0 ? len : ktls_setsockopt(t, 3, SOL_TLS, TLS_TX, &info, (socklen_t)len);
     if (rc == 0)
         t->ktls_tx = true;
     else
         snprintf(t->fallback + strlen(t->fallback), sizeof t->fallback - strlen(t->fallback),
                  "%skernel refused TLS_TX for %s (%s)", t->fallback[0] ? "; " : "",
-                 cipher_name(t->cipher), lurk_errname(rc));
+                 lurk_tls_cipher_name(t->cipher), lurk_errname(rc));
     mbedtls_platform_zeroize(&info, sizeof info);
     if (t->ktls_tx || t->ktls_rx)
         t->stream.ops = &ktls_stream_ops;
-    if (t->ktls_tx && t->ktls_rx)
-        lurk_tls_release_mbedtls(t);
-wipe:
-    mbedtls_platform_zeroize(&ck, sizeof ck);
-    mbedtls_platform_zeroize(&sk, sizeof sk);
-done:
-    mbedtls_platform_zeroize(t->master, sizeof t->master);
-    mbedtls_platform_zeroize(t->csecret, sizeof t->csecret);
-    mbedtls_platform_zeroize(t->ssecret, sizeof t->ssecret);
-    if (t->policy == LURK_TLS_KTLS_REQUIRE && !(t->ktls_rx && t->ktls_tx))
-        return lurk_tls_fail(t, "kTLS required (LURK_KTLS=require) but unavailable: %s", t->fallback);
-    return 0;
 }
 
 /* ---- reading ---- */
@@ -162,9 +121,19 @@ static void rx_done(void *arg, int res)
         return;
     }
     if (res < 0) {
-        if (res == -EBADMSG || res == -EIO)
-            res = lurk_tls_fail(t, "kernel TLS: %s", res == -EBADMSG ? "a record failed authentication (EBADMSG)"
-                                                                     : "unreadable record (EIO)");
+        /* Named by the alert userspace records would give (record.h). */
+        if (res == -EBADMSG)
+            res = lurk_tls_fail(t, "a TLS record from the server at %s failed authentication (bad_record_mac: "
+                                "corrupted or tampered with on the way; kernel TLS said EBADMSG)",
+                                lurk_tcp_name(t->tcp));
+        else if (res == -EMSGSIZE)
+            res = lurk_tls_fail(t, "the server at %s sent a TLS record over the size limit (record_overflow; "
+                                "kernel TLS said EMSGSIZE)", lurk_tcp_name(t->tcp));
+        else if (res == -EINVAL)        /* the header's version is not 0x0303 */
+            res = lurk_tls_fail(t, "a TLS record from the server at %s failed authentication (bad_record_mac: "
+                                "its header was altered; kernel TLS said EINVAL)", lurk_tcp_name(t->tcp));
+        else if (res == -EIO)
+            res = lurk_tls_fail(t, "%s", "kernel TLS: unreadable record (EIO)");
         else if (res == -ECANCELED && t->state == S_CLOSED)
             res = -LURK_ECLOSED;
         lurk_tls_read_finish(t, res);
@@ -186,7 +155,16 @@ static void rx_done(void *arg, int res)
         lurk_tls_read_finish(t, 0);   /* close_notify: stop reading now */
         break;
     case LURK_TLS_RX_SKIP:
-        rx_arm(t);                    /* read the next record instead */
+        /* NewSessionTicket(s): kept for resumption; then the next record. */
+        for (size_t off = 0; off + 4 <= (size_t)res && p[off] == 4;) {
+            size_t mlen = (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 | p[off + 3];
+
+            if (off + 4 + mlen > (size_t)res)
+                break;
+            lurk_tls_ticket(t, p + off + 4, mlen);
+            off += 4 + mlen;
+        }
+        rx_arm(t);
         break;
     case LURK_TLS_RX_ALERT:
         lurk_tls_read_finish(t, lurk_tls_fail(t, "the server sent TLS alert %s", detail));

@@ -28,6 +28,8 @@
 
 enum lurk_tls_state { S_NEW, S_HANDSHAKE, S_FLUSH, S_OPEN, S_FAILED, S_CLOSED };
 
+struct lurk_tls_rec;
+
 struct lurk_tls {
     struct lurk_stream stream;        /* first: the stream view */
     struct lurk_tls_ctx *ctx;
@@ -37,9 +39,12 @@ struct lurk_tls {
     enum lurk_tls_state state;
     bool closing;                     /* closed while the handshake ran */
     enum lurk_ktls_policy policy;
+    bool is_server;                   /* the role: which direction's keys are ours */
 
-    struct lurk_tls_conf conf;
-    struct lurk_tls_verify verify;
+    /* handshake state, freed with mbedTLS's context once the records are
+     * lurk's or the kernel's (about 6 KiB an idle connection need not keep) */
+    struct lurk_tls_conf *conf;
+    struct lurk_tls_verify *verify;
     mbedtls_ssl_context ssl;
 
     /* handshake */
@@ -83,7 +88,8 @@ struct lurk_tls {
     /* kernel TLS */
     bool ktls_tx, ktls_rx;
     bool released;                    /* mbedTLS state freed (kTLS both ways) */
-    const char *suite_name, *alpn;    /* kept across lurk_tls_release_mbedtls() */
+    const char *suite_name;           /* kept across lurk_tls_release_mbedtls() */
+    char *alpn;                       /* a copy, likewise */
     bool rx_reading;                  /* a kTLS recvmsg is in flight */
     struct msghdr msg;
     struct iovec iov;
@@ -104,6 +110,24 @@ struct lurk_tls {
      * instead of conf, and the name the client asked for */
     struct lurk_tls_server *srv;
     char sni[256];
+
+    /* lurk's record layer (record.c), for each direction the kernel does
+     * not carry; both NULL while mbedTLS carries the records (the
+     * handshake, or a suite record.c does not do) */
+    struct lurk_tls_rec *rx, *tx;
+    struct lurk_buf hs;               /* a post-handshake message split over records */
+    bool raw_eof;                     /* the TCP stream ended */
+    size_t raw_room;                  /* room the next ciphertext read asks for */
+    bool rx_closed;                   /* close_notify read */
+    int rx_err;                       /* the read side failed for good (sticky) */
+    bool fatal;                       /* a fatal alert was sent or read: no more writes */
+
+    /* resumption (ctx.c's cache) */
+    char cache_key[600];              /* origin and options; "" when sessions are not kept */
+    bool offered, resumed;            /* a cached session was offered; the server took it */
+    unsigned char offered_master[48]; /* TLS 1.2: a resumed session keeps its master secret */
+    mbedtls_ssl_session *tmpl;        /* TLS 1.3: the session a ticket completes */
+    unsigned char res_secret[48];     /* TLS 1.3: resumption_master_secret */
 
     int64_t t_start, t_done;          /* handshake stamps */
     char fallback[200];
@@ -133,16 +157,29 @@ int lurk_tls_read_begin(struct lurk_tls *t, int64_t deadline_ns, lurk_done_cb *c
 /* Calls the reader's callback (after which another read may start). */
 void lurk_tls_read_finish(struct lurk_tls *t, int res);
 
+/*
+ * A TLS 1.3 NewSessionTicket's body (after its 4-byte header), read after
+ * the handshake by lurk's record layer or from a kTLS socket: the first one
+ * completes the session kept for resumption; later ones are ignored.
+ * Malformed tickets are ignored too (resumption is an optimisation).
+ */
+void lurk_tls_ticket(struct lurk_tls *t, const unsigned char *p, size_t len);
+
 /* Frees mbedTLS's state once the kernel carries both directions. */
 void lurk_tls_release_mbedtls(struct lurk_tls *t);
 
 /*
  * ktls.c: tries to hand both directions to the kernel after the handshake,
- * every handshake byte having been sent. Returns 0 whatever the outcome
- * (the reason in t->fallback; the stream's operations swapped to ktls.c's
- * when a direction was taken), or -LURK_ETLS when the policy requires kTLS
- * and it could not be had.
+ * every handshake byte having been sent: own the keys we send with, peer
+ * the keys we receive with, seq both directions' next sequence number.
+ * Sets t->ktls_rx / ktls_tx for what the kernel took (the reason for what
+ * it did not in t->fallback) and swaps the stream's operations to ktls.c's
+ * when it took a direction. The caller gives lurk's record layer the rest.
  */
-int lurk_ktls_setup(struct lurk_tls *t);
+void lurk_ktls_setup(struct lurk_tls *t, const struct lurk_tls_dir_keys *own,
+                     const struct lurk_tls_dir_keys *peer, uint64_t seq);
+
+/* "AES-128-GCM" etc., for messages. */
+const char *lurk_tls_cipher_name(enum lurk_tls_cipher c);
 
 #endif

@@ -30,6 +30,7 @@ struct lurk_tls_opts {
     uint16_t max_version;             /* 0: TLS 1.3 */
     const char *ciphers;              /* colon-separated mbedTLS suite names, or NULL */
     bool insecure;                    /* skip certificate verification (explicit only) */
+    bool no_resume;                   /* neither offer nor keep sessions for resumption */
     enum lurk_ktls_policy ktls;
 };
 
@@ -112,8 +113,13 @@ struct lurk_tls_info {
     const char *alpn;                 /* negotiated protocol or NULL */
     bool ktls_tx, ktls_rx;            /* which directions the kernel carries */
     const char *fallback;             /* why not kTLS ("" when both are) */
+    const char *records;              /* who protects records after the handshake: "kernel"
+                                         (both directions), "lurk" (lurk's record layer, at
+                                         least one direction) or "mbedtls" (a suite lurk's
+                                         record layer does not do) */
     double handshake;                 /* seconds the handshake took */
     const char *sni;                  /* server role: the name the client asked for, or NULL */
+    bool resumed;                     /* the server resumed a session this runtime kept */
 };
 
 void lurk_tls_get_info(const struct lurk_tls *t, struct lurk_tls_info *info);

@@ -633,6 +633,7 @@ int lurk_tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
     const unsigned char *nc;
     size_t nc_len;
 
+    v->certs_seen++;
     if (!v->in_pass) {                /* the root (or the chain's top) comes first */
         v->in_pass = true;
         v->top = depth;

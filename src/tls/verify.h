@@ -55,6 +55,8 @@ struct lurk_tls_verify {
         char who[160];                /* "intermediate CN=..." */
     } nc[LURK_VERIFY_MAX_NC];
     char reason[400];                 /* the first rule that failed, or "" */
+    unsigned certs_seen;              /* certificates checked this handshake (none when
+                                         the server resumed a TLS 1.3 session) */
 };
 
 /*

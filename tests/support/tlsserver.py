@@ -50,6 +50,7 @@ CASES = {
     "unknownca": ("unknownca", BOTH, None, None),
     "tls10": ("good", "TLSv1 TLSv1.1", "DEFAULT:@SECLEVEL=0", None),
     "clientcert": ("good", BOTH, None, None),
+    "shortticket": ("good", BOTH, None, None),   # sessions (and ticket lifetimes) of 1 s
 }
 
 
@@ -129,6 +130,8 @@ def run_nginx(d):
                 lines.append("  ssl_ciphers %s;" % ciphers)
             if suites:
                 lines.append("  ssl_conf_command Ciphersuites %s;" % suites)
+            if name == "shortticket":
+                lines.append("  ssl_session_timeout 1s;")
             if name == "clientcert":
                 lines.append("  ssl_client_certificate %s/ca.pem;" % d)
                 lines.append("  ssl_verify_client on;")
@@ -345,7 +348,10 @@ def run_python(mode, d):
 
 def run_keyupdate(d):
     """openssl s_server, TLS 1.3 only. After the client's "go" line it sends
-    "before", a KeyUpdate (its interactive "k" command), then "after"."""
+    "before", a KeyUpdate with update_requested (its interactive "K"
+    command), then "after"; once it has read the client's "ping" (which it
+    can only decrypt if the client answered with a KeyUpdate of its own) it
+    sends "pong", a KeyUpdate without request ("k") and "again"."""
     port = free_port()
     proc = subprocess.Popen(
         ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-tls1_3", "-naccept", "1",
@@ -355,14 +361,19 @@ def run_keyupdate(d):
     wait_listen_state(port)
     print("PORT %d PID %d DIR %s" % (port, os.getpid(), d), flush=True)
     threading.Thread(target=watch_parent, daemon=True).start()
-    for line in proc.stdout:
-        if line.strip() == b"go":
-            break
-    try:
-        for cmd in (b"before\n", b"k\n", b"after\n"):
+
+    def say(*cmds):
+        for cmd in cmds:
             proc.stdin.write(cmd)
             proc.stdin.flush()
             time.sleep(0.2)
+
+    try:
+        for line in proc.stdout:
+            if line.strip() == b"go":
+                say(b"before\n", b"K\n", b"after\n")
+            elif line.strip() == b"ping":
+                say(b"pong\n", b"k\n", b"again\n")
     except BrokenPipeError:
         pass                              # the client is gone, and s_server with it
     time.sleep(5)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tls/tls.h"
+#include "tls/ctx.h"
 
 static bool offered(const char *name)
 {
@@ -50,9 +51,41 @@ static void ktls_suites_offered(void **state)
     assert_true(offered("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"));
 }
 
+/* The record layer's AEADs come first, AES-GCM first with AES-NI and
+ * ChaCha20-Poly1305 first without; the default follows this CPU. */
+static int klass(int id)
+{
+    const char *name = mbedtls_ssl_get_ciphersuite_name(id);
+
+    return strstr(name, "-AES-128-GCM-") || strstr(name, "-AES-256-GCM-") ? 1
+         : strstr(name, "CHACHA20-POLY1305") ? 2 : 0;
+}
+
+static void aead_preference(void **state)
+{
+    int ids[128];
+
+    (void)state;
+    for (int aes = 0; aes <= 1; aes++) {
+        size_t n = lurk_tls_order_suites(aes, ids, 128), i = 0;
+        int first = aes ? 1 : 2, second = aes ? 2 : 1;
+
+        assert_true(n >= 6);
+        while (i < n && klass(ids[i]) == first)
+            i++;
+        assert_true(i >= 3);          /* TLS 1.3 and at least two TLS 1.2 suites */
+        while (i < n && klass(ids[i]) == second)
+            i++;
+        for (; i < n; i++)
+            assert_int_equal(klass(ids[i]), 0);   /* the rest: neither */
+    }
+    assert_int_equal(klass(lurk_tls_default_suites()[0]), lurk_tls_hw_aes() ? 1 : 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(aead_preference),
         cmocka_unit_test(only_forward_secret_suites),
         cmocka_unit_test(ktls_suites_offered),
     };
