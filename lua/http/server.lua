@@ -464,6 +464,7 @@ function P.ws_upgrade(req, opts)
     wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = ext,
     tls = req.tls, url = "ws://" .. req.remote .. req.target, send_timeout = send_timeout or nil,
     server = true, remote = req.remote,
+    stop = lurk.channel(0),                    -- closed when the connection ends (wakes the pinger)
   }, W.Conn)
   if pmd then
     -- Roles swapped: inflate what the client compressed, deflate with the server's window.
@@ -476,7 +477,9 @@ function P.ws_upgrade(req, opts)
     local interval = opts.ping_interval
     conn.pinger = spawn(function()
       while conn.state == "open" do
-        if not lurk.sleep(interval) or conn.state ~= "open" then return end
+        -- Waits on conn.stop, not a sleep: the task ends with the connection.
+        local _, err = conn.stop:recv(interval)
+        if err.kind ~= "timeout" or conn.state ~= "open" then return end
         if not W.send_frame(conn, "ping", "keepalive") then return end
       end
     end)
