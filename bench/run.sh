@@ -159,3 +159,11 @@ for round in 1 2; do
   "$lurk" "$here/ws_echo.lua" "$wurl" 100000 64 64
   node "$here/ws_echo_node.js" "$wurl" 100000 64 64
 done
+
+# ---- serving ----
+echo "== http.serve: \"hello\" under wrk -t1 -c64, server CPU per request vs Node's http (interleaved)"
+"$here/serve_hello.sh" "$lurk" 3
+echo "== http.file: splices, io_uring_enter per MiB, server CPU per GiB (plain, then userspace TLS)"
+"$lurk" "$here/serve_file.lua" 64 4
+"$here/../tests/support/certs.sh" "$out/scerts" >/dev/null 2>&1
+"$lurk" "$here/serve_file.lua" 64 4 "$out/scerts/good.pem" "$out/scerts/good.key" "$out/scerts/ca.pem"

@@ -42,7 +42,7 @@ major=${VERSION_ID%%.*}
 pkgs=(build-essential cmake pkg-config git patch bzip2 xz-utils
       libluajit-5.1-dev luajit libc-ares-dev nettle-dev zlib1g-dev libedit-dev libcmocka-dev libpsl-dev publicsuffix
       nginx-light openssl ca-certificates debian-archive-keyring curl dnsmasq-base
-      python3 iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy microsocks
+      python3 python3-websockets iproute2 wrk strace user-mode-linux python3-httpbin gunicorn tinyproxy microsocks
       nodejs npm clang libclang-rt-dev valgrind
       dpkg-dev lintian luarocks man-db)
 if [ "${major:-0}" -ge 13 ] 2>/dev/null || [ "$ID" != debian ]; then

@@ -35,7 +35,7 @@ local REASONS = {
   [303] = "See Other", [304] = "Not Modified", [307] = "Temporary Redirect", [308] = "Permanent Redirect",
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone",
-  [411] = "Length Required", [413] = "Content Too Large", [415] = "Unsupported Media Type",
+  [411] = "Length Required", [413] = "Content Too Large", [415] = "Unsupported Media Type", [416] = "Range Not Satisfiable",
   [422] = "Unprocessable Content", [426] = "Upgrade Required", [429] = "Too Many Requests",
   [431] = "Request Header Fields Too Large", [500] = "Internal Server Error", [501] = "Not Implemented",
   [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
@@ -249,40 +249,62 @@ local function build_head(status, hdrs, framing, close, ctype)
   return concat(out), close
 end
 
+local function log(srv, msg)
+  io.stderr:write(("http.serve %s: %s\n"):format(srv.url, msg))
+end
+
 local function send_all(c, data)
   local ok, err = send(c.sock, data)
   if not ok then return nil, err end
   return true
 end
 
--- Sends a file body: a region of path, through P.send_file when the C
--- side has it (splice/sendfile), else read and sent in pieces.
-local function send_file_body(c, f, size)
-  if P.send_file then return P.send_file(c.sock, f.path, f.offset, size) end
-  local fh, err = io.open(f.path, "rb")
-  if not fh then return nil, err end
-  fh:seek("set", f.offset)
-  local left = size
-  while left > 0 do
-    local piece = fh:read(left < 262144 and left or 262144)
-    if not piece then break end
-    left = left - #piece
-    local ok, e = send_all(c, piece)
-    if not ok then fh:close(); return nil, e end
+-- Sends size bytes of the open file fh from offset off: spliced by the
+-- kernel (P.send_file) on plain TCP and kTLS TX, else (userspace TLS, or a
+-- file the kernel will not splice) read and sent in pieces from where the
+-- splice stopped. true, or nil, err (the connection must close).
+local send_file, PIECE = P.send_file, 256 * 1024
+local function send_file_body(c, fh, off, size)
+  -- The head went out with a send that does not wait (plain TCP): an empty
+  -- send waits behind it, so the splice, which needs the write slot, goes
+  -- after the head and never finds it busy.
+  local fok, ferr = c.sock:send("")
+  if not fok then return nil, ferr end
+  local ok, err, sent = send_file(c.sock, fh, off, size)
+  if ok then return true end
+  if ok == nil then return nil, err end
+  off, size = off + err, size - err            -- false, bytes already spliced
+  while size > 0 do
+    local piece, e = fh:pread(off, size < PIECE and size or PIECE)
+    if not piece then return nil, mkerror { kind = "io", phase = "send", message = e } end
+    if piece == "" then
+      return nil, mkerror { kind = "protocol", phase = "send",
+        message = ("the file ended %d bytes before the length announced"):format(size) }
+    end
+    off, size = off + #piece, size - #piece
+    local sok, serr = send_all(c, piece)
+    if not sok then return nil, serr end
   end
-  fh:close()
   return true
 end
 
-local function file_size(f)
-  local fh, err = io.open(f.path, "rb")
-  if not fh then return nil, err end
-  local size = fh:seek("end")
-  fh:close()
-  if f.offset > size then return nil, ("offset %d is past the end of %s (%d bytes)"):format(f.offset, f.path, size) end
+-- Opens an http.file body: the open file and the length to send, or nil,
+-- the status to answer instead (404 for a missing file, 403 when not
+-- readable, 500 otherwise) and why.
+local ENOENT, EACCES, ENOTDIR, EISDIR = 2, 13, 20, 21
+local function open_file(f)
+  local fh, size, errno = P.file_open(f.path)
+  if not fh then
+    local status = (errno == ENOENT or errno == ENOTDIR) and 404 or (errno == EACCES or errno == EISDIR) and 403 or 500
+    return nil, status, size
+  end
+  if f.offset > size then
+    fh:close()
+    return nil, 416, ("offset %d is past the end of %s (%d bytes)"):format(f.offset, f.path, size)
+  end
   local len = size - f.offset
   if f.length and f.length < len then len = f.length end
-  return len
+  return fh, len
 end
 
 -- Writes the handler's response. Returns true (the connection may go on
@@ -337,16 +359,21 @@ local function respond(c, req, status, hdrs, body, keep)
     end
     return not close
   elseif tb == "table" then       -- http.file
-    local size, err = file_size(body)
-    if not size then
-      error("http.file: " .. tostring(err), 0)
+    local fh, size, why = open_file(body)
+    if not fh then
+      -- The file cannot be served: its status instead of the handler's.
+      local text = (REASONS[size] or "Error") .. "\n"
+      local head
+      head, close = build_head(size, nil, "content-length: " .. #text .. "\r\n", close, "text/plain")
+      if size == 500 then log(srv, ("%s %s: http.file: %s"):format(req.method, req.target, tostring(why))) end
+      local ok, err = send_all(c, head_only and head or head .. text)
+      return ok and not close, err
     end
     local head
     head, close = build_head(status, hdrs, "content-length: " .. size .. "\r\n", close, "application/octet-stream")
-    local ok
-    ok, err = send_all(c, head)
-    if not ok or head_only then return ok and not close, err end
-    ok, err = send_file_body(c, body, size)
+    local ok, err = send_all(c, head)
+    if ok and not head_only and size > 0 then ok, err = send_file_body(c, fh, body.offset, size) end
+    fh:close()
     if not ok then return nil, err end
     return not close
   end
@@ -442,6 +469,7 @@ function P.ws_upgrade(req, opts)
     wlock = lurk.semaphore(1), state = "open", protocol = protocol, extensions = ext,
     tls = req.tls, url = "ws://" .. req.remote .. req.target, send_timeout = send_timeout or nil,
     server = true, remote = req.remote,
+    stop = lurk.channel(0),                    -- closed when the connection ends (wakes the pinger)
   }, W.Conn)
   if pmd then
     -- Roles swapped: inflate what the client compressed, deflate with the server's window.
@@ -454,7 +482,9 @@ function P.ws_upgrade(req, opts)
     local interval = opts.ping_interval
     conn.pinger = spawn(function()
       while conn.state == "open" do
-        if not lurk.sleep(interval) or conn.state ~= "open" then return end
+        -- Waits on conn.stop, not a sleep: the task ends with the connection.
+        local _, err = conn.stop:recv(interval)
+        if err.kind ~= "timeout" or conn.state ~= "open" then return end
         if not W.send_frame(conn, "ping", "keepalive") then return end
       end
     end)
@@ -469,9 +499,6 @@ local function run_handler(srv, req)
   return xpcall(srv.handler, traceback, req)
 end
 
-local function log(srv, msg)
-  io.stderr:write(("http.serve %s: %s\n"):format(srv.url, msg))
-end
 
 -- Reads one request head: the parser's head results, or nil, status, why
 -- (status nil: the connection just ends, quietly).

@@ -16,6 +16,8 @@ void lurk_lua_open_error(lua_State *L);           /* lurk.error (error.c) */
 void lurk_lua_open_file(lua_State *L, int priv);  /* files written through the ring (file.c) */
 void lurk_lua_open_psl(lua_State *L, int priv);   /* public suffixes, for cookies (psl.c) */
 int lurk_lua_open_tcp(lua_State *L, int priv);    /* the tcp module (tcp.c) */
+void lurk_lua_open_digest(lua_State *L);          /* lurk.sha256, hmac_sha256, equal (digest.c) */
+void lurk_lua_open_sendfile(lua_State *L, int priv); /* http.file's C side (sendfile.c) */
 void lurk_lua_open_serve(lua_State *L, int priv); /* tcp.listen, request parsing (serve.c) */
 int lurk_lua_open_json(lua_State *L);     /* the json module (json.c) */
 int lurk_lua_open_http(lua_State *L);     /* lua/http.lua's C half (http.c) */

@@ -235,6 +235,7 @@ static int open_modules(lua_State *L)
     lurk_lua_open_task(L, PRIV);
     lurk_lua_open_error(L);
     lurk_lua_open_file(L, PRIV);
+    lurk_lua_open_digest(L);
     lua_pushstring(L, "0.1.0");
     lua_setfield(L, -2, "version");
     if (luaL_loadbuffer(L, (const char *)luaJIT_BC_lurk, luaJIT_BC_lurk_SIZE, "=lurk.lua"))

@@ -577,4 +577,5 @@ void lurk_lua_open_serve(lua_State *L, int priv)
     lua_setfield(L, priv, "sock_peer");
     lua_pushcfunction(L, l_request_parser);
     lua_setfield(L, priv, "request_parser");
+    lurk_lua_open_sendfile(L, priv);
 }

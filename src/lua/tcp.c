@@ -1185,6 +1185,16 @@ struct lurk_stream *lurk_lua_sock_stream(struct lurk_lua_sock *k)
     return k->st;
 }
 
+struct lurk_tcp *lurk_lua_sock_tcp(struct lurk_lua_sock *k)
+{
+    return k->s;
+}
+
+struct lurk_tls *lurk_lua_sock_tls(struct lurk_lua_sock *k)
+{
+    return k->tls;
+}
+
 double lurk_lua_sock_timeout(const struct lurk_lua_sock *k)
 {
     return k->timeout;

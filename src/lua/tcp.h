@@ -31,6 +31,10 @@ int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const cha
 
 struct lurk_tcp;
 struct lurk_tls;
+/* The TCP socket underneath, and its TLS session or NULL (sendfile.c
+ * splices into the first when the second is absent or kernel TX). */
+struct lurk_tcp *lurk_lua_sock_tcp(struct lurk_lua_sock *k);
+struct lurk_tls *lurk_lua_sock_tls(struct lurk_lua_sock *k);
 
 /* For tcp.listen (serve.c): a socket object for an accepted connection,
  * taking over the references to s and tls (NULL: plain). */

@@ -19,6 +19,7 @@
 #include "net/dns.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -441,6 +442,31 @@ int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns
                      lurk_done_cb *cb, void *arg)
 {
     return start_msg(s, false, msg, deadline_ns, cb, arg);
+}
+
+/* Splices from a pipe in the write slot, like sendmsg: one op, its result
+ * handed on as it came (short splices are the caller's, net/sendfile.c). */
+int lurk_tcp_splice(struct lurk_tcp *s, int pipe_fd, size_t len, int64_t deadline_ns,
+                    lurk_done_cb *cb, void *arg)
+{
+    struct io_uring_sqe *sqe;
+
+    if (s->closing)
+        return -LURK_ECLOSED;
+    if (!s->connected)
+        return -ENOTCONN;
+    if (s->wcb)
+        return -EBUSY;
+    if (len > 1u << 30)
+        len = 1u << 30;
+    sqe = lurk_loop_sqe(s->loop);
+    /* Offsets -1: neither a pipe nor a socket has one. */
+    io_uring_prep_splice(sqe, pipe_fd, -1, s->fd, -1, (unsigned)len, SPLICE_F_MOVE);
+    s->wop = start_op(s, msg_done);
+    s->wcb = cb;
+    s->warg = arg;
+    lurk_op_arm(s->loop, s->wop, sqe, deadline_ns);
+    return 0;
 }
 
 struct lurk_buf *lurk_tcp_rbuf(struct lurk_tcp *s)

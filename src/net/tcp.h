@@ -107,6 +107,14 @@ int lurk_tcp_recvmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns
 int lurk_tcp_sendmsg(struct lurk_tcp *s, struct msghdr *msg, int64_t deadline_ns,
                      lurk_done_cb *cb, void *arg);
 
+/*
+ * Splices up to len bytes from pipe_fd (a pipe's read end, which stays
+ * the caller's) into the socket: IORING_OP_SPLICE, Linux 5.7+. The same
+ * slot and lifetime rules as lurk_tcp_sendmsg; cb(arg, bytes moved, which
+ * may be fewer than len | < 0).
+ */
+int lurk_tcp_splice(struct lurk_tcp *s, int pipe_fd, size_t len, int64_t deadline_ns,
+                    lurk_done_cb *cb, void *arg);
 /* True while a write or sendmsg is in flight. */
 int lurk_tcp_writing(const struct lurk_tcp *s);
 
