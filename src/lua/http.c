@@ -457,6 +457,14 @@ static int exchange_results(lua_State *L, void *ud, int res)
             return n;
         }
     } else if (res < 0) {
+        int sent = res == -LURK_ECLOSED || res == -ECANCELED ? lurk_lua_sock_send_failed(ps->k) : 0;
+
+        if (sent < 0) {               /* the request, sent without waiting, failed */
+            n = lurk_lua_sock_error(L, ps->k, sent, "send");
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "response_started");
+            return n;
+        }
         if (res == -ETIMEDOUT && ps->want == W_CONTINUE && lurk_now_ns() >= ps->continue_by && !ps->x.got_any) {
             lua_pushliteral(L, "send");   /* no verdict in time: send the body */
             return 1;
@@ -520,9 +528,22 @@ static int run(lua_State *L, struct parser *ps, struct lurk_task *t, const char 
     ps->t = t;
     ps->self_ref = lurk_pin(ps->rt, L, 1);
     if (data) {
-        /* The request goes first; its completion starts the reading. */
-        rc = lurk_stream_write(st, data, len, lurk_task_deadline(t, lurk_lua_sock_timeout(ps->k)),
-                               lurk_task_wake, t);
+        int64_t deadline = lurk_task_deadline(t, lurk_lua_sock_timeout(ps->k));
+
+        /* Plain TCP: the request goes without waiting and the read is armed
+         * at once, one enter for both (a failed send closes the stream, and
+         * the read ends with the send's error: exchange_results). */
+        rc = lurk_lua_sock_send_nowait(L, ps->k, 2, 3, deadline);
+        if (rc > 0) {
+            n = read_more(L, ps);
+            if (n == LURK_AGAIN)
+                return lurk_task_wait(L, t, &exchange_waiter, ps);
+            exchange_release(ps);
+            return n;
+        }
+        /* Else the request goes first; its completion starts the reading. */
+        if (rc == 0)
+            rc = lurk_stream_write(st, data, len, deadline, lurk_task_wake, t);
         if (rc == 0) {
             ps->sending = true;
             ps->data_ref = lurk_pin(ps->rt, L, 3);

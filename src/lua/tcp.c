@@ -990,6 +990,33 @@ static void bg_sent(void *arg, int res)
     unanchor(k);
 }
 
+int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, int idx, int64_t deadline)
+{
+    size_t len;
+    const char *p = lua_tolstring(L, idx, &len);
+    int rc;
+
+    /* Only small sends: a big one waits, so its timeout (a peer that stops
+     * reading) is the call's own. */
+    if (k->bg || !k->s || k->st != lurk_tcp_stream(k->s) || len == 0 || len > NOWAIT_MAX)
+        return 0;
+    rc = lurk_tcp_write_nowait(k->s, p, len, deadline, bg_sent, k);
+    if (rc < 0)
+        return rc;
+    k->bg = true;
+    k->bg_ref = lurk_pin(k->rt, L, idx);
+    anchor(L, k, self);
+    return 1;
+}
+
+int lurk_lua_sock_send_failed(struct lurk_lua_sock *k)
+{
+    int rc = k->bg_err;
+
+    k->bg_err = 0;
+    return rc;
+}
+
 /* sock:send(data) -> bytes | nil, err */
 static int sock_send(lua_State *L)
 {
@@ -1018,18 +1045,14 @@ static int sock_send(lua_State *L)
     rc = lurk_task_check(t);
     if (rc < 0)
         return op_error(L, k, rc, "send", "sock:send to", t, k->wdeadline);
-    if (!k->bg && k->s && k->st == lurk_tcp_stream(k->s) && len > 0 && len <= NOWAIT_MAX) {
-        /* Plain TCP: nobody needs to wait for the kernel to take the bytes,
-         * so the task goes on (to its receive: one enter for both). A
-         * failure is the next send's; a full socket makes the next send
-         * wait behind this one. Only small sends: a big one waits, so its
-         * timeout (a peer that stops reading) is the call's own. */
-        rc = lurk_tcp_write_nowait(k->s, p, len, k->wdeadline, bg_sent, k);
-        if (rc < 0)
-            return sock_error(L, k, rc, "send");
-        k->bg = true;
-        k->bg_ref = lurk_pin(k->rt, L, 2);
-        anchor(L, k, 1);
+    /* Plain TCP: nobody needs to wait for the kernel to take the bytes, so
+     * the task goes on (to its receive: one enter for both). A failure is
+     * the next send's; a full socket makes the next send wait behind this
+     * one. */
+    rc = lurk_lua_sock_send_nowait(L, k, 1, 2, k->wdeadline);
+    if (rc < 0)
+        return sock_error(L, k, rc, "send");
+    if (rc > 0) {
         lua_pushnumber(L, (lua_Number)len);
         return 1;
     }

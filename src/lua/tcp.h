@@ -4,6 +4,7 @@
 #define LURK_LUA_TCP_H
 
 #include <lua.h>
+#include <stdint.h>
 
 struct lurk_lua_sock;
 struct lurk_stream;
@@ -25,6 +26,18 @@ const char *lurk_lua_sock_name(const struct lurk_lua_sock *k);
  */
 void lurk_lua_sock_take(lua_State *L, struct lurk_lua_sock *k, int idx, struct lurk_task *t);
 void lurk_lua_sock_give(struct lurk_lua_sock *k);
+
+/*
+ * Sends the string at idx without waiting for it (see sock:send), when the
+ * socket is plain TCP, no such send is in flight and the string is 1 byte
+ * to 64 KiB: 1, sent (or sending; its string and the socket at self are
+ * kept until it is done), 0 when it must be an ordinary write, rc < 0.
+ * Should it fail after all, the stream is closed (a read in flight ends
+ * with -LURK_ECLOSED or -ECANCELED) and lurk_lua_sock_send_failed() tells
+ * how, once (0: no such failure).
+ */
+int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, int idx, int64_t deadline);
+int lurk_lua_sock_send_failed(struct lurk_lua_sock *k);
 
 /* Pushes nil, err for rc as the socket reports it (its name and address). */
 int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase);
