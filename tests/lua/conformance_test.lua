@@ -209,6 +209,33 @@ case("a connection the server closed while idle is not taken (a POST, never sent
   eq(res.body, "/t/posted", "POST body")
 end)
 
+case("a request whose send fails after returning (the server reset the connection) fails as closed", "exchange", function()
+  local x = t.private().parser(false)
+  local sock = assert(require("lurk.tcp").connect("127.0.0.1", port))
+  local status, _, _, body = x:exchange(sock, "GET /reset HTTP/1.1\r\nHost: a\r\n\r\n", false, 1e6, false, "whole")
+  ok(status, body, "request 1")
+  eq(body, "hello", "request 1 body")
+  lurk.sleep(0.3)                     -- the server resets it meanwhile; nothing reads it
+  local res, err = x:exchange(sock, "GET /t/second HTTP/1.1\r\nHost: a\r\n\r\n", false, 1e6, false, "whole")
+  eq(res, nil, "request 2's result")
+  eq(type(err) == "table" and err.kind, "closed", "err.kind")
+  eq(type(err) == "table" and err.response_started, false, "err.response_started")
+  sock:close()
+end)
+
+case("a GET on a pooled connection the server reset goes once more, on a fresh one", "exchange", function()
+  local c = http.client {}
+  local res, body = fetch(raw .. "/reset", nil, false, c)
+  ok(res, body, "request 1")
+  -- The reset comes while the loop does not turn: nothing can have seen it
+  -- before the next request is sent (a poll at checkout may).
+  local t0 = os.clock()
+  while os.clock() - t0 < 0.3 do end
+  res, body = fetch(raw .. "/t/second", nil, false, c)
+  ok(res, body, "request 2")
+  eq(body, "/t/second", "request 2 body")
+end)
+
 print("TLS endings:")
 both("close-delimited body cut without close_notify is a protocol error", "exchange", function(stream)
   local res, err, partial = fetch(secure .. "/tls-cut", { tls = tls }, stream)

@@ -10,7 +10,8 @@ usage: rawhttp.py          (prints "PORT <n> PID <pid>")
 The request path picks the answer: GET /<case>. Cases are in CASES; "drip"
 sends a valid response one byte per 0.2 s; "split" sends a valid response one
 byte per TCP segment; "idle" answers keep-alive, then closes the connection
-0.1 s later (a pooled connection that goes stale); "count" answers with the
+0.1 s later (a pooled connection that goes stale); "reset" the same, but
+the connection is reset (RST), not closed; "count" answers with the
 number of connections accepted so far; "echohead" answers with the request
 head; "busy429-<N>-<tag>" is 429 (Retry-After: 0) N times, then 200;
 "stallbody" sends 5 of 100 body bytes and stalls; "big" is 65 MiB + 1 byte;
@@ -215,6 +216,13 @@ def handle(conn):
             elif case == "idle":
                 conn.sendall(OK)
                 time.sleep(0.1)
+                return
+            elif case == "reset":
+                conn.sendall(OK)
+                time.sleep(0.1)
+                # SO_LINGER 0: close sends RST, so the peer's next send fails.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.close()
                 return
             elif case.startswith("flaky"):
                 # "flaky<N>-<tag>": 503 with Retry-After: 0 for the first N hits of
