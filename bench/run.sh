@@ -160,6 +160,26 @@ for round in 1 2; do
   node "$here/ws_echo_node.js" "$wurl" 100000 64 64
 done
 
+# ---- WebSocket echo vs Node's ws client, against a C server (the client isolated) ----
+cc -O2 -o "$out/ws_echo_server" "$here/ws_echo_server.c" $(pkg-config --cflags --libs nettle)
+"$out/ws_echo_server" >"$out/cwsport" &
+for _ in $(seq 50); do [ -s "$out/cwsport" ] && break; sleep 0.05; done
+curl_ws="ws://127.0.0.1:$(awk '{print $2}' "$out/cwsport")/echo"
+for conns in 1 64; do
+  echo "== WebSocket echo, 32-byte text, $conns connection(s) (server: epoll WebSocket echo in C; interleaved, 3 rounds, medians)"
+  for round in 1 2 3; do
+    "$lurk" "$here/ws_echo.lua" "$curl_ws" 50000 "$conns" 32
+    node "$here/ws_echo_node.js" "$curl_ws" 50000 "$conns" 32
+  done | tee "$out/cws$conns"
+  awk '/msg\/s/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "msg/s,") r[$1] = r[$1] " " $i; if ($(i + 1) == "us") c[$1] = c[$1] " " $i } }
+       function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+       END { if (!("node" in r)) exit
+         printf "medians: lurk %.0f msg/s, %.2f us CPU/msg; node %.0f msg/s, %.2f us CPU/msg; lurk %.2fx msg/s, %.2fx CPU\n",
+           med(r["lurk"]), med(c["lurk"]), med(r["node"]), med(c["node"]), med(r["lurk"]) / med(r["node"]), med(c["lurk"]) / med(c["node"]) }' "$out/cws$conns"
+done
+
 # ---- serving ----
 echo "== http.serve: \"hello\" under wrk -t1 -c64, server CPU per request vs Node's http (interleaved)"
 "$here/serve_hello.sh" "$lurk" 3
