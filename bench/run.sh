@@ -181,9 +181,13 @@ for conns in 1 64; do
 done
 
 # ---- serving ----
-echo "== http.serve: \"hello\" under wrk -t1 -c64, server CPU per request vs Node's http (interleaved)"
+echo "== http.serve: \"hello\" under wrk -t1 -c64, server CPU per request vs Node's http and nginx's static 1 KiB file (interleaved)"
 "$here/serve_hello.sh" "$lurk" 3
 echo "== http.file: splices, io_uring_enter per MiB, server CPU per GiB (plain, then userspace TLS)"
 "$lurk" "$here/serve_file.lua" 64 4
 "$here/../tests/support/certs.sh" "$out/scerts" >/dev/null 2>&1
 "$lurk" "$here/serve_file.lua" 64 4 "$out/scerts/good.pem" "$out/scerts/good.key" "$out/scerts/ca.pem"
+echo "== http.file: ${mb} MiB over HTTPS, lurk (userspace TLS) vs nginx, same certificate, curl, server CPU per GiB (interleaved)"
+"$here/serve_https_file.sh" "$lurk" "$mb" 3
+echo "== WebSocket echo server: lurk's ws.upgrade vs npm ws on Node, client bench/ws_echo.lua, server CPU per message (interleaved)"
+"$here/serve_ws.sh" "$lurk" 3 100000

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Server CPU per request for "hello" under wrk -t1 -c64: lurk's http.serve
-# (a Lua handler) vs Node's http module, interleaved, each round 5 s; the
-# server's CPU from /proc/<pid>/stat (utime+stime of all its threads).
+# (a Lua handler) vs Node's http module and nginx serving a static 1 KiB file
+# (one process: master_process off, one worker), interleaved, each round 5 s;
+# the server's CPU from /proc/<pid>/stat (utime+stime of all its threads).
+# Prints the medians and lurk's ratio to each peer.
 #   bench/serve_hello.sh [lurk] [rounds]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,31 @@ cat >"$out/hello.js" <<'JS'
 const s = require("http").createServer((q, r) => { r.writeHead(200, { "content-type": "text/plain" }); r.end("hello"); });
 s.listen(0, "127.0.0.1", () => console.log(s.address().port));
 JS
+# nginx as tests/support/tlsserver.py runs it: foreground, single process,
+# every file in the temp dir; a port picked by python (free when asked).
+mkdir -p "$out/ngx/www"
+head -c 1024 /dev/urandom >"$out/ngx/www/1k"
+nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$out/ngx/nginx.conf" <<NGX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $out/ngx/nginx.pid;
+error_log $out/ngx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path $out/ngx/tmp-body;
+  proxy_temp_path $out/ngx/tmp-proxy;
+  fastcgi_temp_path $out/ngx/tmp-fcgi;
+  uwsgi_temp_path $out/ngx/tmp-uwsgi;
+  scgi_temp_path $out/ngx/tmp-scgi;
+  sendfile on;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$nport; location / { root $out/ngx/www; } }
+}
+NGX
 start() { # name cmd...: starts a server, sets pid and port
   "${@:2}" >"$out/$1.port" & pid=$!
   for _ in $(seq 100); do [ -s "$out/$1.port" ] && break; sleep 0.05; done
@@ -29,13 +56,22 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() { # name pid port
   local c0 c1 n
   c0=$(cpu "$2")
-  n=$(wrk -t1 -c64 -d5s "http://127.0.0.1:$3/" | awk '/requests in/ {print $1}')
+  n=$(wrk -t1 -c64 -d5s "http://127.0.0.1:$3${4:-/}" | awk '/requests in/ {print $1}')
   c1=$(cpu "$2")
   python3 -c "import os; t=os.sysconf('SC_CLK_TCK'); print('%-5s %8d requests, %.2f us server CPU per request' % ('$1', $n, ($c1-$c0)/t/$n*1e6))"
 }
 start lurk "$lurk" "$out/hello.lua"; lpid=$pid; lport=$port
-start node node "$out/hello.js"; npid=$pid; nport=$port
+start node node "$out/hello.js"; jpid=$pid; jport=$port
+nginx -c "$out/ngx/nginx.conf" -p "$out/ngx" -e "$out/ngx/error.log" & gpid=$!
+for _ in $(seq 100); do [ -s "$out/ngx/nginx.pid" ] && break; sleep 0.05; done
 for _ in $(seq "$rounds"); do
   measure lurk "$lpid" "$lport"
-  measure node "$npid" "$nport"
-done
+  measure node "$jpid" "$jport"
+  measure nginx "$gpid" "$nport" /1k
+done | tee "$out/rounds"
+awk '/server CPU/ { x[$1] = x[$1] " " $4 }
+     function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     END { l = med(x["lurk"]); j = med(x["node"]); g = med(x["nginx"])
+       printf "medians: lurk %.2f us, node %.2f us, nginx (static 1 KiB) %.2f us: lurk %.2fx node, %.2fx nginx\n", l, j, g, l / j, l / g }' "$out/rounds"

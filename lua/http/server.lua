@@ -263,7 +263,7 @@ end
 -- kernel (P.send_file) on plain TCP and kTLS TX, else (userspace TLS, or a
 -- file the kernel will not splice) read and sent in pieces from where the
 -- splice stopped. true, or nil, err (the connection must close).
-local send_file, PIECE = P.send_file, 256 * 1024
+local send_file, PIECE = P.send_file, 64 * 1024
 local function send_file_body(c, fh, off, size)
   -- The head went out with a send that does not wait (plain TCP): an empty
   -- send waits behind it, so the splice, which needs the write slot, goes
