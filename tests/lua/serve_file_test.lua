@@ -17,24 +17,8 @@ local function slurp(path)
 end
 
 local dir = t.tmpdir()
-local seq = 0
 
--- Runs a shell command in the background and waits for it, yielding (the
--- server in this process keeps serving). Returns its output and exit code.
-local function sh(cmd)
-  seq = seq + 1
-  local out, rc = ("%s/out%d"):format(dir, seq), ("%s/rc%d"):format(dir, seq)
-  os.execute(("((%s) > %s 2>&1; echo $? > %s.tmp; mv %s.tmp %s) &"):format(cmd, out, rc, rc, rc))
-  local f
-  for _ = 1, 6000 do
-    f = io.open(rc)
-    if f then break end
-    lurk.sleep(0.01)
-  end
-  local code = f and tonumber(f:read("*a")) or -1
-  if f then f:close() end
-  return slurp(out), code
-end
+local function sh(cmd) return t.sh(cmd, 60) end
 
 local function curl(args)
   return sh("curl -q -sS --noproxy '*' --max-time 60 " .. args)

@@ -5,23 +5,8 @@ local t = require "t"
 local dir = t.tmpdir()
 os.execute(t.support .. "/certs.sh " .. dir)
 local ca, cert, key = dir .. "/ca.pem", dir .. "/good.pem", dir .. "/good.key"
-local seq = 0
 
--- Runs a shell command in the background and waits for it, yielding.
-local function sh(cmd)
-  seq = seq + 1
-  local out, rc = ("%s/out%d"):format(dir, seq), ("%s/rc%d"):format(dir, seq)
-  os.execute(("((%s) > %s 2>&1; echo $? > %s.tmp; mv %s.tmp %s) &"):format(cmd, out, rc, rc, rc))
-  local f
-  for _ = 1, 3000 do
-    f = io.open(rc)
-    if f then break end
-    lurk.sleep(0.01)
-  end
-  local code = f and tonumber(f:read("*a")) or -1
-  if f then f:close() end
-  return io.open(out):read("*a"), code
-end
+local function sh(cmd) return t.sh(cmd) end
 
 t.raises("tls.cert must be a file name", http.serve, { tls = { key = key } }, function() end)
 t.raises("unknown option 'crt'", tcp.listen, "127.0.0.1", 0, { tls = { crt = cert, key = key } })

@@ -3,21 +3,7 @@ package.path = arg[0]:match("^(.*)/[^/]*$") .. "/lib/?.lua;" .. package.path
 local t = require "t"
 
 local dir = t.tmpdir()
-local seq = 0
-local function sh(cmd)
-  seq = seq + 1
-  local out, rc = ("%s/out%d"):format(dir, seq), ("%s/rc%d"):format(dir, seq)
-  os.execute(("((%s) > %s 2>&1; echo $? > %s.tmp; mv %s.tmp %s) &"):format(cmd, out, rc, rc, rc))
-  local f
-  for _ = 1, 3000 do
-    f = io.open(rc)
-    if f then break end
-    lurk.sleep(0.01)
-  end
-  local code = f and tonumber(f:read("*a")) or -1
-  if f then f:close() end
-  return io.open(out):read("*a"), code
-end
+local function sh(cmd) return t.sh(cmd) end
 
 local closed = {}
 local srv = assert(http.serve({ port = 0 }, function(req)

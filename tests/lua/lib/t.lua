@@ -118,6 +118,31 @@ function t.tmpdir()
   return dir
 end
 
+-- t.sh(cmd [, seconds]) -> output, exit code: runs a shell command in the
+-- background and waits for it, yielding, so a server in this process keeps
+-- serving meanwhile (io.popen would block the whole runtime). The output is
+-- stdout and stderr together; the code is -1 if it did not end in time
+-- (default 30 s, at most 60 s).
+local sh_dir, sh_seq = nil, 0
+function t.sh(cmd, seconds)
+  sh_dir = sh_dir or t.tmpdir()
+  sh_seq = sh_seq + 1
+  local out, rc = ("%s/out%d"):format(sh_dir, sh_seq), ("%s/rc%d"):format(sh_dir, sh_seq)
+  os.execute(("((%s) > %s 2>&1; echo $? > %s.tmp; mv %s.tmp %s) &"):format(cmd, out, rc, rc, rc))
+  local f
+  for _ = 1, (seconds or 30) * 100 do
+    f = io.open(rc)
+    if f then break end
+    lurk.sleep(0.01)
+  end
+  local code = f and tonumber(f:read("*a")) or -1
+  if f then f:close() end
+  local o = io.open(out, "rb")
+  local text = o and o:read("*a") or ""
+  if o then o:close() end
+  return text, code
+end
+
 -- The lurk program running this test (for tests that start another one).
 t.lurk = arg[-1]
 
