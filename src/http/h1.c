@@ -487,19 +487,19 @@ static int chunk_line(struct lurk_h1 *h, const char *data, size_t len, size_t *p
 }
 
 /* Whether data could hold an obs-fold: a line that starts with a space or
- * tab, up to the empty line that ends the head (a body is not scanned). */
+ * tab. The whole input is scanned, not just up to the first empty line:
+ * llhttp skips empty lines before a status line, and an interim response's
+ * head may be followed by the final one's in the same read. A wrong "yes"
+ * only costs time; a wrong "no" would refuse a fold. */
 static bool could_fold(const char *data, size_t len)
 {
     const char *p = data, *end = data + len;
 
     if (len && (data[0] == ' ' || data[0] == '\t'))
         return true;
-    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL && ++p < end) {
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL && ++p < end)
         if (*p == ' ' || *p == '\t')
             return true;
-        if (*p == '\n' || *p == '\r')
-            return false;             /* the end of the head */
-    }
     return false;
 }
 

@@ -270,6 +270,15 @@ static void test_obs_fold_joined_with_one_space(void **state)
     every_split("HTTP/1.1 200 OK\nX-Fold: a\n b\nContent-Length: 2\n\nhi", false, false, &r);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.headers, "x-fold=a b;content-length=2;");
+    /* A fold in the final head after an interim response in the same read,
+     * and after the empty lines llhttp skips before a status line. */
+    every_split("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 2\r\n\r\nhi",
+                false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "x-fold=a b;content-length=2;");
+    every_split("\r\n\r\nHTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 2\r\n\r\nhi", false, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.headers, "x-fold=a b;content-length=2;");
     /* A folded trailer is skipped like any other. */
     every_split("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nT: a\r\n b\r\n\r\n",
                 false, false, &r);
