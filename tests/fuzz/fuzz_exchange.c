@@ -199,7 +199,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * noticed first depends on the cut: the limit is checked per slice
      * before decoding, and llhttp drops a slice that a framing error
      * follows in the same read. */
-    FUZZ_CHECK(split.rc == whole.rc || (is_limit_or_http(split.rc) && is_limit_or_http(whole.rc)));
+    /* A redirect's body drained past its cap is abandoned where the cap
+     * fell: what it held after that point (malformed chunks, say) is seen
+     * or not depending on the cut, since llhttp reports a framing error
+     * before the body slice that preceded it in the same read. */
+    bool drained = ((cfg >> 5) & 3) && (split.status == 301 || split.status == 302 || split.status == 303 ||
+                                        split.status == 307 || split.status == 308) && split.status == whole.status;
+
+    FUZZ_CHECK(split.rc == whole.rc || (is_limit_or_http(split.rc) && is_limit_or_http(whole.rc)) ||
+               (drained && (split.rc == LURK_X_DONE || whole.rc == LURK_X_DONE) &&
+                (is_limit_or_http(split.rc) || is_limit_or_http(whole.rc))));
     if (split.rc == LURK_X_DONE) {
         FUZZ_CHECK(split.status == whole.status);
         FUZZ_CHECK(fuzz_buf_same(&split.body, &whole.body));
