@@ -12,7 +12,9 @@ local uname = io.popen("uname -r"):read("*l")
 local major, minor = uname:match("^(%d+)%.(%d+)")
 local modern = tonumber(major) * 100 + tonumber(minor) >= 612
 for _, f in ipairs { "ring-fd", "skip-cqe", "min-wait" } do
-  if forced(f) then
+  if f == "skip-cqe" and not (os.getenv("LURK_URING_ON") or ""):find("skip-cqe", 1, true) then
+    t.ok(not has(f), "skip-cqe is opt-in (LURK_URING_ON=skip-cqe): not in " .. ring)
+  elseif forced(f) then
     t.ok(not has(f), f .. " forced off: not in " .. ring)
   elseif modern then
     t.ok(has(f), f .. " on a " .. uname .. " kernel: in " .. ring)
