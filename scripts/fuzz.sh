@@ -20,7 +20,7 @@ secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-2}
 work=$build/fuzz-work
 
-all=(url h1 ws_frame pmd inflate json tls_records exchange)
+all=(url h1 ws_frame pmd inflate json tls_records tls_open exchange)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
