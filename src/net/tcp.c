@@ -332,6 +332,12 @@ static void read_done(struct lurk_op *op, int res)
     op_ended(s);
 }
 
+/* 0 if s can start an operation, else why not. */
+static int usable(const struct lurk_tcp *s)
+{
+    return s->closing ? -LURK_ECLOSED : !s->connected ? -ENOTCONN : 0;
+}
+
 static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,
                       lurk_done_cb *cb, void *arg)
 {
@@ -339,10 +345,8 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
     size_t len;
     int rc;
 
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
+    if (usable(s))
+        return usable(s);
     if (s->rop)
         return -EBUSY;
     if (s->stream.eof) {
@@ -409,10 +413,8 @@ static int start_msg(struct lurk_tcp *s, bool reading, struct msghdr *msg, int64
     struct io_uring_sqe *sqe;
     struct lurk_op *op;
 
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
+    if (usable(s))
+        return usable(s);
     if (reading ? s->rop != NULL : s->wcb != NULL)
         return -EBUSY;
     sqe = lurk_loop_sqe(s->loop);
@@ -451,10 +453,8 @@ int lurk_tcp_splice(struct lurk_tcp *s, int pipe_fd, size_t len, int64_t deadlin
 {
     struct io_uring_sqe *sqe;
 
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
+    if (usable(s))
+        return usable(s);
     if (s->wcb)
         return -EBUSY;
     if (len > 1u << 30)
@@ -539,10 +539,8 @@ static void send_more(struct lurk_tcp *s)
 int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
                    lurk_done_cb *cb, void *arg)
 {
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
+    if (usable(s))
+        return usable(s);
     if (s->wbg && !s->qcb) {
         /* Behind a nowait write, whose caller does not hold the slot. */
         s->qptr = p;
@@ -573,10 +571,8 @@ int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t
 {
     struct io_uring_sqe *sqe;
 
-    if (s->closing)
-        return -LURK_ECLOSED;
-    if (!s->connected)
-        return -ENOTCONN;
+    if (usable(s))
+        return usable(s);
     if (s->wcb)
         return -EBUSY;
     if (len == 0 || len > INT32_MAX)

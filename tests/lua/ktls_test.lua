@@ -1,17 +1,7 @@
 -- kTLS: all six version x cipher pairs carried by the kernel (tls_stat must rise), data intact both ways, and each setsockopt failure falling back on the same connection.
 local t = dofile(arg[0]:match("(.*/)") .. "lib/t.lua")
 
-local function stats()
-  local f = io.open("/proc/net/tls_stat")
-  if not f then return nil end
-  local s = {}
-  for line in f:lines() do
-    local k, v = line:match("^(%S+)%s+(%d+)")
-    if k then s[k] = tonumber(v) end
-  end
-  f:close()
-  return s
-end
+local stats = t.tls_stat
 
 local required = os.getenv("LURK_KTLS") == "require"
 local before = stats()

@@ -42,17 +42,7 @@ local function pattern(mib)
   return table.concat(parts)
 end
 
-local function tls_stat()
-  local f = io.open("/proc/net/tls_stat")
-  if not f then return nil end
-  local s = {}
-  for line in f:lines() do
-    local k, v = line:match("^(%S+)%s+(%d+)")
-    if k then s[k] = tonumber(v) end
-  end
-  f:close()
-  return s
-end
+local tls_stat = t.tls_stat
 
 local function open_fds()
   local pid = slurp("/proc/self/stat"):match("^(%d+)")

@@ -143,6 +143,20 @@ function t.sh(cmd, seconds)
   return text, code
 end
 
+-- t.tls_stat() -> { TlsTxSw = n, ... } | nil: the kernel's kTLS counters
+-- (/proc/net/tls_stat), nil where the kernel has no kTLS.
+function t.tls_stat()
+  local f = io.open("/proc/net/tls_stat")
+  if not f then return nil end
+  local s = {}
+  for line in f:lines() do
+    local k, v = line:match("^(%S+)%s+(%d+)")
+    if k then s[k] = tonumber(v) end
+  end
+  f:close()
+  return s
+end
+
 -- The lurk program running this test (for tests that start another one).
 t.lurk = arg[-1]
 
