@@ -51,6 +51,8 @@ struct lurk_loop {
      * counted in in_flight until their callback has run. */
     struct lurk_op *nw_head, *nw_tail;
     unsigned nowait;
+    unsigned nw_cqes;                 /* CQEs of nowait ops still to be reaped */
+    unsigned nw_awaited;              /* nowait ops with LURK_OP_AWAITED */
     struct lurk_op *free_ops;
     struct slab *slabs;
     struct lurk_faults *faults;       /* LURK_FAULT, parsed; NULL: none (the norm) */
@@ -170,14 +172,8 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
      * fget/fput of the ring's file; liburing then enters by index. */
     if (!(off & LURK_LOOP_RING_FD) && io_uring_register_ring_fd(&l->ring) == 1)
         l->feat |= LURK_LOOP_RING_FD;
-    /* Fault injection replaces results in dispatch(): it needs every CQE.
-     * Skipped completions are also opt-in (LURK_URING_ON=skip-cqe): with
-     * them, a WebSocket client whose first send met a server that had
-     * already sent everything and closed sometimes waited for ever in
-     * io_uring_enter under CPU load (examples/ws_stream.lua, 10 of 20 runs
-     * with two busy loops beside it; 0 of 20 with them off), a lost wake-up
-     * not yet understood. Until it is, a send's completion costs a CQE. */
-    if (l->faults || !getenv("LURK_URING_ON") || !strstr(getenv("LURK_URING_ON"), "skip-cqe"))
+    /* Fault injection replaces results in dispatch(): it needs every CQE. */
+    if (l->faults)
         l->feat &= ~LURK_LOOP_SKIP_CQE;
     l->feat &= ~off;
     name_features(l);
@@ -434,6 +430,8 @@ void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring
     op->res = ok_res;
     if (l->feat & LURK_LOOP_SKIP_CQE)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    else
+        l->nw_cqes++;
     op->next_free = NULL;
     if (l->nw_tail)
         l->nw_tail->next_free = op;
@@ -441,6 +439,14 @@ void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring
         l->nw_head = op;
     l->nw_tail = op;
     l->nowait++;
+}
+
+void lurk_op_await(struct lurk_loop *l, struct lurk_op *op)
+{
+    if ((op->flags & (LURK_OP_NOWAIT | LURK_OP_AWAITED)) == LURK_OP_NOWAIT) {
+        op->flags |= LURK_OP_AWAITED;
+        l->nw_awaited++;
+    }
 }
 
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
@@ -502,6 +508,8 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
         return;
     }
     if (op->flags & LURK_OP_NOWAIT) { /* its callback runs from release_nowait() */
+        if (!(l->feat & LURK_LOOP_SKIP_CQE))
+            l->nw_cqes--;
         op->flags |= LURK_OP_CQE;
         op->res = res;
         return;
@@ -547,6 +555,8 @@ static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
             l->nw_tail = NULL;
         l->nowait--;
         l->in_flight--;
+        if (op->flags & LURK_OP_AWAITED)
+            l->nw_awaited--;
         op->cb(op, op->res);
         put_op(l, op);
     } while (op != last);
@@ -556,6 +566,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
 {
     struct lurk_op *nw_last = l->nw_tail;   /* submitted by this turn's enter */
     unsigned waited = l->in_flight - l->nowait - l->dtimers, n;
+    unsigned extra = l->nw_cqes;
     int rc = 0;
 
     /* Nowait ops end inside the enter: with nothing else out (deadline
@@ -569,6 +580,22 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
             return -errno;
     }
 
+    /*
+     * Every nowait op posts its CQE inside the enter that submits it
+     * (MSG_DONTWAIT), unless skipped on success: count those CQEs in what
+     * the enter waits for, so a send and the wait for the receive armed
+     * before it cost one enter, not two (the first returning at once with
+     * the send's CQE alone). Counting more than will come would hang; these
+     * always come. But when something waits behind a nowait op, its
+     * callback must run before the turn blocks: wait for any CQE, or, when
+     * none is sure to come (skipped ones, or all reaped by a turn that could
+     * not release them), do not wait.
+     */
+    if (l->nw_awaited) {
+        extra = 0;
+        if (l->nw_cqes == 0)
+            wait = false;
+    }
     if (wait && (l->feat & LURK_LOOP_MIN_WAIT) && waited >= 16) {
         /* Many ops out (6.12+ kernels): wait up to 20 us for a quarter of
          * them rather than wake for each, then take whatever has come. Under
@@ -578,10 +605,11 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
         struct io_uring_cqe *cqe;
 
         l->stats.enters++;
-        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, waited / 4, &ts, 20, NULL);
+        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, waited / 4 + extra,
+                                                  &ts, 20, NULL);
     } else if (wait) {
         l->stats.enters++;
-        rc = io_uring_submit_and_wait(&l->ring, 1);
+        rc = io_uring_submit_and_wait(&l->ring, 1 + extra);
     } else if (io_uring_sq_ready(&l->ring) || l->defer_taskrun || !io_uring_cq_ready(&l->ring)) {
         /* With DEFER_TASKRUN, completions are posted only inside an enter
          * with GETEVENTS, so a non-blocking turn still asks for them. */

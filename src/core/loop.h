@@ -46,6 +46,7 @@ enum {
     LURK_OP_EXPIRED = 1u << 2,        /* its deadline passed: cancelled by the loop */
     LURK_OP_NOWAIT = 1u << 3,         /* armed by lurk_op_arm_nowait() */
     LURK_OP_CQE = 1u << 4,            /* a nowait op whose CQE came */
+    LURK_OP_AWAITED = 1u << 5,        /* a nowait op someone waits behind */
 };
 
 /*
@@ -136,16 +137,24 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
 /*
  * Binds a prepared SQE that finishes within the io_uring_enter submitting it
  * (a send with MSG_DONTWAIT: it fails with -EAGAIN rather than wait) and
- * whose success nobody needs to wait for. With LURK_LOOP_SKIP_CQE its
- * success posts no CQE (IOSQE_CQE_SKIP_SUCCESS), so it neither ends a wait
- * nor costs a completion; and a turn never waits for it, so a send and the
- * receive armed after it share one io_uring_enter. The callback runs right
- * after the turn that submitted the op reaped its completions, with the
- * CQE's result when one came (an error, or for a send less than asked) and
- * ok_res otherwise. No deadline: it cannot last.
+ * whose success nobody needs to wait for. A turn does not wait for it: the
+ * enter that submits it also waits for the next real completion (its CQE is
+ * counted in what the enter waits for, or, with LURK_LOOP_SKIP_CQE, its
+ * success posts none), so a send and the receive armed after it share one
+ * io_uring_enter. The callback runs right after the turn that submitted the
+ * op reaped its completions, with the CQE's result when one came (an error,
+ * or for a send less than asked) and ok_res otherwise. No deadline: it
+ * cannot last.
  */
 void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
                         int ok_res);
+
+/*
+ * Says that something waits for a nowait op's callback (a write queued
+ * behind it): the turn that submits it then returns as soon as it is over,
+ * rather than waiting for another completion too.
+ */
+void lurk_op_await(struct lurk_loop *l, struct lurk_op *op);
 
 /* Arms op as a timer firing at deadline_ns; its callback sees -ETIME then. */
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns);

@@ -548,6 +548,8 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
         s->qdeadline = deadline_ns;
         s->qcb = cb;
         s->qarg = arg;
+        if (s->wop)
+            lurk_op_await(s->loop, s->wop);   /* its callback starts this write */
         return 0;
     }
     if (s->wcb)
