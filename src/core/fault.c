@@ -248,6 +248,11 @@ int lurk_faults_arm(struct lurk_faults *fs, struct io_uring_sqe *sqe, int *fault
             continue;
         if (f->err && !*fault) {
             *fault = f->err;
+            /* A send that fails sent nothing: its bytes must not reach a
+             * peer that would answer them (the answer would race the
+             * failure to whoever waits for it). */
+            if (sqe->opcode == IORING_OP_SEND)
+                sqe->len = 0;
             if (f->port)
                 fprintf(stderr, "lurk: LURK_FAULT: %s #%llu (port %d) will fail with %s\n",
                         kind_names[kind], (unsigned long long)f->seen, f->port, lurk_errname(f->err));

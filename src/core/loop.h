@@ -37,7 +37,6 @@ struct lurk_op {
     int64_t deadline;                 /* absolute, lurk_now_ns() time base */
     struct __kernel_timespec ts;      /* a timer's time */
     unsigned cqe_flags;               /* the CQE's flags, set before cb runs */
-    int res;                          /* a nowait op: its result (see lurk_op_arm_nowait) */
 };
 
 enum {
@@ -45,8 +44,7 @@ enum {
     LURK_OP_DEADLINE = 1u << 1,       /* armed with a deadline */
     LURK_OP_EXPIRED = 1u << 2,        /* its deadline passed: cancelled by the loop */
     LURK_OP_NOWAIT = 1u << 3,         /* armed by lurk_op_arm_nowait() */
-    LURK_OP_CQE = 1u << 4,            /* a nowait op whose CQE came */
-    LURK_OP_AWAITED = 1u << 5,        /* a nowait op someone waits behind */
+    LURK_OP_AWAITED = 1u << 4,        /* a nowait op someone waits behind */
 };
 
 /*
@@ -56,8 +54,7 @@ enum {
  */
 enum {
     LURK_LOOP_RING_FD = 1u << 0,      /* "ring-fd": io_uring_register_ring_fd */
-    LURK_LOOP_SKIP_CQE = 1u << 1,     /* "skip-cqe": IOSQE_CQE_SKIP_SUCCESS on nowait sends */
-    LURK_LOOP_MIN_WAIT = 1u << 2,     /* "min-wait": batched waits (6.12+) */
+    LURK_LOOP_MIN_WAIT = 1u << 1,     /* "min-wait": batched waits (6.12+) */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -88,7 +85,7 @@ void lurk_loop_free(struct lurk_loop *l);
 const char *lurk_loop_explain(int rc);
 
 /* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun", followed
- * by the LURK_LOOP_* features in use: "..., ring-fd, skip-cqe, min-wait". */
+ * by the LURK_LOOP_* features in use: "..., ring-fd, min-wait". */
 const char *lurk_loop_features(const struct lurk_loop *l);
 
 /* Whether the LURK_LOOP_* feature f is in use. */
@@ -135,19 +132,19 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
                  int64_t deadline_ns);
 
 /*
- * Binds a prepared SQE that finishes within the io_uring_enter submitting it
- * (a send with MSG_DONTWAIT: it fails with -EAGAIN rather than wait) and
- * whose success nobody needs to wait for. A turn does not wait for it: the
- * enter that submits it also waits for the next real completion (its CQE is
- * counted in what the enter waits for, or, with LURK_LOOP_SKIP_CQE, its
- * success posts none), so a send and the receive armed after it share one
- * io_uring_enter. The callback runs right after the turn that submitted the
- * op reaped its completions, with the CQE's result when one came (an error,
- * or for a send less than asked) and ok_res otherwise. No deadline: it
- * cannot last.
+ * Arms op like lurk_op_arm() for an operation whose caller goes on without
+ * waiting for it (a send whose bytes it has handed over), and which usually
+ * ends inside the io_uring_enter that submits it (a send the socket has
+ * room for). That enter counts its CQE in what it waits for, so it returns
+ * only with one more completion besides: a send and the receive armed
+ * after it cost one enter, not two. If it does not end there (a full
+ * socket: the kernel sends the rest when there is room), the enter is cut
+ * short after LURK_LOOP_NOWAIT_BOUND_NS at most, and from then on it is an
+ * ordinary op. Its callback runs when its CQE is reaped, as any op's.
  */
 void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
-                        int ok_res);
+                        int64_t deadline_ns);
+#define LURK_LOOP_NOWAIT_BOUND_NS (10 * 1000000L)
 
 /*
  * Says that something waits for a nowait op's callback (a write queued

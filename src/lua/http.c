@@ -457,7 +457,7 @@ static int exchange_results(lua_State *L, void *ud, int res)
             return n;
         }
     } else if (res < 0) {
-        int sent = res == -LURK_ECLOSED || res == -ECANCELED ? lurk_lua_sock_send_failed(ps->k) : 0;
+        int sent = lurk_lua_sock_send_failed(ps->k, res);
 
         if (sent < 0) {               /* the request, sent without waiting, failed */
             n = lurk_lua_sock_error(L, ps->k, sent, "send");

@@ -758,12 +758,11 @@ static int try_receive(lua_State *L, struct lurk_lua_sock *k)
 static int receive_failed(lua_State *L, struct lurk_lua_sock *k, int rc)
 {
     struct lurk_buf *b = k->st->rbuf;
-    int n;
+    int sent = lurk_lua_sock_send_failed(k, rc), n;
 
-    if (k->bg_err && (rc == -LURK_ECLOSED || rc == -ECANCELED)) {
+    if (sent < 0) {
         /* Closed because a send the task did not wait for failed. */
-        rc = k->bg_err;
-        k->bg_err = 0;
+        rc = sent;
         lua_pushliteral(L, "sock:send to");
         n = op_error(L, k, rc, "send", "sock:send to", k->reader, k->rdeadline);
     } else {
@@ -998,8 +997,15 @@ int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, i
 
     /* Only small sends: a big one waits, so its timeout (a peer that stops
      * reading) is the call's own. */
-    if (k->bg || !k->s || k->st != lurk_tcp_stream(k->s) || len == 0 || len > NOWAIT_MAX)
+    if (k->bg || !k->s || len == 0 || len > NOWAIT_MAX)
         return 0;
+    /* TLS with lurk's records: sealed into its output queue, a copy. */
+    if (k->st != lurk_tcp_stream(k->s)) {
+        if (!k->st->ops->write_buffered)
+            return 0;
+        rc = k->st->ops->write_buffered(k->st, p, len, deadline);
+        return rc > 0 ? 1 : rc;
+    }
     rc = lurk_tcp_write_nowait(k->s, p, len, deadline, bg_sent, k);
     if (rc < 0)
         return rc;
@@ -1009,11 +1015,16 @@ int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, i
     return 1;
 }
 
-int lurk_lua_sock_send_failed(struct lurk_lua_sock *k)
+int lurk_lua_sock_send_failed(struct lurk_lua_sock *k, int res)
 {
-    int rc = k->bg_err;
+    int rc = 0;
 
-    k->bg_err = 0;
+    if (res < 0 && k->st && res == k->st->unsent)
+        return res;
+    if (res == -LURK_ECLOSED || res == -ECANCELED) {
+        rc = k->bg_err;
+        k->bg_err = 0;
+    }
     return rc;
 }
 

@@ -28,16 +28,18 @@ void lurk_lua_sock_take(lua_State *L, struct lurk_lua_sock *k, int idx, struct l
 void lurk_lua_sock_give(struct lurk_lua_sock *k);
 
 /*
- * Sends the string at idx without waiting for it (see sock:send), when the
- * socket is plain TCP, no such send is in flight and the string is 1 byte
- * to 64 KiB: 1, sent (or sending; its string and the socket at self are
- * kept until it is done), 0 when it must be an ordinary write, rc < 0.
- * Should it fail after all, the stream is closed (a read in flight ends
- * with -LURK_ECLOSED or -ECANCELED) and lurk_lua_sock_send_failed() tells
- * how, once (0: no such failure).
+ * Sends the string at idx without waiting for it (see sock:send), when it is
+ * 1 byte to 64 KiB and either the socket is plain TCP with no such send in
+ * flight (its string and the socket at self are kept until it is done) or
+ * the stream takes a copy (write_buffered: TLS with lurk's records): 1,
+ * sent or sending; 0 when it must be an ordinary write; rc < 0.
+ * Should it fail after all, a read in flight ends with an error (plain TCP:
+ * the stream is closed, -LURK_ECLOSED or -ECANCELED; a buffered stream: the
+ * send's own error), and lurk_lua_sock_send_failed(k, that error) tells
+ * whether the send's failure explains it, and how (0: it does not).
  */
 int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, int idx, int64_t deadline);
-int lurk_lua_sock_send_failed(struct lurk_lua_sock *k);
+int lurk_lua_sock_send_failed(struct lurk_lua_sock *k, int res);
 
 /* Pushes nil, err for rc as the socket reports it (its name and address). */
 int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase);

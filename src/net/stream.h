@@ -30,6 +30,12 @@ struct lurk_stream_ops {
     void (*cancel)(struct lurk_stream *st, int which);
     /* Closes; pending operations end with -LURK_ECLOSED. Idempotent. */
     void (*close)(struct lurk_stream *st);
+    /* Optional: takes a copy of len bytes into the stream's own output
+     * queue when they fit and no write is under way, and returns len at once
+     * (the caller need not wait, as with a kernel socket buffer; a failure to
+     * send them is the next call's); 0 when not taken (the caller writes and
+     * waits); < 0 when the stream cannot write. */
+    int (*write_buffered)(struct lurk_stream *st, const void *p, size_t len, int64_t deadline_ns);
 };
 
 struct lurk_stream {
@@ -39,6 +45,8 @@ struct lurk_stream {
     int cut;                          /* ...without the protocol's orderly close
                                          (a TLS stream without close_notify) */
     int open;                         /* usable: connected and not closed */
+    int unsent;                       /* < 0: a buffered write failed to go out;
+                                         the reads fail with it since */
 };
 
 enum { LURK_STREAM_READ = 1, LURK_STREAM_WRITE = 2 };

@@ -301,4 +301,4 @@ static void ktls_close(struct lurk_stream *st)
         lurk_tcp_close(t->tcp);
 }
 
-static const struct lurk_stream_ops ktls_stream_ops = { ktls_read, ktls_write, ktls_cancel, ktls_close };
+static const struct lurk_stream_ops ktls_stream_ops = { ktls_read, ktls_write, ktls_cancel, ktls_close, NULL };

@@ -314,6 +314,8 @@ static void kick_send(struct lurk_tls *t)
     struct lurk_buf tmp;
     int rc;
 
+    if (t->sending && lurk_buf_len(&t->q))
+        lurk_tcp_await(t->tcp);       /* its callback sends the queue next */
     if (t->sending || lurk_buf_len(&t->q) == 0 || t->send_err)
         return;
     tmp = t->inflight;
@@ -322,8 +324,15 @@ static void kick_send(struct lurk_tls *t)
     lurk_buf_consume(&t->q, lurk_buf_len(&t->q));
     t->sending = true;
     t->refs++;
-    rc = lurk_tcp_write(t->tcp, lurk_buf_head(&t->inflight), lurk_buf_len(&t->inflight),
-                        t->send_deadline, send_done, t);
+    /* With nothing waiting on it (records queued by write_buffered, an
+     * alert, close_notify), the send shares the enter of whatever the
+     * caller waits for next; a writer waits behind it (lurk_tcp_await). */
+    if (t->state == S_OPEN && !t->wcb)
+        rc = lurk_tcp_write_nowait(t->tcp, lurk_buf_head(&t->inflight), lurk_buf_len(&t->inflight),
+                                   t->send_deadline, send_done, t);
+    else
+        rc = lurk_tcp_write(t->tcp, lurk_buf_head(&t->inflight), lurk_buf_len(&t->inflight),
+                            t->send_deadline, send_done, t);
     if (rc < 0) {
         t->sending = false;
         t->send_err = rc;
@@ -339,9 +348,17 @@ static void send_done(void *arg, int res)
     struct lurk_tls *t = arg;
 
     t->sending = false;
-    if (res < 0)
+    if (res < 0) {
         t->send_err = res;
-    else
+        /* Records nobody waited for did not go out: the reads say so (a
+         * reply to them will not come), as plain TCP's do. */
+        if (!t->wcb && t->state == S_OPEN && !t->rx_err) {
+            t->rx_err = res;
+            t->stream.unsent = res;
+            if (t->raw_reading)
+                lurk_tcp_cancel(t->tcp, LURK_TCP_READ);
+        }
+    } else
         t->sent += lurk_buf_len(&t->inflight);
     lurk_buf_consume(&t->inflight, lurk_buf_len(&t->inflight));
     if (t->released && lurk_buf_len(&t->q) == 0) {
@@ -766,6 +783,8 @@ static void user_raw_done(void *arg, int res)
     t->raw_reading = false;
     if (res == -ECANCELED && t->state == S_CLOSED)
         res = -LURK_ECLOSED;
+    else if (res == -ECANCELED && t->rx_err)
+        res = t->rx_err;              /* cancelled by send_done */
     if (res == 0)
         t->raw_eof = true;
     /* A read that filled most of its room is a bulk transfer: read four
@@ -1127,6 +1146,8 @@ static void writer_step(struct lurk_tls *t)
     kick_send(t);
     if (t->woff == t->wlen && !t->sending && lurk_buf_len(&t->q) == 0)
         write_finish(t, (int)(t->wlen > INT32_MAX ? INT32_MAX : t->wlen));
+    else if (t->sending)
+        lurk_tcp_await(t->tcp);       /* this writer waits for that send */
 }
 
 int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t deadline_ns,
@@ -1160,6 +1181,37 @@ static int tls_write(struct lurk_stream *st, const void *p, size_t len, int64_t 
     if (t->state != S_OPEN)
         return t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
     return lurk_tls_user_write(t, p, len, deadline_ns, cb, arg);
+}
+
+/* Small writes on an open connection whose records lurk writes: encrypted
+ * into the output queue now, sent without anyone waiting. */
+#define BUFFERED_MAX (64 * 1024)
+
+static int tls_write_buffered(struct lurk_stream *st, const void *p, size_t len, int64_t deadline_ns)
+{
+    struct lurk_tls *t = (struct lurk_tls *)st;
+    size_t off = 0;
+
+    if (t->state != S_OPEN)
+        return t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
+    if (t->send_err)
+        return t->send_err;
+    if (t->fatal)
+        return t->rx_err ? t->rx_err : -LURK_ETLS;
+    if (!t->tx || t->wcb || len == 0 || len > BUFFERED_MAX ||
+        lurk_buf_len(&t->q) + lurk_buf_len(&t->inflight) + len > SEND_WINDOW)
+        return 0;
+    while (off < len) {
+        size_t chunk = len - off > LURK_TLS_MAX_PLAIN ? LURK_TLS_MAX_PLAIN : len - off;
+        int rc = put_record(t, 23, (const char *)p + off, chunk);
+
+        if (rc < 0)
+            return rc;
+        off += chunk;
+    }
+    t->send_deadline = deadline_ns;
+    kick_send(t);
+    return t->send_err ? t->send_err : (int)len;
 }
 
 /* ---- cancel and close ---- */
@@ -1225,7 +1277,9 @@ static void tls_close(struct lurk_stream *st)
         lurk_tcp_close(t->tcp);
 }
 
-static const struct lurk_stream_ops tls_stream_ops = { tls_read, tls_write, tls_cancel, tls_close };
+static const struct lurk_stream_ops tls_stream_ops = {
+    tls_read, tls_write, tls_cancel, tls_close, tls_write_buffered
+};
 
 /* ---- the server role ----
  *

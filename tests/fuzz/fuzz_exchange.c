@@ -62,7 +62,7 @@ static void mem_close(struct lurk_stream *st)
     FUZZ_CHECK(!"the exchange closed the stream");
 }
 
-static const struct lurk_stream_ops mem_ops = { mem_read, mem_write, mem_cancel, mem_close };
+static const struct lurk_stream_ops mem_ops = { mem_read, mem_write, mem_cancel, mem_close, NULL };
 
 static void put(struct lurk_buf *b, const void *p, size_t n)
 {

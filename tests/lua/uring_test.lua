@@ -11,7 +11,7 @@ local function forced(f) return off == "all" or ("," .. off .. ","):find("," .. 
 local uname = io.popen("uname -r"):read("*l")
 local major, minor = uname:match("^(%d+)%.(%d+)")
 local modern = tonumber(major) * 100 + tonumber(minor) >= 612
-for _, f in ipairs { "ring-fd", "skip-cqe", "min-wait" } do
+for _, f in ipairs { "ring-fd", "min-wait" } do
   if forced(f) then
     t.ok(not has(f), f .. " forced off: not in " .. ring)
   elseif modern then
@@ -21,8 +21,8 @@ end
 
 local echo = t.server("tcpserver.py", "echo")
 
--- 2. Sequential echo: one enter per round trip, with or without skip-cqe
--- (without it, the send's CQE is counted in what the enter waits for).
+-- 2. Sequential echo: one enter per round trip (the send's CQE is counted in
+-- what the enter that submits it waits for).
 do
   local s = assert(tcp.connect("127.0.0.1", echo))
   local n = 300
@@ -62,6 +62,30 @@ do
   c:close()
 end
 
+-- 2c. The same over TLS with lurk's record layer (no kernel TLS here): the
+-- frame is sealed into the connection's output queue and sent without a
+-- wait of its own, so a WSS round trip is one enter too.
+do
+  local dir = t.tmpdir()
+  os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
+  t.server("wsserver.js", dir)
+  local W = dofile(dir .. "/ws-ports.lua")
+  local c = assert(ws.connect("wss://localhost:" .. W.wss .. "/echo",
+    { compress = false, tls = { cafile = dir .. "/ca.pem", ktls = false } }))
+  assert(c:send("warm"))
+  t.eq(c:receive(), "warm")
+  local n = 200
+  local e0 = lurk.stats().enters
+  for i = 1, n do
+    assert(c:send("m" .. i))
+    assert(c:receive() == "m" .. i, "wss echo " .. i)
+  end
+  local per = (lurk.stats().enters - e0) / n
+  io.write(("sequential WSS echo: %.3f io_uring_enter per round trip\n"):format(per))
+  t.ok(per <= 1.05, "WSS: enters per round trip " .. per)
+  c:close()
+end
+
 local function pattern(n, salt)
   local b = {}
   for i = 0, 255 do b[#b + 1] = string.char((i + salt) % 256) end
@@ -91,8 +115,7 @@ end
 -- 3b. A send queued behind one nobody waited for starts when that one's
 -- callback runs, right after the enter that submitted it: that enter must
 -- not also wait for another completion (here a 3 s sleep in another task).
--- Before this was handled, the second send waited for the sleep to end
--- (with skip-cqe, or with the send's CQE counted in the wait).
+-- Before this was handled, the second send waited for the sleep to end.
 do
   local s = assert(tcp.connect("127.0.0.1", echo))
   local sleeper = lurk.spawn(function() lurk.sleep(3) end)
@@ -105,6 +128,35 @@ do
   t.eq(s:receive("*l"), "first,second", "both arrived, in order")
   sleeper:cancel()
   s:close()
+end
+
+-- 3c. A send nobody waits for that the socket cannot take at once (a peer
+-- with a tiny MSS, so a small send buffer, that reads only after 0.3 s):
+-- the kernel sends the rest as the peer reads, and the reply to the whole
+-- message arrives without the receive waiting for anything else.
+do
+  local p = assert(io.popen(("python3 -c '%s'"):format([[
+import socket,time
+s=socket.socket(); s.setsockopt(socket.IPPROTO_TCP,socket.TCP_MAXSEG,536)
+s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,4096)
+s.bind(("127.0.0.1",0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c,_=s.accept(); time.sleep(0.3); d=b""
+while len(d)<65536:
+    b=c.recv(65536)
+    if not b: break
+    d+=b
+c.sendall(b"got %d\n" % len(d)); c.recv(1)
+]]), "r"))
+  local port = tonumber(p:read("*l"))
+  local s = assert(tcp.connect("127.0.0.1", port))
+  local t0 = lurk.now()
+  t.eq(s:send(pattern(65536, 7)), 65536, "64 KiB handed over at once")
+  t.eq(s:receive("*l"), "got 65536", "the peer got all of it and answered")
+  local took = lurk.now() - t0
+  t.ok(took < 1.5, ("the reply came %.3f s after the send (the peer waits 0.3 s)"):format(took))
+  s:close()
+  p:close()
 end
 
 -- 4. A send that fails after it returned (the peer reset the connection):
@@ -147,6 +199,36 @@ print(len(d), d[:5].decode(), flush=True)
   s:close()
   lurk.sleep(0.1)                  -- the bytes go out at the task's next wait (p:read blocks lurk)
   t.eq(p:read("*l"), "100000 hello", "sent then closed: all bytes arrived")
+  p:close()
+end
+
+-- 5b. The same over TLS: sends sealed into the output queue and not waited
+-- for, then close: every record goes out, then close_notify, then the end.
+do
+  local dir = t.tmpdir()
+  os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
+  local p = assert(io.popen(("python3 -c '%s' %s"):format([[
+import socket,ssl,sys
+ctx=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1]+"/good.pem",sys.argv[1]+"/good.key")
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c,_=s.accept(); c=ctx.wrap_socket(c,server_side=True,suppress_ragged_eofs=False); d=b""
+try:
+    while True:
+        b=c.recv(65536)
+        if not b: break
+        d+=b
+    end="close_notify"
+except ssl.SSLEOFError:
+    end="cut"
+print(len(d), d[:5].decode(), d[-3:].decode(), end, flush=True)
+]], dir), "r"))
+  local port = tonumber(p:read("*l"))
+  local s = assert(tcp.connect("localhost", port, { tls = { cafile = dir .. "/ca.pem", ktls = false } }))
+  for i = 1, 20 do assert(s:send(("hello" .. ("!"):rep(4990)):sub(1, 4995) .. ("%05d"):format(i))) end
+  s:close()
+  lurk.sleep(0.2)
+  t.eq(p:read("*l"), "100000 hello 020 close_notify", "TLS: 20 sends then close: all records, then close_notify")
   p:close()
 end
 
