@@ -128,25 +128,35 @@ for round in 1 2; do
   wrk_cpu "$surl"
 done
 
-echo "== One HTTPS request per process, 20 runs each (wall time, median)"
+echo "== One HTTPS request per process, 20 runs each, interleaved (wall time, median)"
 python3 - "$lurk" "$surl" "$ca_api" <<'PY'
-import statistics, subprocess, sys, time
+import os, statistics, subprocess, sys, time
 lurk, url, ca = sys.argv[1:4]
-def run(cmd, env=None):
-    ts = []
-    for _ in range(20):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1e3
-import os
-lu = run([lurk, "-e", "assert(https.get(%r, { tls = { cafile = %r } }))" % (url, ca)])
-cu = run(["curl", "-s", "--cacert", ca, url])
+def once(cmd, env=None):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t
 env = dict(os.environ, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt")
-sysca = run([lurk, "-e", "https.get(%r)" % url], env)
-print("lurk -e 'https.get(URL)': %.1f ms   curl -s URL: %.1f ms   (same CA file)" % (lu, cu))
+lt, ct, st = [], [], []
+for _ in range(20):
+    lt.append(once([lurk, "-e", "assert(https.get(%r, { tls = { cafile = %r } }))" % (url, ca)]))
+    ct.append(once(["curl", "-s", "--cacert", ca, url]))
+    st.append(once([lurk, "-e", "https.get(%r)" % url], env))
+lu, cu, sysca = (statistics.median(x) * 1e3 for x in (lt, ct, st))
+print("lurk -e 'https.get(URL)': %.1f ms   curl -s URL: %.1f ms   (same CA file): lurk %.2fx curl" % (lu, cu, lu / cu))
 print("lurk with the whole system CA bundle parsed (then refused: the test CA is not in it): %.1f ms" % sysca)
 PY
+
+# Medians of lurk's and node's msg/s and CPU per message in FILE, and their ratios.
+ws_medians() {
+  awk '/msg\/s/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "msg/s,") r[$1] = r[$1] " " $i; if ($(i + 1) == "us") c[$1] = c[$1] " " $i } }
+       function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+       END { if (!("node" in r)) exit
+         printf "medians: lurk %.0f msg/s, %.2f us CPU/msg; node %.0f msg/s, %.2f us CPU/msg; lurk %.2fx msg/s, %.2fx CPU\n",
+           med(r["lurk"]), med(c["lurk"]), med(r["node"]), med(c["node"]), med(r["lurk"]) / med(r["node"]), med(c["lurk"]) / med(c["node"]) }' "$1"
+}
 
 # ---- WebSocket echo vs Node's ws client, against the npm ws server ----
 mkdir -p "$out/ws"
@@ -159,6 +169,13 @@ for round in 1 2; do
   "$lurk" "$here/ws_echo.lua" "$wurl" 100000 64 64
   node "$here/ws_echo_node.js" "$wurl" 100000 64 64
 done
+wssurl="wss://localhost:$(grep -o 'wss = [0-9]*' "$out/ws/ws-ports.lua" | awk '{print $3}')/echo"
+echo "== WSS echo, 32-byte text, one connection, sequential (server: npm ws on Node, TLS 1.3; lurk's record layer, no kTLS here; interleaved, 3 rounds, medians)"
+for round in 1 2 3; do
+  SSL_CERT_FILE="$out/ws/ca.pem" "$lurk" "$here/ws_echo.lua" "$wssurl" 20000 1 32
+  NODE_EXTRA_CA_CERTS="$out/ws/ca.pem" node "$here/ws_echo_node.js" "$wssurl" 20000 1 32
+done | tee "$out/wss1"
+ws_medians "$out/wss1"
 
 # ---- WebSocket echo vs Node's ws client, against a C server (the client isolated) ----
 cc -O2 -o "$out/ws_echo_server" "$here/ws_echo_server.c" $(pkg-config --cflags --libs nettle)
@@ -171,13 +188,20 @@ for conns in 1 64; do
     "$lurk" "$here/ws_echo.lua" "$curl_ws" 50000 "$conns" 32
     node "$here/ws_echo_node.js" "$curl_ws" 50000 "$conns" 32
   done | tee "$out/cws$conns"
-  awk '/msg\/s/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "msg/s,") r[$1] = r[$1] " " $i; if ($(i + 1) == "us") c[$1] = c[$1] " " $i } }
-       function med(s,   a, n, i, j, t) { n = split(s, a, " ")
-         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-       END { if (!("node" in r)) exit
-         printf "medians: lurk %.0f msg/s, %.2f us CPU/msg; node %.0f msg/s, %.2f us CPU/msg; lurk %.2fx msg/s, %.2fx CPU\n",
-           med(r["lurk"]), med(c["lurk"]), med(r["node"]), med(c["node"]), med(r["lurk"]) / med(r["node"]), med(c["lurk"]) / med(c["node"]) }' "$out/cws$conns"
+  ws_medians "$out/cws$conns"
+done
+# The same over TLS 1.3, ended by nginx in front of the C server.
+mkdir -p "$out/wsp"
+python3 "$here/../tests/support/tlsserver.py" wsproxy "$out/wsp" "$(awk '{print $2}' "$out/cwsport")" >"$out/wspport" &
+for _ in $(seq 200); do [ -s "$out/wspport" ] && break; sleep 0.05; done
+cwss="wss://localhost:$(awk '{print $2}' "$out/wspport")/echo"
+for conns in 1 64; do
+  echo "== WSS echo, 32-byte text, $conns connection(s) (server: the C echo behind nginx ending TLS 1.3; lurk's record layer, no kTLS here; interleaved, 3 rounds, medians)"
+  for round in 1 2 3; do
+    SSL_CERT_FILE="$out/wsp/ca.pem" "$lurk" "$here/ws_echo.lua" "$cwss" 20000 "$conns" 32
+    NODE_EXTRA_CA_CERTS="$out/wsp/ca.pem" node "$here/ws_echo_node.js" "$cwss" 20000 "$conns" 32
+  done | tee "$out/cwss$conns"
+  ws_medians "$out/cwss$conns"
 done
 
 # ---- serving ----

@@ -47,7 +47,10 @@ struct lurk_loop {
     unsigned feat;                    /* LURK_LOOP_* in use */
     bool defer_taskrun;
     unsigned in_flight;
-    unsigned nw_fresh;                /* nowait ops armed since the last enter */
+    /* Nowait ops (lurk_op_arm_nowait), oldest first, linked by next_free:
+     * counted in in_flight until their callback has run. */
+    struct lurk_op *nw_head, *nw_tail;
+    unsigned nowait;
     unsigned nw_awaited;              /* nowait ops with LURK_OP_AWAITED */
     struct lurk_op *free_ops;
     struct slab *slabs;
@@ -97,6 +100,8 @@ static int setup_ring(struct lurk_loop *l, unsigned entries)
             l->defer_taskrun = tries[i].flags & IORING_SETUP_DEFER_TASKRUN;
             if (p.features & IORING_FEAT_MIN_TIMEOUT)
                 l->feat |= LURK_LOOP_MIN_WAIT;
+            if (p.features & IORING_FEAT_CQE_SKIP)
+                l->feat |= LURK_LOOP_SKIP_CQE;
             return 0;
         }
         /* Only an unknown flag is worth a retry with fewer flags. */
@@ -108,10 +113,11 @@ static int setup_ring(struct lurk_loop *l, unsigned entries)
 
 static const struct { unsigned f; const char *name; } feature_names[] = {
     { LURK_LOOP_RING_FD, "ring-fd" },
+    { LURK_LOOP_SKIP_CQE, "skip-cqe" },
     { LURK_LOOP_MIN_WAIT, "min-wait" },
 };
 
-/* LURK_URING_OFF="ring-fd,min-wait" | "all": the features a test forces off,
+/* LURK_URING_OFF="ring-fd,skip-cqe" | "all": the features a test forces off,
  * to run the fallbacks on a kernel that has them all. */
 static unsigned forced_off(void)
 {
@@ -165,6 +171,9 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
      * fget/fput of the ring's file; liburing then enters by index. */
     if (!(off & LURK_LOOP_RING_FD) && io_uring_register_ring_fd(&l->ring) == 1)
         l->feat |= LURK_LOOP_RING_FD;
+    /* Fault injection replaces results in dispatch(): it needs every CQE. */
+    if (l->faults)
+        l->feat &= ~LURK_LOOP_SKIP_CQE;
     l->feat &= ~off;
     name_features(l);
     *out = l;
@@ -413,11 +422,20 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
 }
 
 void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
-                        int64_t deadline_ns)
+                        int ok_res)
 {
-    lurk_op_arm(l, op, sqe, deadline_ns);
+    lurk_op_arm(l, op, sqe, 0);
     op->flags |= LURK_OP_NOWAIT;
-    l->nw_fresh++;
+    op->res = ok_res;
+    if (l->feat & LURK_LOOP_SKIP_CQE)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    op->next_free = NULL;
+    if (l->nw_tail)
+        l->nw_tail->next_free = op;
+    else
+        l->nw_head = op;
+    l->nw_tail = op;
+    l->nowait++;
 }
 
 void lurk_op_await(struct lurk_loop *l, struct lurk_op *op)
@@ -486,8 +504,16 @@ static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
         op->cb(op, res);              /* a multishot op: more CQEs will follow */
         return;
     }
-    if (op->flags & LURK_OP_AWAITED)
-        l->nw_awaited--;
+    if (op->flags & LURK_OP_NOWAIT) { /* its callback runs from release_nowait() */
+        op->flags |= LURK_OP_CQE;
+        /* A failure (or a short send) is told at once, before the
+         * completions behind it in this batch (a receive it preceded). */
+        if (res != op->res) {
+            op->flags |= LURK_OP_TOLD;
+            op->cb(op, res);
+        }
+        return;
+    }
     l->in_flight--;
     op->cb(op, res);
     put_op(l, op);
@@ -508,15 +534,43 @@ static unsigned reap(struct lurk_loop *l)
     return n;
 }
 
+/*
+ * Runs the callbacks of the nowait ops up to and including `last`, once the
+ * enter that submitted them has returned and its CQEs have been reaped: a
+ * nowait op is over by then (MSG_DONTWAIT), and one without a CQE succeeded.
+ * Not while SQEs are left unsubmitted (an enter cut short) or CQEs wait in
+ * the kernel's overflow list (a failure's CQE may be among them): the next
+ * turn looks again.
+ */
+static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
+{
+    struct lurk_op *op;
+
+    if (io_uring_sq_ready(&l->ring) || (IO_URING_READ_ONCE(*l->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+        return;
+    do {
+        op = l->nw_head;
+        l->nw_head = op->next_free;
+        if (!l->nw_head)
+            l->nw_tail = NULL;
+        l->nowait--;
+        l->in_flight--;
+        if (op->flags & LURK_OP_AWAITED)
+            l->nw_awaited--;
+        if (!(op->flags & LURK_OP_TOLD))
+            op->cb(op, op->res);
+        put_op(l, op);
+    } while (op != last);
+}
+
 int lurk_loop_turn(struct lurk_loop *l, bool wait)
 {
-    /* The nowait ops this enter submits: what else is out is waited for. */
-    unsigned fresh = l->nw_fresh, waited = l->in_flight - l->dtimers - fresh, n;
+    struct lurk_op *nw_last = l->nw_tail;   /* submitted by this turn's enter */
+    unsigned waited = l->in_flight - l->nowait - l->dtimers, n;
     int rc = 0;
 
-    l->nw_fresh = 0;
-    /* Nothing out but deadline timers (they bound ops, they are nothing to
-     * wait for) and nowait ops about to end: do not wait. */
+    /* Nowait ops end inside the enter: with nothing else out (deadline
+     * timers bound ops, they are nothing to wait for), do not wait. */
     if (waited == 0)
         wait = false;
     if (l->evfd >= 0) {               /* cleared before reaping: none is missed */
@@ -525,16 +579,13 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
         if (read(l->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
             return -errno;
     }
-    /*
-     * The fresh nowait ops' CQEs are counted in what the enter waits for:
-     * they come inside it (a send the socket has room for), so it returns
-     * with the next real completion, not at once with theirs alone. Should
-     * one not come (a full socket), the wait could outlast the completion it
-     * is for, so it is bounded. When something waits for a nowait op's
-     * callback (a write queued behind it), any completion ends the wait.
-     */
-    if (l->nw_awaited)
-        fresh = 0;
+
+    /* A caller waits for a nowait op's callback (a write queued behind
+     * it, more records behind a TLS send): the turn must not block past
+     * that op. Its success posts no CQE to end a wait, so do not wait;
+     * without skip-cqe its CQE ends the wait at once. */
+    if (l->nw_awaited && (l->feat & LURK_LOOP_SKIP_CQE))
+        wait = false;
     if (wait && (l->feat & LURK_LOOP_MIN_WAIT) && waited >= 16) {
         /* Many ops out (6.12+ kernels): wait up to 20 us for a quarter of
          * them rather than wake for each, then take whatever has come. Under
@@ -544,13 +595,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
         struct io_uring_cqe *cqe;
 
         l->stats.enters++;
-        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, waited / 4 + fresh, &ts, 20, NULL);
-    } else if (wait && fresh) {
-        struct __kernel_timespec ts = { .tv_nsec = LURK_LOOP_NOWAIT_BOUND_NS };
-        struct io_uring_cqe *cqe;
-
-        l->stats.enters++;
-        rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1 + fresh, &ts, NULL);
+        rc = io_uring_submit_and_wait_min_timeout(&l->ring, &cqe, waited / 4, &ts, 20, NULL);
     } else if (wait) {
         l->stats.enters++;
         rc = io_uring_submit_and_wait(&l->ring, 1);
@@ -563,6 +608,8 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
         return rc;
     n = reap(l);
+    if (nw_last)
+        release_nowait(l, nw_last);
     if (n == 0 && rc == -EINTR)
         return -EINTR;
     return (int)n;
@@ -572,8 +619,16 @@ void lurk_loop_flush(struct lurk_loop *l)
 {
     if (io_uring_sq_ready(&l->ring)) {
         l->stats.enters++;
-        l->nw_fresh = 0;
         io_uring_submit(&l->ring);
+        /* Nowait ops post no CQE to wake a host polling lurk_loop_fd():
+         * make it readable so the next turn runs their callbacks. */
+        if (l->nowait && l->evfd >= 0) {
+            uint64_t one = 1;
+
+            if (write(l->evfd, &one, sizeof one) < 0) {
+                /* a full counter is readable already */
+            }
+        }
     }
 }
 
@@ -604,6 +659,8 @@ int lurk_loop_drain(struct lurk_loop *l)
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             return rc;
         reap(l);
+        if (l->nw_tail)
+            release_nowait(l, l->nw_tail);
     }
     return 0;
 }

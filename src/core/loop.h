@@ -37,6 +37,7 @@ struct lurk_op {
     int64_t deadline;                 /* absolute, lurk_now_ns() time base */
     struct __kernel_timespec ts;      /* a timer's time */
     unsigned cqe_flags;               /* the CQE's flags, set before cb runs */
+    int res;                          /* a nowait op: its result (see lurk_op_arm_nowait) */
 };
 
 enum {
@@ -44,7 +45,9 @@ enum {
     LURK_OP_DEADLINE = 1u << 1,       /* armed with a deadline */
     LURK_OP_EXPIRED = 1u << 2,        /* its deadline passed: cancelled by the loop */
     LURK_OP_NOWAIT = 1u << 3,         /* armed by lurk_op_arm_nowait() */
-    LURK_OP_AWAITED = 1u << 4,        /* a nowait op someone waits behind */
+    LURK_OP_CQE = 1u << 4,            /* a nowait op whose CQE came */
+    LURK_OP_AWAITED = 1u << 5,        /* a nowait op someone waits behind */
+    LURK_OP_TOLD = 1u << 6,           /* a nowait op whose callback has run */
 };
 
 /*
@@ -54,7 +57,8 @@ enum {
  */
 enum {
     LURK_LOOP_RING_FD = 1u << 0,      /* "ring-fd": io_uring_register_ring_fd */
-    LURK_LOOP_MIN_WAIT = 1u << 1,     /* "min-wait": batched waits (6.12+) */
+    LURK_LOOP_SKIP_CQE = 1u << 1,     /* "skip-cqe": IOSQE_CQE_SKIP_SUCCESS on nowait sends */
+    LURK_LOOP_MIN_WAIT = 1u << 2,     /* "min-wait": batched waits (6.12+) */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -85,7 +89,7 @@ void lurk_loop_free(struct lurk_loop *l);
 const char *lurk_loop_explain(int rc);
 
 /* Which ring setup was chosen, e.g. "single-issuer+defer-taskrun", followed
- * by the LURK_LOOP_* features in use: "..., ring-fd, min-wait". */
+ * by the LURK_LOOP_* features in use: "..., ring-fd, skip-cqe, min-wait". */
 const char *lurk_loop_features(const struct lurk_loop *l);
 
 /* Whether the LURK_LOOP_* feature f is in use. */
@@ -132,19 +136,20 @@ void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *s
                  int64_t deadline_ns);
 
 /*
- * Arms op like lurk_op_arm() for an operation whose caller goes on without
- * waiting for it (a send whose bytes it has handed over), and which usually
- * ends inside the io_uring_enter that submits it (a send the socket has
- * room for). That enter counts its CQE in what it waits for, so it returns
- * only with one more completion besides: a send and the receive armed
- * after it cost one enter, not two. If it does not end there (a full
- * socket: the kernel sends the rest when there is room), the enter is cut
- * short after LURK_LOOP_NOWAIT_BOUND_NS at most, and from then on it is an
- * ordinary op. Its callback runs when its CQE is reaped, as any op's.
+ * Binds a prepared SQE that finishes within the io_uring_enter submitting it
+ * (a send with MSG_DONTWAIT: it fails with -EAGAIN, or sends less, rather
+ * than wait) and whose success nobody needs to wait for. A turn does not
+ * wait for it, and with LURK_LOOP_SKIP_CQE its success posts no CQE, so a
+ * send and the receive armed after it share one io_uring_enter (without
+ * skip-cqe its CQE ends that enter's wait, and the receive takes another).
+ * A result other than ok_res (an error, or for a send less than asked)
+ * posts a CQE and reaches the callback as soon as it is reaped, before the
+ * completions behind it (a receive it preceded); ok_res reaches it right
+ * after the turn that submitted the op has reaped its completions. No
+ * deadline: it cannot last.
  */
 void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
-                        int64_t deadline_ns);
-#define LURK_LOOP_NOWAIT_BOUND_NS (10 * 1000000L)
+                        int ok_res);
 
 /*
  * Says that something waits for a nowait op's callback (a write queued

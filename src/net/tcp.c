@@ -64,6 +64,7 @@ struct lurk_tcp {
     /* write */
     const char *wptr;
     size_t wlen, wdone;
+    bool wnowait;                     /* the send in flight is a nowait one */
     bool wbg;                         /* the write is lurk_tcp_write_nowait's */
     /* One write queued behind a nowait write (its caller went on). */
     const char *qptr;
@@ -480,6 +481,18 @@ static void write_done(struct lurk_op *op, int res)
     struct lurk_tcp *s = op->arg;
 
     s->wop = NULL;
+    if (s->wnowait) {
+        s->wnowait = false;
+        /* The socket was full: nothing or part went out. The rest waits
+         * for room with an ordinary send. */
+        if (!s->closing && (res == -EAGAIN || (res >= 0 && (size_t)res < s->wlen))) {
+            if (res > 0)
+                s->wdone += (size_t)res;
+            send_more(s);
+            op_ended(s);
+            return;
+        }
+    }
     if (res > 0 && !s->closing) {
         s->wdone += (size_t)res;
         if (s->wdone < s->wlen) {
@@ -572,12 +585,13 @@ int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t
     s->wdeadline = deadline_ns;
     s->wcb = cb;
     s->warg = arg;
+    s->wnowait = true;
     sqe = lurk_loop_sqe(s->loop);
-    /* WAITALL: should the socket be full, the kernel sends the rest when
-     * there is room; the deadline bounds that. */
-    io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL | MSG_WAITALL);
+    /* DONTWAIT: the kernel takes it all or fails (-EAGAIN, or the count
+     * sent with WAITALL) inside the enter that submits it, never later. */
+    io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
     s->wop = start_op(s, write_done);
-    lurk_op_arm_nowait(s->loop, s->wop, sqe, deadline_ns);
+    lurk_op_arm_nowait(s->loop, s->wop, sqe, (int)len);
     return 0;
 }
 

@@ -74,12 +74,14 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
 
 /*
  * The same contract, but for a caller that goes on without waiting: the
- * send is armed with lurk_op_arm_nowait(), so the enter that submits it
- * also waits for the caller's next completion (a receive). cb(arg, len)
- * runs when the kernel has taken all len bytes, or cb(arg, rc < 0) when the
- * send failed or deadline_ns passed first. p stays valid until cb runs. The
- * caller does not hold the write slot: one lurk_tcp_write() started
- * meanwhile waits behind this write, and fails with its error if it fails.
+ * send goes out with MSG_DONTWAIT through lurk_op_arm_nowait(), so when the
+ * kernel takes all len bytes at once (the norm) no turn waits for it and,
+ * where the ring skips successful CQEs, it posts none; cb(arg, len) runs
+ * right after the enter that submitted it. When the socket is full, the rest
+ * goes out with an ordinary send bounded by deadline_ns, and cb runs when it
+ * has. p stays valid until cb runs. The caller does not hold the write slot:
+ * one lurk_tcp_write() started meanwhile waits behind this write, and fails
+ * with its error if it fails.
  */
 int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
                           lurk_done_cb *cb, void *arg);

@@ -1250,6 +1250,7 @@ void lurk_tls_user_close(struct lurk_tls *t)
     if (lurk_buf_len(&t->q)) {
         t->close_after_send = true;
         kick_send(t);
+        lurk_tcp_await(t->tcp);       /* the close follows that send */
         if (t->sending)
             return;
     }

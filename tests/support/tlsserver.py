@@ -6,6 +6,9 @@ usage:
                              writes DIR/ports.lua and DIR/big.bin (+ its SHA-256)
   tlsserver.py echo DIR      a TLS 1.2/1.3 echo server (Python's ssl, i.e. OpenSSL)
   tlsserver.py starttls DIR  plain text until "STARTTLS\\n", then TLS echo
+  tlsserver.py wsproxy DIR PORT
+                             nginx ending TLS 1.3 in front of the WebSocket (or any
+                             HTTP) server on 127.0.0.1:PORT (bench/run.sh)
   tlsserver.py SCENARIO DIR  one of: close_notify, noclose, reset, midrecord (each
                              after the client sends a line), eager, sink (see below)
 
@@ -151,6 +154,30 @@ def run_nginx(d):
             f.write("  %s = %d,\n" % (name, port))
         f.write('  big_sha256 = "%s", big_size = %d, dir = "%s",\n}\n' % (digest, size, d))
     print("PORT %d PID %d DIR %s" % (ports["good"], os.getpid(), d), flush=True)
+    watch_parent()
+
+
+def run_wsproxy(d, backend):
+    def servers(ports):
+        return "\n".join([
+            "server {",
+            "  listen 127.0.0.1:%d ssl;" % ports["proxy"],
+            "  ssl_certificate %s/good.pem;" % d,
+            "  ssl_certificate_key %s/good.key;" % d,
+            "  ssl_protocols TLSv1.3;",
+            "  location / {",
+            "    proxy_pass http://127.0.0.1:%d;" % backend,
+            "    proxy_http_version 1.1;",
+            "    proxy_set_header Upgrade $http_upgrade;",
+            "    proxy_set_header Connection upgrade;",
+            "    proxy_buffering off;",
+            "    proxy_read_timeout 1h;",
+            "  }",
+            "}",
+        ])
+
+    ports = start_nginx(d, "wsproxy", ["proxy"], servers)
+    print("PORT %d PID %d DIR %s" % (ports["proxy"], os.getpid(), d), flush=True)
     watch_parent()
 
 
@@ -418,6 +445,8 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     if mode == "nginx":
         run_nginx(d)
+    elif mode == "wsproxy":
+        run_wsproxy(d, int(sys.argv[3]))
     elif mode == "keyupdate":
         run_keyupdate(d)
     elif mode == "sni":
