@@ -34,6 +34,7 @@ Prints "PORT <direct port of tls13_aes128> PID <pid> DIR <dir>" once ready;
 exits when its parent does. Certificates come from certs.sh in DIR.
 """
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -161,6 +162,7 @@ def listen(port, upstream, version, mode):
 
 def main():
     d = os.path.abspath(sys.argv[1])
+    signal.signal(signal.SIGTERM, ts.stop)   # the s_servers go with this process
     ts.certs(d)
     per = 2 + len(MODES)              # s_server, the other s_server, one port per mode
     ports = ts.free_ports(len(PAIRS) * per)
