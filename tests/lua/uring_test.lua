@@ -40,50 +40,35 @@ do
   s:close()
 end
 
--- 2b. The same over WebSocket: the reader task hands each message to the
--- script without an enter of its own.
+-- 2b. The same over WebSocket, and over TLS with lurk's record layer (no
+-- kernel TLS here): the reader task hands each message to the script
+-- without an enter of its own, and a WSS frame is sealed into the
+-- connection's output queue and sent without a wait of its own.
 do
   local dir = t.tmpdir()
   os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
   t.server("wsserver.js", dir)
   local W = dofile(dir .. "/ws-ports.lua")
-  local c = assert(ws.connect("ws://127.0.0.1:" .. W.ws .. "/echo", { compress = false }))
-  assert(c:send("warm"))
-  t.eq(c:receive(), "warm")
-  local n = 200
-  local e0 = lurk.stats().enters
-  for i = 1, n do
-    assert(c:send("m" .. i))
-    assert(c:receive() == "m" .. i, "ws echo " .. i)
+  for _, case in ipairs {
+    { "WebSocket", "ws://127.0.0.1:" .. W.ws .. "/echo", { compress = false } },
+    { "WSS", "wss://localhost:" .. W.wss .. "/echo",
+      { compress = false, tls = { cafile = dir .. "/ca.pem", ktls = false } } },
+  } do
+    local name, url, opts = case[1], case[2], case[3]
+    local c = assert(ws.connect(url, opts))
+    assert(c:send("warm"))
+    t.eq(c:receive(), "warm")
+    local n = 200
+    local e0 = lurk.stats().enters
+    for i = 1, n do
+      assert(c:send("m" .. i))
+      assert(c:receive() == "m" .. i, name .. " echo " .. i)
+    end
+    local per = (lurk.stats().enters - e0) / n
+    io.write(("sequential %s echo: %.3f io_uring_enter per round trip\n"):format(name, per))
+    t.ok(per <= (has("skip-cqe") and 1.05 or 2.05), name .. ": enters per round trip " .. per)
+    c:close()
   end
-  local per = (lurk.stats().enters - e0) / n
-  io.write(("sequential WebSocket echo: %.3f io_uring_enter per round trip\n"):format(per))
-  t.ok(per <= (has("skip-cqe") and 1.05 or 2.05), "WebSocket: enters per round trip " .. per)
-  c:close()
-end
-
--- 2c. The same over TLS with lurk's record layer (no kernel TLS here): the
--- frame is sealed into the connection's output queue and sent without a
--- wait of its own, so a WSS round trip is one enter too.
-do
-  local dir = t.tmpdir()
-  os.execute(t.support .. "/certs.sh " .. dir .. " >/dev/null 2>&1")
-  t.server("wsserver.js", dir)
-  local W = dofile(dir .. "/ws-ports.lua")
-  local c = assert(ws.connect("wss://localhost:" .. W.wss .. "/echo",
-    { compress = false, tls = { cafile = dir .. "/ca.pem", ktls = false } }))
-  assert(c:send("warm"))
-  t.eq(c:receive(), "warm")
-  local n = 200
-  local e0 = lurk.stats().enters
-  for i = 1, n do
-    assert(c:send("m" .. i))
-    assert(c:receive() == "m" .. i, "wss echo " .. i)
-  end
-  local per = (lurk.stats().enters - e0) / n
-  io.write(("sequential WSS echo: %.3f io_uring_enter per round trip\n"):format(per))
-  t.ok(per <= (has("skip-cqe") and 1.05 or 2.05), "WSS: enters per round trip " .. per)
-  c:close()
 end
 
 local function pattern(n, salt)
