@@ -175,7 +175,7 @@ fi
 # the recipe's version and the patch's hash, so a change rebuilds it.
 if [ "$ID" = debian ]; then
     patch_file="$top/scripts/patches/mbedtls-3.6.patch"
-    stamp="$deps/.stamp-mbedtls-2-$(sha256sum "$patch_file" | cut -c1-12)"
+    stamp="$deps/.stamp-mbedtls-3-$(sha256sum "$patch_file" | cut -c1-12)"
     if [ ! -f "$stamp" ]; then
         [ -n "$state" ] || trixie_state
         src=$(trixie_source mbedtls)    # with lurk's patch, into .deps/mbedtls
@@ -184,7 +184,11 @@ if [ "$ID" = debian ]; then
         # Threading as Debian builds it; Everest's X25519 (formally verified,
         # Apache-2.0, shipped in mbedTLS's tarball): handshakes cost 0.70x
         # (TLS 1.2) and 0.81x (TLS 1.3) the CPU of mbedTLS's own X25519 here.
-        for opt in MBEDTLS_THREADING_C MBEDTLS_THREADING_PTHREAD MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED; do
+        # MBEDTLS_ECDSA_VERIFY_ALT: lurk verifies ECDSA signatures itself, with
+        # nettle on the NIST curves (src/tls/ecdsa.c): a TLS 1.3 handshake with a
+        # P-256 certificate spent 75% of its CPU in mbedTLS's two verifications.
+        for opt in MBEDTLS_THREADING_C MBEDTLS_THREADING_PTHREAD MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED \
+                   MBEDTLS_ECDSA_VERIFY_ALT; do
             python3 "$src/scripts/config.py" -f "$src/include/mbedtls/mbedtls_config.h" set "$opt"
         done
         rm -rf "$deps/mbedtls" "$deps"/.stamp-mbedtls-*

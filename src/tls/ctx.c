@@ -28,6 +28,7 @@
 #include <sys/auxv.h>
 #endif
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/base64.h>
@@ -39,6 +40,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* mbedTLS verifies ECDSA signatures with lurk's mbedtls_ecdsa_verify
+ * (ecdsa.c, MBEDTLS_ECDSA_VERIFY_ALT). Only libmbedcrypto calls it, and a
+ * static link scans liblurk.a before it: this reference, in the object
+ * every TLS user links, brings ecdsa.o in. */
+__attribute__((used)) static int (*const use_lurk_ecdsa)(mbedtls_ecp_group *, const unsigned char *, size_t,
+                                                          const mbedtls_ecp_point *, const mbedtls_mpi *,
+                                                          const mbedtls_mpi *) = mbedtls_ecdsa_verify;
 
 struct lurk_tls_ctx {
     bool rng_ready;
