@@ -21,6 +21,18 @@ void lurk_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, con
     lua_pop(L, 1);
 }
 
+void lurk_lua_class_indexed(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta,
+                            lua_CFunction index)
+{
+    lurk_lua_class(L, name, methods, meta);
+    luaL_getmetatable(L, name);
+    lua_getfield(L, -1, "__index");   /* mt, methods */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, index, 1);
+    lua_setfield(L, -3, "__index");   /* mt, methods */
+    lua_remove(L, -2);                /* methods */
+}
+
 static int raise_v(lua_State *L, int level, const char *fname, const char *fmt, va_list ap)
 {
     luaL_where(L, level);

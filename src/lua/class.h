@@ -23,6 +23,12 @@
  */
 void lurk_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 
+/* The same, for a class whose __index also answers fields (sock.tls): index
+ * is called with (object, key) and the methods table as its upvalue, and
+ * looks there first. Leaves the methods table on the stack. */
+void lurk_lua_class_indexed(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta,
+                            lua_CFunction index);
+
 /*
  * Raises "<where>fname: bad argument #n (msg)", where is the calling line
  * of the script. idx is the stack index; n is the argument as the script

@@ -559,11 +559,7 @@ void lurk_lua_open_serve(lua_State *L, int priv)
         { NULL, NULL },
     };
 
-    lurk_lua_class(L, LISTENER_MT, methods, meta);
-    luaL_getmetatable(L, LISTENER_MT);
-    lua_getfield(L, -1, "__index");   /* mt, methods */
-    lua_pushcclosure(L, listener_index, 1);
-    lua_setfield(L, -2, "__index");
+    lurk_lua_class_indexed(L, LISTENER_MT, methods, meta, listener_index);
     lua_pop(L, 1);
     lurk_lua_class(L, PARSER_MT, pmethods, pmeta);
 

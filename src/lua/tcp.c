@@ -1113,19 +1113,9 @@ static int sock_starttls(lua_State *L)
     n = make_tls(L, k, 2, host, colon ? atoi(colon + 1) : 0, &w);
     if (n)
         return n;
-    k->handshaking = true;
-    k->connector = t;
-    k->cdeadline = lurk_task_deadline(t, k->timeout);
-    rc = lurk_task_check(t);
-    if (rc == 0)
-        rc = lurk_tls_handshake(k->tls, k->cdeadline, lurk_task_wake, t);
-    if (rc < 0) {
-        k->handshaking = false;
-        k->connector = NULL;
-        lurk_stream_close(k->st);
+    rc = lurk_lua_sock_handshake_start(L, 1, t, k->timeout);
+    if (rc < 0)
         return op_error(L, k, rc, "tls", "TLS handshake with", t, k->cdeadline);
-    }
-    anchor(L, k, 1);
     return lurk_task_wait(L, t, &connect_waiter, k);
 }
 
@@ -1359,15 +1349,8 @@ int lurk_lua_open_tcp(lua_State *L, int priv)
         { NULL, NULL },
     };
 
-    lurk_lua_class(L, SOCK_MT, methods, meta);
-    /* __index also answers sock.tls and sock.timings: a closure over the
-     * methods table replaces the plain one. */
-    luaL_getmetatable(L, SOCK_MT);
-    lua_getfield(L, -1, "__index");   /* mt, methods */
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, sock_index, 1);
-    lua_setfield(L, -3, "__index");   /* mt, methods */
-    lua_remove(L, -2);                /* methods */
+    /* __index also answers sock.tls and sock.timings. */
+    lurk_lua_class_indexed(L, SOCK_MT, methods, meta, sock_index);
     /* For lua/http.lua, which calls them directly, without a lookup
      * through __index per call: the methods, and the pool's check. */
     lua_setfield(L, priv, "sock_methods");

@@ -536,6 +536,18 @@ static void send_more(struct lurk_tcp *s)
     lurk_op_arm(s->loop, s->wop, sqe, s->wdeadline);
 }
 
+/* The write slot for len bytes at p, nothing sent yet. */
+static void take_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
+                       lurk_done_cb *cb, void *arg)
+{
+    s->wptr = p;
+    s->wlen = len;
+    s->wdone = 0;
+    s->wdeadline = deadline_ns;
+    s->wcb = cb;
+    s->warg = arg;
+}
+
 int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadline_ns,
                    lurk_done_cb *cb, void *arg)
 {
@@ -557,12 +569,7 @@ int lurk_tcp_write(struct lurk_tcp *s, const void *p, size_t len, int64_t deadli
         cb(arg, 0);
         return 0;
     }
-    s->wptr = p;
-    s->wlen = len;
-    s->wdone = 0;
-    s->wdeadline = deadline_ns;
-    s->wcb = cb;
-    s->warg = arg;
+    take_write(s, p, len, deadline_ns, cb, arg);
     send_more(s);
     return 0;
 }
@@ -578,13 +585,8 @@ int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t
         return -EBUSY;
     if (len == 0 || len > INT32_MAX)
         return lurk_tcp_write(s, p, len, deadline_ns, cb, arg);
+    take_write(s, p, len, deadline_ns, cb, arg);
     s->wbg = true;
-    s->wptr = p;
-    s->wlen = len;
-    s->wdone = 0;
-    s->wdeadline = deadline_ns;
-    s->wcb = cb;
-    s->warg = arg;
     s->wnowait = true;
     sqe = lurk_loop_sqe(s->loop);
     /* DONTWAIT: the kernel takes it all or fails (-EAGAIN, or the count
