@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,13 @@ struct lurk_loop {
     struct lurk_op *dtimer;           /* the timer for dtimer_at, or NULL */
     int64_t dtimer_at;
     unsigned dtimers;                 /* deadline timers in flight */
+
+    int refs;                         /* lurk_loop_new's, and lurk_loop_ref's */
+    bool gone;                        /* lurk_loop_free() ran: no ring */
+
+    /* The file table's free slots, a stack (LURK_LOOP_FIXED_FILES). */
+    int *slots;
+    unsigned nslots, nfree;
 };
 
 int64_t lurk_now_ns(void)
@@ -115,6 +123,7 @@ static const struct { unsigned f; const char *name; } feature_names[] = {
     { LURK_LOOP_RING_FD, "ring-fd" },
     { LURK_LOOP_SKIP_CQE, "skip-cqe" },
     { LURK_LOOP_MIN_WAIT, "min-wait" },
+    { LURK_LOOP_FIXED_FILES, "fixed-files" },
 };
 
 /* LURK_URING_OFF="ring-fd,skip-cqe" | "all": the features a test forces off,
@@ -151,6 +160,58 @@ static void name_features(struct lurk_loop *l)
                                    feature_names[i].name);
 }
 
+/*
+ * A sparse file table (5.19+) as large as the descriptor limit allows, up
+ * to 16384 slots (the kernel refuses more than RLIMIT_NOFILE); sockets past
+ * that use their descriptors.
+ */
+static void setup_files(struct lurk_loop *l)
+{
+    struct rlimit rl;
+    unsigned n = 16384;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+        n = (unsigned)rl.rlim_cur;
+    if (n == 0 || !(l->slots = malloc(n * sizeof *l->slots)))
+        return;
+    if (io_uring_register_files_sparse(&l->ring, n) < 0) {
+        free(l->slots);
+        l->slots = NULL;
+        return;
+    }
+    l->nslots = l->nfree = n;
+    for (unsigned i = 0; i < n; i++)
+        l->slots[i] = (int)(n - 1 - i);   /* slot 0 on top */
+    l->feat |= LURK_LOOP_FIXED_FILES;
+}
+
+int lurk_loop_file_add(struct lurk_loop *l, int fd)
+{
+    int slot;
+
+    if (!(l->feat & LURK_LOOP_FIXED_FILES) || l->nfree == 0)
+        return -1;
+    slot = l->slots[l->nfree - 1];
+    if (io_uring_register_files_update(&l->ring, (unsigned)slot, &fd, 1) != 1)
+        return -1;
+    l->nfree--;
+    return slot;
+}
+
+/* Empties the slot at once, so closing the descriptor closes the socket
+ * then and there (the peer sees its end of stream without waiting for the
+ * next submission). */
+void lurk_loop_file_remove(struct lurk_loop *l, int slot)
+{
+    int none = -1;
+
+    if (slot < 0 || l->gone)
+        return;
+    if (io_uring_register_files_update(&l->ring, (unsigned)slot, &none, 1) == 1)
+        l->slots[l->nfree++] = slot;
+    /* else: the slot stays taken (never seen); the ring's end frees it */
+}
+
 int lurk_loop_new(struct lurk_loop **out, unsigned entries)
 {
     struct lurk_loop *l = calloc(1, sizeof *l);
@@ -161,6 +222,7 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
     if (!l)
         return -ENOMEM;
     l->evfd = -1;
+    l->refs = 1;
     rc = setup_ring(l, entries);
     if (rc < 0) {
         free(l);
@@ -171,6 +233,9 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
      * fget/fput of the ring's file; liburing then enters by index. */
     if (!(off & LURK_LOOP_RING_FD) && io_uring_register_ring_fd(&l->ring) == 1)
         l->feat |= LURK_LOOP_RING_FD;
+    /* Fault injection finds an op's peer by its descriptor (getpeername). */
+    if (!(off & LURK_LOOP_FIXED_FILES) && !l->faults)
+        setup_files(l);
     /* Fault injection replaces results in dispatch(): it needs every CQE. */
     if (l->faults)
         l->feat &= ~LURK_LOOP_SKIP_CQE;
@@ -239,6 +304,7 @@ unsigned lurk_loop_in_flight(const struct lurk_loop *l)
 void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st)
 {
     *st = l->stats;
+    st->files = l->nslots - l->nfree;
 }
 
 struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg)
@@ -665,10 +731,22 @@ int lurk_loop_drain(struct lurk_loop *l)
     return 0;
 }
 
+void lurk_loop_ref(struct lurk_loop *l)
+{
+    l->refs++;
+}
+
+void lurk_loop_unref(struct lurk_loop *l)
+{
+    if (--l->refs == 0)
+        free(l);
+}
+
 void lurk_loop_free(struct lurk_loop *l)
 {
     if (!l)
         return;
+    l->gone = true;
     if (lurk_loop_drain(l) < 0) {
         /* The kernel may still write into op records and buffers: leak them
          * rather than free memory it owns. The ring's teardown reaps the ops. */
@@ -682,11 +760,12 @@ void lurk_loop_free(struct lurk_loop *l)
         close(l->evfd);
     lurk_faults_free(l->faults);
     free(l->heap);
+    free(l->slots);
     while (l->slabs) {
         struct slab *s = l->slabs;
 
         l->slabs = s->next;
         free(s);
     }
-    free(l);
+    lurk_loop_unref(l);
 }

@@ -59,6 +59,7 @@ enum {
     LURK_LOOP_RING_FD = 1u << 0,      /* "ring-fd": io_uring_register_ring_fd */
     LURK_LOOP_SKIP_CQE = 1u << 1,     /* "skip-cqe": IOSQE_CQE_SKIP_SUCCESS on nowait sends */
     LURK_LOOP_MIN_WAIT = 1u << 2,     /* "min-wait": batched waits (6.12+) */
+    LURK_LOOP_FIXED_FILES = 1u << 3,  /* "fixed-files": sockets in the ring's file table */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -85,6 +86,14 @@ int lurk_loop_drain(struct lurk_loop *l);
  */
 void lurk_loop_free(struct lurk_loop *l);
 
+/*
+ * Objects that hold descriptors in the ring's file table (net/tcp.c) hold
+ * a reference on the loop, so they may outlive lurk_loop_free(): the ring
+ * goes then, the loop's record with the last reference.
+ */
+void lurk_loop_ref(struct lurk_loop *l);
+void lurk_loop_unref(struct lurk_loop *l);
+
 /* A sentence for users when lurk_loop_new() failed with rc. */
 const char *lurk_loop_explain(int rc);
 
@@ -99,6 +108,28 @@ bool lurk_loop_has(const struct lurk_loop *l, unsigned f);
  * (an eventfd registered with the ring, set up at the first call). */
 int lurk_loop_fd(struct lurk_loop *l);
 
+/*
+ * The ring's file table ("fixed-files", 5.19+): an op on a descriptor in the
+ * table (lurk_sqe_fixed) skips the kernel's per-op lookup and reference
+ * count of the file. The descriptor stays the caller's too (setsockopt,
+ * kernel TLS and poll(2) need it). lurk_loop_file_add() returns the slot, or
+ * -1 when the feature is off or the table full (the caller goes on with the
+ * plain descriptor). The table holds the file open: lurk_loop_file_remove()
+ * releases the slot (asynchronously, with the next submission) whenever
+ * the caller closes the descriptor.
+ */
+int lurk_loop_file_add(struct lurk_loop *l, int fd);
+void lurk_loop_file_remove(struct lurk_loop *l, int slot);
+
+/* Points a prepared SQE at slot instead of its descriptor; -1: no-op. */
+static inline void lurk_sqe_fixed(struct io_uring_sqe *sqe, int slot)
+{
+    if (slot >= 0) {
+        sqe->fd = slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
 /* Ops in flight (submitted or queued, callback not yet run), not counting
  * the loop's own deadline timer. */
 unsigned lurk_loop_in_flight(const struct lurk_loop *l);
@@ -111,6 +142,7 @@ struct lurk_loop_stats {
     uint64_t cqes;
     uint64_t ops;
     uint64_t faults;
+    unsigned files;                   /* descriptors in the file table now */
 };
 void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st);
 

@@ -166,16 +166,17 @@ static int l_current(lua_State *L)
     return 1;
 }
 
-/* lurk.stats() -> { enters, ops, cqes, in_flight, tasks, ring }: io_uring_enter
- * calls, ops submitted and completions reaped since the runtime started;
- * ring: the ring's setup and features, as `lurk --version` names them. */
+/* lurk.stats() -> { enters, ops, cqes, in_flight, tasks, files, ring }:
+ * io_uring_enter calls, ops submitted and completions reaped since the
+ * runtime started; files: sockets in the ring's file table now; ring: the
+ * ring's setup and features, as `lurk --version` names them. */
 static int l_stats(lua_State *L)
 {
     struct lurk_rt *rt = upvalue_rt(L);
     struct lurk_loop_stats st;
 
     lurk_loop_stats(lurk_rt_loop(rt), &st);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushnumber(L, (lua_Number)st.enters);
     lua_setfield(L, -2, "enters");
     lua_pushnumber(L, (lua_Number)st.ops);
@@ -186,6 +187,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "in_flight");
     lua_pushinteger(L, SCHED(rt)->live);
     lua_setfield(L, -2, "tasks");
+    lua_pushinteger(L, st.files);
+    lua_setfield(L, -2, "files");
     lua_pushstring(L, lurk_loop_features(lurk_rt_loop(rt)));
     lua_setfield(L, -2, "ring");
     return 1;

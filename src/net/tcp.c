@@ -38,6 +38,7 @@ struct lurk_tcp {
     int refs;
     int ops;                          /* ops in flight on fd */
     int fd;
+    int slot;                         /* fd's slot in the ring's file table, or -1 */
     bool connected, closing;         /* end of stream: stream.eof */
 
     /* connect */
@@ -88,9 +89,11 @@ int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolve
     if (!s)
         return -ENOMEM;
     s->loop = l;
+    lurk_loop_ref(l);
     s->resolver = r;
     s->refs = 1;
     s->fd = -1;
+    s->slot = -1;
     s->stream.ops = &tcp_stream_ops;
     s->stream.rbuf = &s->rbuf;
     *out = s;
@@ -102,14 +105,31 @@ void lurk_tcp_ref(struct lurk_tcp *s)
     s->refs++;
 }
 
+/* Puts fd in the ring's file table, so the ops on it skip the file lookup. */
+static void set_fd(struct lurk_tcp *s, int fd)
+{
+    s->fd = fd;
+    s->slot = lurk_loop_file_add(s->loop, fd);
+}
+
+/* Closes fd and empties its slot (the table holds the socket open too). */
+static void close_fd(struct lurk_tcp *s)
+{
+    lurk_loop_file_remove(s->loop, s->slot);
+    s->slot = -1;
+    close(s->fd);
+    s->fd = -1;
+}
+
 void lurk_tcp_unref(struct lurk_tcp *s)
 {
     if (--s->refs > 0)
         return;
     if (s->fd >= 0)
-        close(s->fd);
+        close_fd(s);
     lurk_buf_fini(&s->rbuf);
     free(s->addrs);
+    lurk_loop_unref(s->loop);
     free(s);
 }
 
@@ -117,10 +137,8 @@ void lurk_tcp_unref(struct lurk_tcp *s)
 static void op_ended(struct lurk_tcp *s)
 {
     s->ops--;
-    if (s->closing && s->ops == 0 && s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    if (s->closing && s->ops == 0 && s->fd >= 0)
+        close_fd(s);
     lurk_tcp_unref(s);
 }
 
@@ -157,8 +175,7 @@ static void connect_done(struct lurk_op *op, int res)
     } else {
         if (s->closing)
             res = -LURK_ECLOSED;
-        close(s->fd);
-        s->fd = -1;
+        close_fd(s);
         if (res == -ETIMEDOUT || res == -ECANCELED || res == -LURK_ECLOSED) {
             connect_finish(s, res);
         } else {
@@ -203,9 +220,10 @@ static void try_next(struct lurk_tcp *s)
         }
         /* Request/response traffic: never wait for Nagle. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        s->fd = fd;
+        set_fd(s, fd);
         sqe = lurk_loop_sqe(s->loop);
         io_uring_prep_connect(sqe, fd, (struct sockaddr *)sa, len);
+        lurk_sqe_fixed(sqe, s->slot);
         s->cop = start_op(s, connect_done);
         lurk_op_arm(s->loop, s->cop, sqe, s->cdeadline);
         return;
@@ -296,7 +314,7 @@ int lurk_tcp_adopt(struct lurk_tcp *s, int fd)
 
     if (s->closing || s->connected || s->fd >= 0)
         return -EISCONN;
-    s->fd = fd;
+    set_fd(s, fd);
     s->connected = true;
     s->stream.open = 1;
     /* Responses go out as soon as they are written, as requests do. */
@@ -365,6 +383,7 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
         len = max;
     sqe = lurk_loop_sqe(s->loop);
     io_uring_prep_recv(sqe, s->fd, lurk_buf_tail(&s->rbuf), len, 0);
+    lurk_sqe_fixed(sqe, s->slot);
     if (s->drained)                   /* skip a recv attempt bound to find nothing */
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     s->rasked = len;
@@ -430,6 +449,7 @@ static int start_msg(struct lurk_tcp *s, bool reading, struct msghdr *msg, int64
         s->wcb = cb;
         s->warg = arg;
     }
+    lurk_sqe_fixed(sqe, s->slot);
     lurk_op_arm(s->loop, op, sqe, deadline_ns);
     return 0;
 }
@@ -462,6 +482,7 @@ int lurk_tcp_splice(struct lurk_tcp *s, int pipe_fd, size_t len, int64_t deadlin
     sqe = lurk_loop_sqe(s->loop);
     /* Offsets -1: neither a pipe nor a socket has one. */
     io_uring_prep_splice(sqe, pipe_fd, -1, s->fd, -1, (unsigned)len, SPLICE_F_MOVE);
+    lurk_sqe_fixed(sqe, s->slot);     /* the output; the pipe stays a descriptor */
     s->wop = start_op(s, msg_done);
     s->wcb = cb;
     s->warg = arg;
@@ -532,6 +553,7 @@ static void send_more(struct lurk_tcp *s)
     if (n > 1u << 30)
         n = 1u << 30;
     io_uring_prep_send(sqe, s->fd, s->wptr + s->wdone, n, MSG_NOSIGNAL);
+    lurk_sqe_fixed(sqe, s->slot);
     s->wop = start_op(s, write_done);
     lurk_op_arm(s->loop, s->wop, sqe, s->wdeadline);
 }
@@ -592,6 +614,7 @@ int lurk_tcp_write_nowait(struct lurk_tcp *s, const void *p, size_t len, int64_t
     /* DONTWAIT: the kernel takes it all or fails (-EAGAIN, or the count
      * sent with WAITALL) inside the enter that submits it, never later. */
     io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+    lurk_sqe_fixed(sqe, s->slot);
     s->wop = start_op(s, write_done);
     lurk_op_arm_nowait(s->loop, s->wop, sqe, (int)len);
     return 0;
@@ -637,10 +660,8 @@ void lurk_tcp_close(struct lurk_tcp *s)
     s->closing = true;
     s->stream.open = 0;
     lurk_tcp_cancel(s, LURK_TCP_READ | LURK_TCP_WRITE | LURK_TCP_CONNECT);
-    if (s->ops == 0 && s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    if (s->ops == 0 && s->fd >= 0)
+        close_fd(s);
 }
 
 int lurk_tcp_is_open(const struct lurk_tcp *s)

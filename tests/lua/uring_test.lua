@@ -11,7 +11,7 @@ local function forced(f) return off == "all" or ("," .. off .. ","):find("," .. 
 local uname = io.popen("uname -r"):read("*l")
 local major, minor = uname:match("^(%d+)%.(%d+)")
 local modern = tonumber(major) * 100 + tonumber(minor) >= 612
-for _, f in ipairs { "ring-fd", "skip-cqe", "min-wait" } do
+for _, f in ipairs { "ring-fd", "skip-cqe", "min-wait", "fixed-files" } do
   if forced(f) then
     t.ok(not has(f), f .. " forced off: not in " .. ring)
   elseif modern then
@@ -214,6 +214,57 @@ print(len(d), d[:5].decode(), d[-3:].decode(), end, flush=True)
   s:close()
   lurk.sleep(0.2)
   t.eq(p:read("*l"), "100000 hello 020 close_notify", "TLS: 20 sends then close: all records, then close_notify")
+  p:close()
+end
+
+-- 6. Sockets in the ring's file table: each connection, dialled or
+-- accepted, takes a slot while open (lurk.stats().files) and gives it back
+-- when closed, and closing it closes the socket at once, although the table
+-- held it too: the peer sees the end of the stream while this process is
+-- blocked in a system call and runs no loop turn.
+do
+  local fixed = has("fixed-files")
+  local f0 = lurk.stats().files
+  local ln = assert(tcp.listen("127.0.0.1", 0))
+  local port = ln.port
+  local srv = lurk.spawn(function()
+    local got = {}
+    for i = 1, 10 do got[i] = assert(ln:accept()) end
+    return got
+  end)
+  local cs = {}
+  for i = 1, 10 do cs[i] = assert(tcp.connect("127.0.0.1", port)) end
+  local _, ss = assert(srv:join())
+  t.eq(lurk.stats().files - f0, fixed and 20 or 0, "10 dialled and 10 accepted sockets in the table")
+  for i = 1, 10 do
+    assert(cs[i]:send("ping " .. i .. "\n"))
+    t.eq(ss[i]:receive("*l"), "ping " .. i, "through the table, connection " .. i)
+    assert(ss[i]:send("pong\n"))
+    t.eq(cs[i]:receive("*l"), "pong", "and back, connection " .. i)
+  end
+  for i = 1, 10 do cs[i]:close(); ss[i]:close() end
+  t.eq(lurk.stats().files, f0, "every slot given back at close")
+  ln:close()
+
+  local p = assert(io.popen(("python3 -c '%s'"):format([[
+import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c,_=s.accept(); c.settimeout(5); d=b""
+try:
+    while True:
+        b=c.recv(100)
+        if not b: break
+        d+=b
+    print("end after", d.decode(), flush=True)
+except socket.timeout:
+    print("no end in 5 s", flush=True)
+]]), "r"))
+  local c = assert(tcp.connect("127.0.0.1", tonumber(p:read("*l"))))
+  assert(c:send("bye"))
+  lurk.sleep(0.05)
+  c:close()
+  t.eq(p:read("*l"), "end after bye", "the peer saw the close with no loop turn after it")
   p:close()
 end
 
