@@ -30,11 +30,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SLAB_OPS 256
+#define BUF_COUNT 128                 /* provided buffers: 2 MiB of address space */
+#define BUF_GROUP 0
 
 struct slab {
     struct slab *next;
@@ -69,6 +72,14 @@ struct lurk_loop {
 
     int refs;                         /* lurk_loop_new's, and lurk_loop_ref's */
     bool gone;                        /* lurk_loop_free() ran: no ring */
+
+    /* Soft ops cancelled, whose callbacks the next turn runs (-ECANCELED),
+     * linked by next_free. */
+    struct lurk_op *soft_head, *soft_tail;
+
+    /* Provided buffers (LURK_LOOP_RECV_MULTI), set up at first use. */
+    struct io_uring_buf_ring *br;
+    char *bufs;
 
     /* The file table's free slots, a stack (LURK_LOOP_FIXED_FILES). */
     int *slots;
@@ -124,6 +135,7 @@ static const struct { unsigned f; const char *name; } feature_names[] = {
     { LURK_LOOP_SKIP_CQE, "skip-cqe" },
     { LURK_LOOP_MIN_WAIT, "min-wait" },
     { LURK_LOOP_FIXED_FILES, "fixed-files" },
+    { LURK_LOOP_RECV_MULTI, "recv-multishot" },
 };
 
 /* LURK_URING_OFF="ring-fd,skip-cqe" | "all": the features a test forces off,
@@ -165,6 +177,30 @@ static void name_features(struct lurk_loop *l)
  * to 16384 slots (the kernel refuses more than RLIMIT_NOFILE); sockets past
  * that use their descriptors.
  */
+/*
+ * Whether emptying a slot lets go of its file at once. Kernels before 6.4
+ * drop a file taken out of the table from a work item that runs up to a
+ * second later, so a socket lurk closes would stay open (no FIN, no EOF
+ * for the peer) for that second: the table is not used there. The probe
+ * empties slot 0 holding one end of a socket pair, closes that end and
+ * looks for the end of stream on the other.
+ */
+static bool slot_release_prompt(struct lurk_loop *l)
+{
+    int sv[2], none = -1;
+    char c;
+    bool ok;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    ok = io_uring_register_files_update(&l->ring, 0, &sv[0], 1) == 1 &&
+         io_uring_register_files_update(&l->ring, 0, &none, 1) == 1;
+    close(sv[0]);
+    ok = ok && recv(sv[1], &c, 1, MSG_DONTWAIT) == 0;
+    close(sv[1]);
+    return ok;
+}
+
 static void setup_files(struct lurk_loop *l)
 {
     struct rlimit rl;
@@ -174,7 +210,8 @@ static void setup_files(struct lurk_loop *l)
         n = (unsigned)rl.rlim_cur;
     if (n == 0 || !(l->slots = malloc(n * sizeof *l->slots)))
         return;
-    if (io_uring_register_files_sparse(&l->ring, n) < 0) {
+    if (io_uring_register_files_sparse(&l->ring, n) < 0 || !slot_release_prompt(l)) {
+        io_uring_unregister_files(&l->ring);
         free(l->slots);
         l->slots = NULL;
         return;
@@ -183,6 +220,63 @@ static void setup_files(struct lurk_loop *l)
     for (unsigned i = 0; i < n; i++)
         l->slots[i] = (int)(n - 1 - i);   /* slot 0 on top */
     l->feat |= LURK_LOOP_FIXED_FILES;
+}
+
+/* Multishot receive came with Linux 6.0 (provided buffer rings with 5.19);
+ * no setup flag or probe tells, so the kernel's version does, and a
+ * receive refused with -EINVAL turns the feature off (lurk_loop_drop). */
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int ma = 0, mi = 0;
+
+    if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+        return false;
+    return ma > major || (ma == major && mi >= minor);
+}
+
+int lurk_loop_buf_group(struct lurk_loop *l)
+{
+    int err;
+
+    if (l->br)
+        return BUF_GROUP;
+    if (!(l->feat & LURK_LOOP_RECV_MULTI))
+        return -1;
+    l->bufs = malloc((size_t)BUF_COUNT * LURK_LOOP_BUF_SIZE);
+    if (l->bufs)
+        l->br = io_uring_setup_buf_ring(&l->ring, BUF_COUNT, BUF_GROUP, 0, &err);
+    if (!l->br) {
+        free(l->bufs);
+        l->bufs = NULL;
+        lurk_loop_drop(l, LURK_LOOP_RECV_MULTI);
+        return -1;
+    }
+    for (int i = 0; i < BUF_COUNT; i++)
+        io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * LURK_LOOP_BUF_SIZE, LURK_LOOP_BUF_SIZE,
+                              (unsigned short)i, io_uring_buf_ring_mask(BUF_COUNT), i);
+    io_uring_buf_ring_advance(l->br, BUF_COUNT);
+    return BUF_GROUP;
+}
+
+const void *lurk_loop_buf(const struct lurk_loop *l, unsigned cqe_flags)
+{
+    return l->bufs + (size_t)(cqe_flags >> IORING_CQE_BUFFER_SHIFT) * LURK_LOOP_BUF_SIZE;
+}
+
+void lurk_loop_buf_put(struct lurk_loop *l, unsigned cqe_flags)
+{
+    unsigned short bid = (unsigned short)(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+
+    io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * LURK_LOOP_BUF_SIZE, LURK_LOOP_BUF_SIZE,
+                          bid, io_uring_buf_ring_mask(BUF_COUNT), 0);
+    io_uring_buf_ring_advance(l->br, 1);
+}
+
+void lurk_loop_drop(struct lurk_loop *l, unsigned f)
+{
+    l->feat &= ~f;
+    name_features(l);
 }
 
 int lurk_loop_file_add(struct lurk_loop *l, int fd)
@@ -233,9 +327,12 @@ int lurk_loop_new(struct lurk_loop **out, unsigned entries)
      * fget/fput of the ring's file; liburing then enters by index. */
     if (!(off & LURK_LOOP_RING_FD) && io_uring_register_ring_fd(&l->ring) == 1)
         l->feat |= LURK_LOOP_RING_FD;
-    /* Fault injection finds an op's peer by its descriptor (getpeername). */
+    /* Fault injection finds an op's peer by its descriptor (getpeername),
+     * and replaces one result per SQE, not per CQE. */
     if (!(off & LURK_LOOP_FIXED_FILES) && !l->faults)
         setup_files(l);
+    if (!l->faults && kernel_at_least(6, 0))
+        l->feat |= LURK_LOOP_RECV_MULTI;
     /* Fault injection replaces results in dispatch(): it needs every CQE. */
     if (l->faults)
         l->feat &= ~LURK_LOOP_SKIP_CQE;
@@ -463,6 +560,10 @@ static void deadline_fired(struct lurk_op *op, int res)
 
         heap_remove(l, late);
         late->flags |= LURK_OP_EXPIRED;
+        if (late->flags & LURK_OP_SOFT) {
+            lurk_op_finish(l, late, -ETIMEDOUT);
+            continue;
+        }
         sqe = lurk_loop_sqe(l);
         io_uring_prep_cancel(sqe, late, 0);
         io_uring_sqe_set_data64(sqe, 0);
@@ -512,6 +613,28 @@ void lurk_op_await(struct lurk_loop *l, struct lurk_op *op)
     }
 }
 
+void lurk_op_arm_soft(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
+{
+    op->flags |= LURK_OP_SOFT;
+    l->in_flight++;                   /* not in stats.ops: nothing is submitted */
+    if (deadline_ns > 0) {
+        op->flags |= LURK_OP_DEADLINE;
+        op->deadline = deadline_ns;
+        heap_push(l, op);
+        if (!l->dtimer || deadline_ns < l->dtimer_at)
+            arm_deadline_timer(l);
+    }
+}
+
+void lurk_op_finish(struct lurk_loop *l, struct lurk_op *op, int res)
+{
+    if (op->heap_at)
+        heap_remove(l, op);
+    l->in_flight--;
+    op->cb(op, res);
+    put_op(l, op);
+}
+
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
 {
     struct io_uring_sqe *sqe = lurk_loop_sqe(l);
@@ -543,6 +666,17 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
     if (op->flags & LURK_OP_CANCELLED)
         return;
     op->flags |= LURK_OP_CANCELLED;
+    if (op->flags & LURK_OP_SOFT) {   /* ended by the next turn */
+        if (op->heap_at)
+            heap_remove(l, op);
+        op->next_free = NULL;
+        if (l->soft_tail)
+            l->soft_tail->next_free = op;
+        else
+            l->soft_head = op;
+        l->soft_tail = op;
+        return;
+    }
     sqe = lurk_loop_sqe(l);
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, 0);
@@ -608,6 +742,20 @@ static unsigned reap(struct lurk_loop *l)
  * the kernel's overflow list (a failure's CQE may be among them): the next
  * turn looks again.
  */
+/* Ends the soft ops lurk_op_cancel() asked to end (-ECANCELED). */
+static void end_cancelled_soft(struct lurk_loop *l)
+{
+    while (l->soft_head) {
+        struct lurk_op *op = l->soft_head;
+
+        l->soft_head = op->next_free;
+        if (!l->soft_head)
+            l->soft_tail = NULL;
+        op->next_free = NULL;
+        lurk_op_finish(l, op, -ECANCELED);
+    }
+}
+
 static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
 {
     struct lurk_op *op;
@@ -637,7 +785,7 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
 
     /* Nowait ops end inside the enter: with nothing else out (deadline
      * timers bound ops, they are nothing to wait for), do not wait. */
-    if (waited == 0)
+    if (waited == 0 || l->soft_head)  /* cancelled soft ops end this turn */
         wait = false;
     if (l->evfd >= 0) {               /* cleared before reaping: none is missed */
         uint64_t v;
@@ -676,6 +824,10 @@ int lurk_loop_turn(struct lurk_loop *l, bool wait)
     n = reap(l);
     if (nw_last)
         release_nowait(l, nw_last);
+    if (l->soft_head) {
+        n++;
+        end_cancelled_soft(l);
+    }
     if (n == 0 && rc == -EINTR)
         return -EINTR;
     return (int)n;
@@ -685,7 +837,9 @@ void lurk_loop_flush(struct lurk_loop *l)
 {
     if (io_uring_sq_ready(&l->ring)) {
         l->stats.enters++;
-        io_uring_submit(&l->ring);
+        /* GETEVENTS: with DEFER_TASKRUN what the SQEs end (a cancelled
+         * receive) completes now, not at the next turn. */
+        io_uring_submit_and_get_events(&l->ring);
         /* Nowait ops post no CQE to wake a host polling lurk_loop_fd():
          * make it readable so the next turn runs their callbacks. */
         if (l->nowait && l->evfd >= 0) {
@@ -727,6 +881,7 @@ int lurk_loop_drain(struct lurk_loop *l)
         reap(l);
         if (l->nw_tail)
             release_nowait(l, l->nw_tail);
+        end_cancelled_soft(l);
     }
     return 0;
 }
@@ -755,7 +910,10 @@ void lurk_loop_free(struct lurk_loop *l)
         io_uring_queue_exit(&l->ring);
         return;
     }
+    if (l->br)
+        io_uring_free_buf_ring(&l->ring, l->br, BUF_COUNT, BUF_GROUP);
     io_uring_queue_exit(&l->ring);
+    free(l->bufs);
     if (l->evfd >= 0)
         close(l->evfd);
     lurk_faults_free(l->faults);

@@ -48,6 +48,7 @@ enum {
     LURK_OP_CQE = 1u << 4,            /* a nowait op whose CQE came */
     LURK_OP_AWAITED = 1u << 5,        /* a nowait op someone waits behind */
     LURK_OP_TOLD = 1u << 6,           /* a nowait op whose callback has run */
+    LURK_OP_SOFT = 1u << 7,           /* armed by lurk_op_arm_soft(): no SQE */
 };
 
 /*
@@ -60,6 +61,8 @@ enum {
     LURK_LOOP_SKIP_CQE = 1u << 1,     /* "skip-cqe": IOSQE_CQE_SKIP_SUCCESS on nowait sends */
     LURK_LOOP_MIN_WAIT = 1u << 2,     /* "min-wait": batched waits (6.12+) */
     LURK_LOOP_FIXED_FILES = 1u << 3,  /* "fixed-files": sockets in the ring's file table */
+    LURK_LOOP_RECV_MULTI = 1u << 4,   /* "recv-multishot": multishot receives into
+                                         provided buffers (6.0+) */
 };
 
 /* Monotonic clock in nanoseconds, the time base of every deadline. */
@@ -130,6 +133,25 @@ static inline void lurk_sqe_fixed(struct io_uring_sqe *sqe, int slot)
     }
 }
 
+/*
+ * Provided buffers for multishot receives ("recv-multishot"): a ring of
+ * LURK_LOOP_BUF_SIZE-byte buffers that the kernel fills as data arrives on
+ * any socket with a multishot receive armed, so a connection holds no
+ * buffer while it waits and needs no new SQE per read. lurk_loop_buf_group()
+ * sets the ring up at its first call and returns its group id for
+ * sqe->buf_group, or -1 when the feature is off (or the kernel refused the
+ * ring: the feature is off from then on). A CQE with IORING_CQE_F_BUFFER
+ * names its buffer in its flags: lurk_loop_buf() is its data, and
+ * lurk_loop_buf_put() gives it back once copied out.
+ */
+#define LURK_LOOP_BUF_SIZE (16 * 1024)
+int lurk_loop_buf_group(struct lurk_loop *l);
+const void *lurk_loop_buf(const struct lurk_loop *l, unsigned cqe_flags);
+void lurk_loop_buf_put(struct lurk_loop *l, unsigned cqe_flags);
+
+/* Turns the LURK_LOOP_* feature f off (a kernel that refused it at use). */
+void lurk_loop_drop(struct lurk_loop *l, unsigned f);
+
 /* Ops in flight (submitted or queued, callback not yet run), not counting
  * the loop's own deadline timer. */
 unsigned lurk_loop_in_flight(const struct lurk_loop *l);
@@ -190,6 +212,19 @@ void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring
  */
 void lurk_op_await(struct lurk_loop *l, struct lurk_op *op);
 
+/*
+ * Arms op with no SQE of its own: a wait for what another op brings (data a
+ * multishot receive delivers). It counts as in flight and keeps its
+ * deadline in the heap like any op. It ends exactly once: by
+ * lurk_op_finish(), which runs its callback at once with res; by its
+ * deadline (-ETIMEDOUT); or by lurk_op_cancel() (-ECANCELED, from the next
+ * turn, which then does not block). Whoever arms one must finish it when
+ * what it waits for can no longer come (lurk_loop_drain() cannot cancel it
+ * in the kernel).
+ */
+void lurk_op_arm_soft(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns);
+void lurk_op_finish(struct lurk_loop *l, struct lurk_op *op, int res);
+
 /* Arms op as a timer firing at deadline_ns; its callback sees -ETIME then. */
 void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns);
 
@@ -209,7 +244,9 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op);
 int lurk_loop_turn(struct lurk_loop *l, bool wait);
 
 /* Submits queued operations without waiting or reaping: before a host polls
- * the ring's descriptor, everything started must be in the kernel. */
+ * the ring's descriptor, everything started must be in the kernel. What
+ * they end at once (a cancelled receive) has ended when this returns; its
+ * callback runs at the next turn. */
 void lurk_loop_flush(struct lurk_loop *l);
 
 /* Operations queued but not yet submitted. */

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,11 +57,20 @@ struct lurk_tcp {
 
     /* read */
     struct lurk_buf rbuf;
-    struct lurk_op *rop;
+    struct lurk_op *rop;              /* the read in flight (soft with multishot) */
     size_t rasked;                    /* bytes the read in flight may fill */
     bool drained;                     /* the last read left the socket empty */
     lurk_done_cb *rcb;
     void *rarg;
+    /* Multishot receive (LURK_LOOP_RECV_MULTI, lurk_tcp_multishot): mop
+     * stays armed across reads and appends what comes to rbuf; rop is then
+     * a soft op that mop's data ends. Data, an end or an error that comes
+     * while no read waits is kept for the next one. */
+    bool multishot;                   /* this socket may use it */
+    struct lurk_op *mop;
+    bool mstopped;                    /* mop cancelled: rbuf held enough unread */
+    size_t unread;                    /* bytes appended that no read has reported */
+    int mend;                         /* 1: none; else the end (0) or error to report */
 
     /* write */
     const char *wptr;
@@ -94,6 +104,8 @@ int lurk_tcp_new(struct lurk_tcp **out, struct lurk_loop *l, struct lurk_resolve
     s->refs = 1;
     s->fd = -1;
     s->slot = -1;
+    s->mend = 1;
+    s->multishot = true;
     s->stream.ops = &tcp_stream_ops;
     s->stream.rbuf = &s->rbuf;
     *out = s;
@@ -356,6 +368,184 @@ static int usable(const struct lurk_tcp *s)
     return s->closing ? -LURK_ECLOSED : !s->connected ? -ENOTCONN : 0;
 }
 
+/* ---- multishot receive ---- */
+
+/* Beyond this much unread input the multishot receive stops until the
+ * next read, and the kernel's receive window holds the peer back, as with
+ * plain reads (which take at most 64 KiB each). */
+#define MSHOT_MAX_UNREAD (512u << 10)
+
+static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,
+                      lurk_done_cb *cb, void *arg);
+
+static bool reader_waits(const struct lurk_tcp *s)
+{
+    return s->rop && (s->rop->flags & (LURK_OP_SOFT | LURK_OP_CANCELLED)) == LURK_OP_SOFT;
+}
+
+static void mshot_done(struct lurk_op *op, int res);
+
+/* Arms the multishot receive; false if the ring has no provided buffers. */
+static bool arm_mshot(struct lurk_tcp *s)
+{
+    struct io_uring_sqe *sqe;
+    int group = lurk_loop_buf_group(s->loop);
+
+    if (group < 0)
+        return false;
+    sqe = lurk_loop_sqe(s->loop);
+    io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = (uint16_t)group;
+    lurk_sqe_fixed(sqe, s->slot);
+    s->mstopped = false;
+    s->mop = start_op(s, mshot_done);
+    lurk_op_arm(s->loop, s->mop, sqe, 0);
+    return true;
+}
+
+/* The soft read ended: by data or an end mshot_done handed it (res), its
+ * deadline, or a cancel. INT_MIN: ended silently, the read goes on as a
+ * plain receive (the kernel refused multishot). */
+static void soft_read_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+    lurk_done_cb *cb = s->rcb;
+
+    s->rop = NULL;
+    s->rcb = NULL;
+    if (res == INT_MIN) {
+        op_ended(s);
+        return;
+    }
+    if (res == 0)
+        s->stream.eof = 1;
+    else if (res < 0 && s->closing)
+        res = -LURK_ECLOSED;
+    cb(s->rarg, res);
+    op_ended(s);
+}
+
+/* Tells a waiting read about what came (res > 0 bytes appended, 0 the end,
+ * < 0 an error), or keeps it for the next read. */
+static void mshot_tell(struct lurk_tcp *s, int res)
+{
+    if (reader_waits(s)) {
+        size_t n = s->unread;
+
+        if (res > 0) {
+            s->unread = 0;
+            res = n > INT32_MAX ? INT32_MAX : (int)n;
+        } else if (n > 0) {
+            s->mend = res;            /* the data first, the end next time */
+            s->unread = 0;
+            res = n > INT32_MAX ? INT32_MAX : (int)n;
+        }
+        lurk_op_finish(s->loop, s->rop, res);
+    } else if (res <= 0) {
+        s->mend = res;
+    }
+}
+
+/* The read waiting on the multishot receive, if any, goes on as a plain
+ * receive: its soft op ends silently and a plain one takes over. */
+static void go_plain(struct lurk_tcp *s)
+{
+    lurk_done_cb *cb = s->rcb;
+    void *arg = s->rarg;
+    int64_t deadline;
+    int rc;
+
+    if (!reader_waits(s))
+        return;
+    deadline = (s->rop->flags & LURK_OP_DEADLINE) ? s->rop->deadline : 0;
+    lurk_op_finish(s->loop, s->rop, INT_MIN);
+    s->multishot = false;
+    rc = start_read(s, READ_CHUNK, 0, deadline, cb, arg);
+    if (rc < 0)
+        cb(arg, rc);
+}
+
+static void mshot_done(struct lurk_op *op, int res)
+{
+    struct lurk_tcp *s = op->arg;
+    unsigned flags = op->cqe_flags;
+
+    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        int rc = lurk_buf_reserve(&s->rbuf, (size_t)res);
+
+        if (rc == 0) {
+            memcpy(lurk_buf_tail(&s->rbuf), lurk_loop_buf(s->loop, flags), (size_t)res);
+            lurk_buf_commit(&s->rbuf, (size_t)res);
+            s->unread += (size_t)res;
+        }
+        lurk_loop_buf_put(s->loop, flags);
+        mshot_tell(s, rc < 0 ? rc : res);
+        if (rc < 0 && (flags & IORING_CQE_F_MORE))
+            lurk_op_cancel(s->loop, s->mop);
+        else if (s->unread > MSHOT_MAX_UNREAD && !s->mstopped && (flags & IORING_CQE_F_MORE)) {
+            s->mstopped = true;       /* nobody reads: stop taking more */
+            lurk_op_cancel(s->loop, s->mop);
+        }
+    } else if (res > 0) {
+        res = -EIO;                   /* data without a buffer: never seen */
+    }
+    if (flags & IORING_CQE_F_MORE)
+        return;
+    s->mop = NULL;
+    if (res == -EINVAL && s->mend == 1 && !s->stream.eof) {
+        /* A kernel without multishot receive: plain receives from now on. */
+        lurk_loop_drop(s->loop, LURK_LOOP_RECV_MULTI);
+        go_plain(s);
+    } else if (res > 0 || res == -ENOBUFS || (res == -ECANCELED && s->mstopped && !s->closing)) {
+        /* Ended after data, out of provided buffers, or stopped (too much
+         * unread, or multishot turned off): the read waiting, if any, goes
+         * on; otherwise the next read re-arms. */
+        if (!s->multishot)
+            go_plain(s);
+        else if (reader_waits(s) && !s->closing && !arm_mshot(s))
+            go_plain(s);
+    } else {
+        mshot_tell(s, res);           /* the end of the stream, or an error */
+    }
+    op_ended(s);
+}
+
+static int mshot_read(struct lurk_tcp *s, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+{
+    if (s->unread > 0 || s->mend != 1) {
+        /* What came while no read waited. */
+        int res = s->unread > 0 ? (s->unread > INT32_MAX ? INT32_MAX : (int)s->unread) : s->mend;
+
+        if (s->unread > 0)
+            s->unread = 0;
+        else
+            s->mend = 1;
+    s->multishot = true;
+        if (res == 0)
+            s->stream.eof = 1;
+        cb(arg, res);
+        return 0;
+    }
+    if (!s->mop && !arm_mshot(s))
+        return start_read(s, READ_CHUNK, 0, deadline_ns, cb, arg);   /* no buffers: plain */
+    s->rcb = cb;
+    s->rarg = arg;
+    s->rop = start_op(s, soft_read_done);
+    lurk_op_arm_soft(s->loop, s->rop, deadline_ns);
+    return 0;
+}
+
+int lurk_tcp_multishot(struct lurk_tcp *s, bool on)
+{
+    s->multishot = on;
+    if (!on && s->mop) {
+        s->mstopped = true;
+        lurk_op_cancel(s->loop, s->mop);
+    }
+    return 0;
+}
+
 static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,
                       lurk_done_cb *cb, void *arg)
 {
@@ -371,6 +561,8 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
         cb(arg, 0);
         return 0;
     }
+    if (!max && s->multishot && lurk_loop_has(s->loop, LURK_LOOP_RECV_MULTI))
+        return mshot_read(s, deadline_ns, cb, arg);
     if (!max && room < READ_CHUNK)
         room = READ_CHUNK;
     rc = lurk_buf_reserve(&s->rbuf, max ? max : room);
@@ -635,6 +827,9 @@ void lurk_tcp_cancel(struct lurk_tcp *s, int which)
 {
     if ((which & LURK_TCP_READ) && s->rop)
         lurk_op_cancel(s->loop, s->rop);
+    /* A multishot receive outlives a cancelled read, until the close. */
+    if ((which & LURK_TCP_READ) && s->closing && s->mop)
+        lurk_op_cancel(s->loop, s->mop);
     /* A write queued behind a nowait one ends with it (-ECANCELED). */
     if ((which & LURK_TCP_WRITE) && s->wop)
         lurk_op_cancel(s->loop, s->wop);
@@ -660,6 +855,14 @@ void lurk_tcp_close(struct lurk_tcp *s)
     s->closing = true;
     s->stream.open = 0;
     lurk_tcp_cancel(s, LURK_TCP_READ | LURK_TCP_WRITE | LURK_TCP_CONNECT);
+    if (s->mop && s->fd >= 0 && s->ops == 1 + (s->rop && (s->rop->flags & LURK_OP_SOFT))) {
+        /* Only the multishot receive holds the socket: the kernel ends it
+         * now, so the close is as prompt as with no read armed (the peer
+         * sees it at once, not after this process's next turn). It writes
+         * into the loop's buffers, never into rbuf. */
+        lurk_loop_flush(s->loop);
+        close_fd(s);
+    }
     if (s->ops == 0 && s->fd >= 0)
         close_fd(s);
 }

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "net/stream.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,18 @@ int lurk_tcp_adopt(struct lurk_tcp *s, int fd);
  */
 int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
                   lurk_done_cb *cb, void *arg);
+
+/*
+ * Lets reads use a multishot receive into the loop's provided buffers
+ * (LURK_LOOP_RECV_MULTI): it stays armed from one read to the next and
+ * copies what comes into the read buffer, so a busy connection needs no
+ * SQE per read and a waiting one holds no buffer. Input keeps arriving
+ * while no read waits (up to 512 KiB unread, then it pauses), so only a
+ * socket whose input all goes through the read buffer may use it: turn it
+ * off (which stops the receive in flight) before a TLS handshake, whose
+ * reads must leave what follows in the kernel. On for a new socket.
+ */
+int lurk_tcp_multishot(struct lurk_tcp *s, bool on);
 
 /*
  * The same, but receives at most `max` bytes, so nothing beyond what the

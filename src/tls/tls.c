@@ -394,6 +394,8 @@ int lurk_tls_new(struct lurk_tls **out, struct lurk_tls_ctx *ctx, struct lurk_tc
     t->ctx = ctx;
     t->tcp = tcp;
     lurk_tcp_ref(tcp);
+    /* The handshake's reads must leave what follows it in the kernel. */
+    lurk_tcp_multishot(tcp, false);
     t->loop = lurk_tcp_loop(tcp);
     t->refs = 1;
     t->policy = o->ktls;
@@ -618,6 +620,9 @@ static int carry_records(struct lurk_tls *t)
         lurk_ktls_setup(t, own, peer, seq);
     if (!t->ktls_rx && !(t->rx = new_rec(t, peer, seq, peer_secret)))
         rc = -ENOMEM;
+    /* lurk's records come from the read buffer: multishot may fill it. */
+    if (t->rx)
+        lurk_tcp_multishot(t->tcp, true);
     if (!t->ktls_tx && !(t->tx = new_rec(t, own, seq, own_secret)))
         rc = -ENOMEM;
     if (rc == 0)
@@ -1346,6 +1351,8 @@ int lurk_tls_new_server(struct lurk_tls **out, struct lurk_tls_server *srv, stru
     t->ctx = srv->ctx;
     t->tcp = tcp;
     lurk_tcp_ref(tcp);
+    /* The handshake's reads must leave what follows it in the kernel. */
+    lurk_tcp_multishot(tcp, false);
     t->loop = lurk_tcp_loop(tcp);
     t->refs = 1;
     t->policy = srv->ktls;
