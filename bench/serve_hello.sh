@@ -7,6 +7,7 @@
 #   bench/serve_hello.sh [lurk] [rounds]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 lurk=${1:-$here/../build/lurk}
 rounds=${2:-3}
 out=$(mktemp -d)
@@ -22,48 +23,25 @@ cat >"$out/hello.js" <<'JS'
 const s = require("http").createServer((q, r) => { r.writeHead(200, { "content-type": "text/plain" }); r.end("hello"); });
 s.listen(0, "127.0.0.1", () => console.log(s.address().port));
 JS
-# nginx as tests/support/tlsserver.py runs it: foreground, single process,
-# every file in the temp dir; a port picked by python (free when asked).
 mkdir -p "$out/ngx/www"
 head -c 1024 /dev/urandom >"$out/ngx/www/1k"
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/ngx/nginx.conf" <<NGX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $out/ngx/nginx.pid;
-error_log $out/ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/octet-stream;
-  client_body_temp_path $out/ngx/tmp-body;
-  proxy_temp_path $out/ngx/tmp-proxy;
-  fastcgi_temp_path $out/ngx/tmp-fcgi;
-  uwsgi_temp_path $out/ngx/tmp-uwsgi;
-  scgi_temp_path $out/ngx/tmp-scgi;
-  sendfile on;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$nport; location / { root $out/ngx/www; } }
-}
-NGX
+nport=$(free_port)
 start() { # name cmd...: starts a server, sets pid and port
   "${@:2}" >"$out/$1.port" & pid=$!
   for _ in $(seq 100); do [ -s "$out/$1.port" ] && break; sleep 0.05; done
   port=$(head -1 "$out/$1.port")
 }
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() { # name pid port
   local c0 c1 n
-  c0=$(cpu "$2")
+  c0=$(proc_cpu "$2")
   n=$(wrk -t1 -c64 -d5s "http://127.0.0.1:$3${4:-/}" | awk '/requests in/ {print $1}')
-  c1=$(cpu "$2")
+  c1=$(proc_cpu "$2")
   python3 -c "import os; t=os.sysconf('SC_CLK_TCK'); print('%-5s %8d requests, %.2f us server CPU per request' % ('$1', $n, ($c1-$c0)/t/$n*1e6))"
 }
 start lurk "$lurk" "$out/hello.lua"; lpid=$pid; lport=$port
 start node node "$out/hello.js"; jpid=$pid; jport=$port
-nginx -c "$out/ngx/nginx.conf" -p "$out/ngx" -e "$out/ngx/error.log" & gpid=$!
-for _ in $(seq 100); do [ -s "$out/ngx/nginx.pid" ] && break; sleep 0.05; done
+start_nginx "$out/ngx" "keepalive_requests 100000;" "listen 127.0.0.1:$nport; location / { root $out/ngx/www; }"
+gpid=$nginx_pid
 for _ in $(seq "$rounds"); do
   measure lurk "$lpid" "$lport"
   measure node "$jpid" "$jport"

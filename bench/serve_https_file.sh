@@ -7,6 +7,7 @@
 #   bench/serve_https_file.sh [lurk] [MiB] [rounds] [curl's TLS 1.3 suite]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 lurk=${1:-$here/../build/lurk}
 mib=${2:-256}
 rounds=${3:-3}
@@ -27,42 +28,19 @@ LUA
 "$lurk" "$out/serve.lua" "$out/big.bin" "$out/c/good.pem" "$out/c/good.key" >"$out/lurk.port" & lpid=$!
 for _ in $(seq 100); do [ -s "$out/lurk.port" ] && break; sleep 0.05; done
 lport=$(head -1 "$out/lurk.port")
-mkdir -p "$out/ngx"
-gport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/ngx/nginx.conf" <<NGX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $out/ngx/nginx.pid;
-error_log $out/ngx/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  default_type application/octet-stream;
-  client_body_temp_path $out/ngx/tmp-body;
-  proxy_temp_path $out/ngx/tmp-proxy;
-  fastcgi_temp_path $out/ngx/tmp-fcgi;
-  uwsgi_temp_path $out/ngx/tmp-uwsgi;
-  scgi_temp_path $out/ngx/tmp-scgi;
-  sendfile on;
-  server {
-    listen 127.0.0.1:$gport ssl;
+gport=$(free_port)
+start_nginx "$out/ngx" "" "listen 127.0.0.1:$gport ssl;
     ssl_certificate $out/c/good.pem;
     ssl_certificate_key $out/c/good.key;
     ssl_protocols TLSv1.3;
-    location = /big.bin { root $out; }
-  }
-}
-NGX
-nginx -c "$out/ngx/nginx.conf" -p "$out/ngx" -e "$out/ngx/error.log" & gpid=$!
-for _ in $(seq 100); do [ -s "$out/ngx/nginx.pid" ] && break; sleep 0.05; done
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    location = /big.bin { root $out; }"
+gpid=$nginx_pid
 measure() { # name pid port
   local c0 c1
-  c0=$(cpu "$2")
+  c0=$(proc_cpu "$2")
   curl -q -sS --noproxy '*' --cacert "$out/c/ca.pem" --tlsv1.3 --tls13-ciphers "$suite" -o /dev/null \
     "https://localhost:$3/big.bin"
-  c1=$(cpu "$2")
+  c1=$(proc_cpu "$2")
   python3 -c "import os; t=os.sysconf('SC_CLK_TCK'); print('%-5s %d MiB over HTTPS (%s): %.2f s server CPU per GiB' % ('$1', $mib, '$suite', ($c1-$c0)/t/($mib/1024)))"
 }
 for _ in $(seq "$rounds"); do

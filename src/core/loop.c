@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #define SLAB_OPS 256
-#define BUF_COUNT 128                 /* provided buffers: 2 MiB of address space */
+#define BUF_COUNT 64                  /* provided buffers: 1 MiB, resident once used */
 #define BUF_GROUP 0
 
 struct slab {
@@ -178,7 +178,7 @@ static void name_features(struct lurk_loop *l)
  * that use their descriptors.
  */
 /*
- * Whether emptying a slot lets go of its file at once. Kernels before 6.4
+ * Whether emptying a slot lets go of its file at once. Older kernels (6.1)
  * drop a file taken out of the table from a work item that runs up to a
  * second later, so a socket lurk closes would stay open (no FIN, no EOF
  * for the peer) for that second: the table is not used there. The probe
@@ -404,6 +404,18 @@ void lurk_loop_stats(const struct lurk_loop *l, struct lurk_loop_stats *st)
     st->files = l->nslots - l->nfree;
 }
 
+/*
+ * An op's user_data: its address in the low 48 bits (user space on every
+ * 64-bit Linux lurk builds for), the record's generation in the high 16
+ * (see lurk_op_cancel).
+ */
+#define TAG_PTR ((UINT64_C(1) << 48) - 1)
+
+static uint64_t op_tag(const struct lurk_op *op)
+{
+    return (uint64_t)(uintptr_t)op | (uint64_t)op->gen << 48;
+}
+
 struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg)
 {
     struct lurk_op *op = l->free_ops;
@@ -413,6 +425,8 @@ struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg)
 
         if (!s)
             lurk_panic("out of memory for op records");
+        if ((uintptr_t)(s + 1) > TAG_PTR)
+            lurk_panic("op records above 2^48: user_data has no room for their generation");
         s->next = l->slabs;
         l->slabs = s;
         for (int i = SLAB_OPS - 1; i >= 0; i--) {
@@ -433,6 +447,7 @@ struct lurk_op *lurk_op_new(struct lurk_loop *l, lurk_op_cb *cb, void *arg)
 static void put_op(struct lurk_loop *l, struct lurk_op *op)
 {
     op->cb = NULL;
+    op->gen++;                        /* a late cancel for this op misses the next one */
     op->next_free = l->free_ops;
     l->free_ops = op;
 }
@@ -565,27 +580,34 @@ static void deadline_fired(struct lurk_op *op, int res)
             continue;
         }
         sqe = lurk_loop_sqe(l);
-        io_uring_prep_cancel(sqe, late, 0);
+        io_uring_prep_cancel64(sqe, op_tag(late), 0);
         io_uring_sqe_set_data64(sqe, 0);
     }
     arm_deadline_timer(l);
 }
 
+/* Puts op in the deadline heap (deadline_ns > 0), arming the ring timer
+ * if its deadline is now the soonest. */
+static void set_deadline(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
+{
+    if (deadline_ns <= 0)
+        return;
+    op->flags |= LURK_OP_DEADLINE;
+    op->deadline = deadline_ns;
+    heap_push(l, op);
+    if (!l->dtimer || deadline_ns < l->dtimer_at)
+        arm_deadline_timer(l);
+}
+
 void lurk_op_arm(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
                  int64_t deadline_ns)
 {
-    io_uring_sqe_set_data(sqe, op);
+    io_uring_sqe_set_data64(sqe, op_tag(op));
     l->in_flight++;
     l->stats.ops++;
     if (l->faults && lurk_faults_arm(l->faults, sqe, &op->fault))   /* LURK_FAULT, tests only */
         l->stats.faults++;            /* a request cut short */
-    if (deadline_ns > 0) {
-        op->flags |= LURK_OP_DEADLINE;
-        op->deadline = deadline_ns;
-        heap_push(l, op);
-        if (!l->dtimer || deadline_ns < l->dtimer_at)
-            arm_deadline_timer(l);
-    }
+    set_deadline(l, op, deadline_ns);
 }
 
 void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring_sqe *sqe,
@@ -617,13 +639,7 @@ void lurk_op_arm_soft(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_
 {
     op->flags |= LURK_OP_SOFT;
     l->in_flight++;                   /* not in stats.ops: nothing is submitted */
-    if (deadline_ns > 0) {
-        op->flags |= LURK_OP_DEADLINE;
-        op->deadline = deadline_ns;
-        heap_push(l, op);
-        if (!l->dtimer || deadline_ns < l->dtimer_at)
-            arm_deadline_timer(l);
-    }
+    set_deadline(l, op, deadline_ns);
 }
 
 void lurk_op_finish(struct lurk_loop *l, struct lurk_op *op, int res)
@@ -645,19 +661,12 @@ void lurk_op_timer(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
 }
 
 /*
- * The cancel request names its target by user_data, the op's address, and op
- * records are reused (last freed, first taken). That is safe because of
- * ordering, not because addresses are unique:
- *   1. the cancel SQE is queued behind every SQE already prepared, and the
- *      kernel runs a submission's SQEs in order, the cancel inline (no
- *      IOSQE_ASYNC, no SQPOLL here);
- *   2. a record is reused only after its op's CQE was reaped, and a new op
- *      in that record gets an SQE queued after this cancel SQE;
- * so when the cancel runs, the op it names is either the one that was asked
- * about, still in flight, or gone (-ENOENT, ignored), never a later op
- * that took its record. Submitting cancels from another thread, with
- * SQPOLL, or with IOSQE_ASYNC would break 1: tag user_data with a
- * generation count first.
+ * The cancel request names its target by user_data (op_tag: the op's
+ * address and its record's generation), so it reaches that op or none.
+ * Records are reused (last freed, first taken), and a cancel may be on its
+ * way when its op ends by itself (a multishot receive out of buffers): by
+ * the address alone, only the order of SQEs kept it from the record's next
+ * op; the generation makes that hold whatever the order.
  */
 void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
 {
@@ -678,13 +687,13 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
         return;
     }
     sqe = lurk_loop_sqe(l);
-    io_uring_prep_cancel(sqe, op, 0);
+    io_uring_prep_cancel64(sqe, op_tag(op), 0);
     io_uring_sqe_set_data64(sqe, 0);
 }
 
 static void dispatch(struct lurk_loop *l, struct io_uring_cqe *cqe)
 {
-    struct lurk_op *op = io_uring_cqe_get_data(cqe);
+    struct lurk_op *op = (struct lurk_op *)(uintptr_t)(cqe->user_data & TAG_PTR);
     int res = cqe->res;
 
     if (!op)

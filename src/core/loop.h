@@ -38,6 +38,7 @@ struct lurk_op {
     struct __kernel_timespec ts;      /* a timer's time */
     unsigned cqe_flags;               /* the CQE's flags, set before cb runs */
     int res;                          /* a nowait op: its result (see lurk_op_arm_nowait) */
+    uint16_t gen;                     /* uses of this record so far, in user_data */
 };
 
 enum {

@@ -57,10 +57,12 @@ int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
  * (LURK_LOOP_RECV_MULTI): it stays armed from one read to the next and
  * copies what comes into the read buffer, so a busy connection needs no
  * SQE per read and a waiting one holds no buffer. Input keeps arriving
- * while no read waits (up to 512 KiB unread, then it pauses), so only a
- * socket whose input all goes through the read buffer may use it: turn it
- * off (which stops the receive in flight) before a TLS handshake, whose
- * reads must leave what follows in the kernel. On for a new socket.
+ * while no read waits, up to 256 KiB unread; past that the receive is
+ * cancelled and the socket's reads are plain receives from then on. So
+ * only a socket whose input all goes through the read buffer may use it:
+ * turn it off before a TLS handshake, whose reads must leave what follows
+ * in the kernel (turning it off cancels a receive in flight, and then it
+ * stays off). On for a new socket.
  */
 int lurk_tcp_multishot(struct lurk_tcp *s, bool on);
 
