@@ -370,9 +370,9 @@ static int usable(const struct lurk_tcp *s)
 
 /* ---- multishot receive ---- */
 
-/* Beyond this much unread input the multishot receive stops until the
- * next read, and the kernel's receive window holds the peer back, as with
- * plain reads (which take at most 64 KiB each). */
+/* Beyond this much unread input the multishot receive stops (stop_mshot),
+ * and the kernel's receive window holds the peer back, as with plain reads
+ * (which take at most 64 KiB each). */
 #define MSHOT_MAX_UNREAD (256u << 10)
 
 static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,
@@ -529,22 +529,30 @@ static void mshot_done(struct lurk_op *op, int res)
     op_ended(s);
 }
 
-static int mshot_read(struct lurk_tcp *s, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+/* Reports what a multishot receive brought while no read waited (data,
+ * then the end or an error), if anything: true if cb ran. Plain reads after
+ * a stop report it too, before they ask the kernel for more. */
+static bool tell_pending(struct lurk_tcp *s, lurk_done_cb *cb, void *arg)
 {
-    if (s->unread > 0 || s->mend != 1) {
-        /* What came while no read waited. */
-        int res = s->unread > 0 ? (s->unread > INT32_MAX ? INT32_MAX : (int)s->unread) : s->mend;
+    int res;
 
-        if (s->unread > 0)
-            s->unread = 0;
-        else
-            s->mend = 1;
-    s->multishot = true;
+    if (s->unread > 0) {
+        res = s->unread > INT32_MAX ? INT32_MAX : (int)s->unread;
+        s->unread = 0;
+    } else if (s->mend != 1) {
+        res = s->mend;
+        s->mend = 1;
         if (res == 0)
             s->stream.eof = 1;
-        cb(arg, res);
-        return 0;
+    } else {
+        return false;
     }
+    cb(arg, res);
+    return true;
+}
+
+static int mshot_read(struct lurk_tcp *s, int64_t deadline_ns, lurk_done_cb *cb, void *arg)
+{
     if (!s->mop && !arm_mshot(s))
         return start_read(s, READ_CHUNK, 0, deadline_ns, cb, arg);   /* no buffers: plain */
     s->rcb = cb;
@@ -579,6 +587,8 @@ static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadl
         cb(arg, 0);
         return 0;
     }
+    if (!max && tell_pending(s, cb, arg))
+        return 0;
     if (!max && s->multishot && lurk_loop_has(s->loop, LURK_LOOP_RECV_MULTI))
         return mshot_read(s, deadline_ns, cb, arg);
     if (!max && room < READ_CHUNK)
