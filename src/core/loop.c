@@ -586,6 +586,17 @@ static void deadline_fired(struct lurk_op *op, int res)
     arm_deadline_timer(l);
 }
 
+/* Appends op to a list of ops linked by next_free (nowait, cancelled soft). */
+static void fifo_push(struct lurk_op **head, struct lurk_op **tail, struct lurk_op *op)
+{
+    op->next_free = NULL;
+    if (*tail)
+        (*tail)->next_free = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
 /* Puts op in the deadline heap (deadline_ns > 0), arming the ring timer
  * if its deadline is now the soonest. */
 static void set_deadline(struct lurk_loop *l, struct lurk_op *op, int64_t deadline_ns)
@@ -618,12 +629,7 @@ void lurk_op_arm_nowait(struct lurk_loop *l, struct lurk_op *op, struct io_uring
     op->res = ok_res;
     if (l->feat & LURK_LOOP_SKIP_CQE)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    op->next_free = NULL;
-    if (l->nw_tail)
-        l->nw_tail->next_free = op;
-    else
-        l->nw_head = op;
-    l->nw_tail = op;
+    fifo_push(&l->nw_head, &l->nw_tail, op);
     l->nowait++;
 }
 
@@ -678,12 +684,7 @@ void lurk_op_cancel(struct lurk_loop *l, struct lurk_op *op)
     if (op->flags & LURK_OP_SOFT) {   /* ended by the next turn */
         if (op->heap_at)
             heap_remove(l, op);
-        op->next_free = NULL;
-        if (l->soft_tail)
-            l->soft_tail->next_free = op;
-        else
-            l->soft_head = op;
-        l->soft_tail = op;
+        fifo_push(&l->soft_head, &l->soft_tail, op);
         return;
     }
     sqe = lurk_loop_sqe(l);

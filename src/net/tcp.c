@@ -443,20 +443,13 @@ static void soft_read_done(struct lurk_op *op, int res)
 }
 
 /* Tells a waiting read about what came (res > 0 bytes appended, 0 the end,
- * < 0 an error), or keeps it for the next read. */
+ * < 0 an error), or keeps it for the next read. (A read never waits with
+ * input unreported: tell_pending hands that over before it waits.) */
 static void mshot_tell(struct lurk_tcp *s, int res)
 {
     if (reader_waits(s)) {
-        size_t n = s->unread;
-
-        if (res > 0) {
+        if (res > 0)
             s->unread = 0;
-            res = n > INT32_MAX ? INT32_MAX : (int)n;
-        } else if (n > 0) {
-            s->mend = res;            /* the data first, the end next time */
-            s->unread = 0;
-            res = n > INT32_MAX ? INT32_MAX : (int)n;
-        }
         lurk_op_finish(s->loop, s->rop, res);
     } else if (res <= 0) {
         s->mend = res;

@@ -1155,15 +1155,24 @@ static void writer_step(struct lurk_tls *t)
         lurk_tcp_await(t->tcp);       /* this writer waits for that send */
 }
 
-int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t deadline_ns,
-                        lurk_done_cb *cb, void *arg)
+/* Why the connection takes no more writes (a send failed, or it is
+ * broken), or 0. */
+static int write_refused(const struct lurk_tls *t)
 {
-    if (t->wcb)
-        return -EBUSY;
     if (t->send_err)
         return t->send_err;
     if (t->fatal)
         return t->rx_err ? t->rx_err : -LURK_ETLS;
+    return 0;
+}
+
+int lurk_tls_user_write(struct lurk_tls *t, const void *p, size_t len, int64_t deadline_ns,
+                        lurk_done_cb *cb, void *arg)
+{
+    int rc = t->wcb ? -EBUSY : write_refused(t);
+
+    if (rc < 0)
+        return rc;
     if (len == 0) {
         cb(arg, 0);
         return 0;
@@ -1196,20 +1205,17 @@ static int tls_write_buffered(struct lurk_stream *st, const void *p, size_t len,
 {
     struct lurk_tls *t = (struct lurk_tls *)st;
     size_t off = 0;
+    int rc = t->state == S_OPEN ? write_refused(t) : t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
 
-    if (t->state != S_OPEN)
-        return t->state == S_CLOSED ? -LURK_ECLOSED : -ENOTCONN;
-    if (t->send_err)
-        return t->send_err;
-    if (t->fatal)
-        return t->rx_err ? t->rx_err : -LURK_ETLS;
+    if (rc < 0)
+        return rc;
     if (!t->tx || t->wcb || len == 0 || len > BUFFERED_MAX ||
         lurk_buf_len(&t->q) + lurk_buf_len(&t->inflight) + len > SEND_WINDOW)
         return 0;
     while (off < len) {
         size_t chunk = len - off > LURK_TLS_MAX_PLAIN ? LURK_TLS_MAX_PLAIN : len - off;
-        int rc = put_record(t, 23, (const char *)p + off, chunk);
 
+        rc = put_record(t, 23, (const char *)p + off, chunk);
         if (rc < 0)
             return rc;
         off += chunk;
