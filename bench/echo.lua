@@ -16,7 +16,7 @@ for i = 1, conns do
     end
   end)
 end
-assert(lurk.wait(tasks))
+for i, r in ipairs(lurk.wait(tasks)) do assert(r[1], ("task %d: %s"):format(i, tostring(r[2]))) end
 local dt, cpu, s1 = lurk.now() - t0, os.clock() - c0, lurk.stats()
 local n = per * conns
 local ops = s1.ops - s0.ops

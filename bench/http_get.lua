@@ -19,7 +19,7 @@ for i = 1, conc do
     end
   end)
 end
-assert(lurk.wait(tasks))
+for i, r in ipairs(lurk.wait(tasks)) do assert(r[1], ("task %d: %s"):format(i, tostring(r[2]))) end
 local dt, total, s1 = lurk.now() - t0, per * conc, lurk.stats()
 print(("lurk  %d GETs, %d tasks%s: %.0f req/s, %.2f us client CPU per request, %.2f io_uring_enter per request"):format(
   total, conc, read_headers and ", reading a header" or "", total / dt, (os.clock() - c0) / total * 1e6,

@@ -17,7 +17,7 @@ for i = 1, conns do
     end
   end)
 end
-assert(lurk.wait(tasks))
+for i, r in ipairs(lurk.wait(tasks)) do assert(r[1], ("task %d: %s"):format(i, tostring(r[2]))) end
 local dt, total = lurk.now() - t0, per * conns
 print(("lurk  ws echo: %d messages of %d B over %d connections: %.0f msg/s, %.2f us client CPU per round trip"):format(
   total, size, conns, total / dt, (os.clock() - c0) / total * 1e6))
