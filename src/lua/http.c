@@ -368,8 +368,8 @@ static int push_head(lua_State *L, struct parser *ps, int self)
 }
 
 /* The results of a whole response: status, reason, headers, body,
- * keep_alive, first byte time, repeated, end time. */
-static int push_whole(lua_State *L, struct parser *ps, int self)
+ * keep_alive, first byte time, repeated, end time (end_ns). */
+static int push_whole(lua_State *L, struct parser *ps, int self, int64_t end_ns)
 {
     struct lurk_exchange *x = &ps->x;
     int hdrs = push_head(L, ps, self);
@@ -380,7 +380,7 @@ static int push_whole(lua_State *L, struct parser *ps, int self)
     lua_pushnumber(L, (double)x->first_ns / 1e9);
     lua_pushvalue(L, hdrs + 1);       /* repeated fields, or nil */
     lua_remove(L, hdrs + 1);
-    lua_pushnumber(L, (double)lurk_now_ns() / 1e9);
+    lua_pushnumber(L, (double)end_ns / 1e9);
     return 8;
 }
 
@@ -389,6 +389,7 @@ static int push_whole(lua_State *L, struct parser *ps, int self)
 static int progress(lua_State *L, struct parser *ps, int self)
 {
     struct lurk_exchange *x = &ps->x;
+    bool first = !x->got_any;         /* the first byte may come in this step */
     int ev = lurk_exchange_step(x), hdrs;
 
     if (ev < 0)
@@ -413,22 +414,25 @@ static int progress(lua_State *L, struct parser *ps, int self)
         return 1;
     default:                          /* LURK_X_DONE */
         if (ps->want == W_WHOLE)
-            return push_whole(L, ps, self);
+            /* A response whole in the step its first byte came in ended
+             * then too, within the parse: no second clock read. */
+            return push_whole(L, ps, self, first ? x->first_ns : lurk_now_ns());
         lua_pushboolean(L, 0);        /* x:read: the end; then whether to keep it */
         lua_pushboolean(L, lurk_exchange_keep_alive(x));
         return 2;
     }
 }
 
-/* Starts the next read; LURK_AGAIN, or nil, err when none can start. */
-static int read_more(lua_State *L, struct parser *ps)
+/* Starts the next read; LURK_AGAIN, or nil, err when none can start.
+ * now: lurk_now_ns(), just read. */
+static int read_more(lua_State *L, struct parser *ps, int64_t now)
 {
     struct lurk_stream *st = ps->x.st;
     int64_t deadline;
-    int rc = lurk_task_check(ps->t);
+    int rc = lurk_task_check_at(ps->t, now);
 
     /* The read timeout is per read: a body that keeps coming may go on. */
-    deadline = lurk_task_deadline(ps->t, lurk_lua_sock_timeout(ps->k));
+    deadline = lurk_task_deadline_at(ps->t, lurk_lua_sock_timeout(ps->k), now);
     if (ps->want == W_CONTINUE && (deadline == 0 || ps->continue_by < deadline))
         deadline = ps->continue_by;
     if (rc == 0)
@@ -480,7 +484,7 @@ static int exchange_results(lua_State *L, void *ud, int res)
         return n;
     }
     lua_pop(L, 1);
-    return read_more(L, ps);
+    return read_more(L, ps, lurk_now_ns());
 }
 
 static void exchange_cancel(void *ud)
@@ -512,11 +516,12 @@ static const struct lurk_waiter exchange_waiter = { exchange_results, exchange_c
 static int run(lua_State *L, struct parser *ps, struct lurk_task *t, const char *data, size_t len)
 {
     struct lurk_stream *st = ps->x.st;
+    int64_t now = lurk_now_ns();      /* one clock read for the checks, the deadlines and the read */
     int n, rc;
 
     if (!st->open)
         return lurk_lua_sock_error(L, ps->k, -LURK_ECLOSED, data ? "send" : "read");
-    rc = lurk_task_check(t);
+    rc = lurk_task_check_at(t, now);
     if (rc < 0)
         return lurk_lua_sock_error(L, ps->k, rc, data ? "send" : "read");
     if (!data) {
@@ -528,14 +533,14 @@ static int run(lua_State *L, struct parser *ps, struct lurk_task *t, const char 
     ps->t = t;
     ps->self_ref = lurk_pin(ps->rt, L, 1);
     if (data) {
-        int64_t deadline = lurk_task_deadline(t, lurk_lua_sock_timeout(ps->k));
+        int64_t deadline = lurk_task_deadline_at(t, lurk_lua_sock_timeout(ps->k), now);
 
         /* Plain TCP: the request goes without waiting and the read is armed
          * at once, one enter for both (a failed send closes the stream, and
          * the read ends with the send's error: exchange_results). */
         rc = lurk_lua_sock_send_nowait(L, ps->k, 2, 3, deadline);
         if (rc > 0) {
-            n = read_more(L, ps);
+            n = read_more(L, ps, now);
             if (n == LURK_AGAIN)
                 return lurk_task_wait(L, t, &exchange_waiter, ps);
             exchange_release(ps);
@@ -551,7 +556,7 @@ static int run(lua_State *L, struct parser *ps, struct lurk_task *t, const char 
         }
         n = lurk_lua_sock_error(L, ps->k, rc, "send");
     } else {
-        n = read_more(L, ps);
+        n = read_more(L, ps, now);
         if (n == LURK_AGAIN)
             return lurk_task_wait(L, t, &exchange_waiter, ps);
     }
@@ -591,7 +596,7 @@ static int parser_exchange(lua_State *L)
         return luaL_error(L, "another task is already using this connection");
     ps->k = k;
     ps->want = mode == 0 ? W_WHOLE : mode == 1 ? W_HEAD : W_CONTINUE;
-    ps->continue_by = lurk_now_ns() + 1000000000;
+    ps->continue_by = ps->want == W_CONTINUE ? lurk_now_ns() + 1000000000 : 0;
     /* max_body = math.huge (a download without a cap): no limit at all. */
     lurk_exchange_begin(&ps->x, lurk_lua_sock_stream(k), head,
                         max >= 9e18 ? SIZE_MAX : max > 0 ? (size_t)max : 0, decompress,

@@ -87,26 +87,36 @@ int lurk_task_wait(lua_State *L, struct lurk_task *t, const struct lurk_waiter *
     return lua_yield(L, 1);
 }
 
-int lurk_task_check(struct lurk_task *t)
+int lurk_task_check_at(struct lurk_task *t, int64_t now)
 {
     if (t->cancelled)
         return -ECANCELED;
-    if (t->deadline && lurk_now_ns() >= t->deadline)
+    if (t->deadline && now >= t->deadline)
         return -ETIMEDOUT;
     return 0;
 }
 
-int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s)
+int lurk_task_check(struct lurk_task *t)
+{
+    return lurk_task_check_at(t, t->deadline ? lurk_now_ns() : 0);
+}
+
+int64_t lurk_task_deadline_at(struct lurk_task *t, double timeout_s, int64_t now)
 {
     int64_t d = t->deadline;
 
     if (timeout_s > 0) {
-        int64_t x = lurk_now_ns() + (int64_t)(timeout_s * 1e9);
+        int64_t x = now + (int64_t)(timeout_s * 1e9);
 
         if (!d || x < d)
             d = x;
     }
     return d;
+}
+
+int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s)
+{
+    return lurk_task_deadline_at(t, timeout_s, timeout_s > 0 ? lurk_now_ns() : 0);
 }
 
 int lurk_task_timeout_error(lua_State *L, struct lurk_task *t, const char *phase, const char *what,

@@ -77,6 +77,11 @@ int lurk_task_check(struct lurk_task *t);
  * lurk.timeout) or now + timeout_s if that is sooner (timeout_s <= 0: none). */
 int64_t lurk_task_deadline(struct lurk_task *t, double timeout_s);
 
+/* The same two, for a caller that has just read the clock (now:
+ * lurk_now_ns()) and starts more than one operation at once. */
+int lurk_task_check_at(struct lurk_task *t, int64_t now);
+int64_t lurk_task_deadline_at(struct lurk_task *t, double timeout_s, int64_t now);
+
 /*
  * For a wait of t that ended with -ETIMEDOUT: pushes nil and an error of
  * kind timeout whose message says what timed out and which deadline ended

@@ -219,9 +219,13 @@ do
   t.eq(ran, true)
 end
 
--- lurk.lines() reads a pipe through the ring while other tasks run.
+-- lurk.lines() reads a pipe through the ring while other tasks run: the
+-- input pauses half a second after its first line, and a task that ticks
+-- three times a millisecond apart has finished before the reading has
+-- (ticks counted when the last line is read; the pause leaves a loaded
+-- machine ample time).
 do
-  local out = io.popen(("printf 'one\\ntwo\\nthree' | %s -e 'local ticks = 0; lurk.spawn(function() for _ = 1, 3 do lurk.sleep(0.001); ticks = ticks + 1 end end); local got = {}; for l in lurk.lines() do got[#got + 1] = l end; lurk.sleep(0.01); io.write(table.concat(got, \",\"), \" \", ticks)'"):format(t.lurk)):read("*a")
+  local out = io.popen(("(printf 'one\\n'; sleep 0.5; printf 'two\\nthree') | %s -e 'local ticks = 0; lurk.spawn(function() for _ = 1, 3 do lurk.sleep(0.001); ticks = ticks + 1 end end); local got = {}; for l in lurk.lines() do got[#got + 1] = l end; io.write(table.concat(got, \",\"), \" \", ticks)'"):format(t.lurk)):read("*a")
   t.eq(out, "one,two,three 3")
 end
 
