@@ -61,6 +61,20 @@ local function own_deadline(mine, prev)
   return mine ~= nil and (prev == nil or mine <= prev)
 end
 
+-- The error of a frame's send that timed out: own says which deadline it
+-- ran into, the send's own (send_timeout) or the task's.
+local function send_timed_out(c, err, own)
+  local msg
+  if own then
+    msg = ("WebSocket send to %s timed out (send_timeout %g s): is the server reading?"):format(c.url, c.send_timeout)
+  else
+    msg = ("WebSocket send to %s timed out: the task's deadline (lurk.timeout) passed"):format(c.url)
+  end
+  return werror("timeout", msg, { phase = "send", retryable = false, errno = err.errno, name = err.name, cause = err })
+end
+
+local send_c = C._send
+
 -- Writes one frame under the connection's write lock. Data messages are
 -- compressed there too: with context takeover, the compressor's state must
 -- follow the order of the frames on the wire.
@@ -74,44 +88,56 @@ end
 -- what the server did.
 local function send_frame(c, op, payload, fin, why)
   if c.done then return nil, c.done end
-  local prev, mine = set_deadline(), nil
-  if c.send_timeout then
-    mine = now() + c.send_timeout
+  local wlock, limit = c.wlock, c.send_timeout or nil   -- false: no send_timeout
+  if wlock.count == 0 and limit then
+    -- Another task is sending: the wait for the lock counts against
+    -- send_timeout too, and the send has what is left of it. (A free lock
+    -- is taken without waiting.)
+    local prev = set_deadline()
+    local mine = now() + limit
     if not prev or mine < prev then set_deadline(mine) end
-  end
-  local function timed_out(err, phase)
-    local msg
-    if own_deadline(mine, prev) then
-      msg = ("WebSocket send to %s timed out (send_timeout %g s): is the server reading?"):format(c.url, c.send_timeout)
-    else
-      msg = ("WebSocket send to %s timed out: the task's deadline (lurk.timeout) passed"):format(c.url)
+    local ok, err = wlock:acquire()
+    set_deadline(prev or false)
+    if ok then
+      limit = mine - now()
+      if limit <= 0 then
+        wlock:release()
+        ok, err = nil, werror("timeout", "the write lock came after send_timeout", { phase = "send" })
+      end
     end
-    return werror("timeout", msg, { phase = phase, retryable = false, errno = err.errno, name = err.name, cause = err })
-  end
-  local ok, err = c.wlock:acquire()
-  if not ok then
-    if c.send_timeout then set_deadline(prev or false) end
-    if err.kind ~= "timeout" then return nil, err end       -- cancelled: nothing was sent
-    err = timed_out(err, "send")
-    -- A sender stuck past send_timeout holds the lock: the stream is stuck.
-    if own_deadline(mine, prev) then finish(c, why or err) end
-    return nil, err
+    if not ok then
+      if err.kind ~= "timeout" then return nil, err end    -- cancelled: nothing was sent
+      local own = own_deadline(mine, prev)
+      err = send_timed_out(c, err, own)
+      -- A sender stuck past send_timeout holds the lock: the stream is stuck.
+      if own then finish(c, why or err) end
+      return nil, err
+    end
+  else
+    local ok, err = wlock:acquire()
+    if not ok then
+      if err.kind ~= "timeout" then return nil, err end
+      return nil, send_timed_out(c, err, false)
+    end
   end
   if c.done then                      -- ended while this task waited for the lock
-    c.wlock:release()
-    if c.send_timeout then set_deadline(prev or false) end
+    wlock:release()
     return nil, c.done
   end
   local rsv1 = false
   if c.pmd and (op == "text" or op == "binary") and #payload >= 32 then
     payload, rsv1 = c.pmd:deflate(payload), true
   end
-  ok, err = c.sock:send(C._frame(op, payload, fin, rsv1, c.server))
-  c.wlock:release()
-  if c.send_timeout then set_deadline(prev or false) end
+  -- The frame built and sent in one call, within send_timeout.
+  local ok, err = send_c(c.sock, op, payload, fin, rsv1, c.server, limit)
+  wlock:release()
   if ok then return true end
   if c.done then return nil, c.done end    -- closed under the write: the reason it closed
-  if err.kind == "timeout" then err = timed_out(err, "send") end
+  if err.kind == "timeout" then
+    -- Whose deadline: the task's if it has passed (ties go to it, as in C).
+    local prev = set_deadline()
+    err = send_timed_out(c, err, c.send_timeout and not (prev and now() >= prev) or false)
+  end
   finish(c, why or err)
   return nil, err
 end

@@ -80,9 +80,14 @@ static int l_park(lua_State *L)
 {
     struct lurk_task *t = lurk_rt_task(L, upvalue_rt(L), "park");
     double timeout = luaL_optnumber(L, 1, 0);
+    size_t len;
+    const char *what = luaL_optlstring(L, 2, "wait", &len);
     int rc = lurk_task_check(t);
 
-    snprintf(t->park_what, sizeof t->park_what, "%s", luaL_optstring(L, 2, "wait"));
+    /* Kept for a timeout's message, cut to fit (no snprintf: one per wait). */
+    len = len < sizeof t->park_what ? len : sizeof t->park_what - 1;
+    memcpy(t->park_what, what, len);
+    t->park_what[len] = '\0';
     t->park_timeout = timeout;
     if (rc < 0)
         return cannot_wait(L, t, rc, t->park_what);
@@ -148,21 +153,16 @@ static int l_run(lua_State *L)
     return n - 1;
 }
 
-/* lurk.current() -> the running task, or nil outside tasks */
+/* lurk.current() -> the running task (the object lurk.spawn returned for
+ * it: the same one every time), or nil outside tasks */
 static int l_current(lua_State *L)
 {
     struct lurk_rt *rt = upvalue_rt(L);
-    struct lurk_task *t = SCHED(rt)->current, **box;
+    struct lurk_task *t = SCHED(rt)->current;
 
     if (!t)
         return 0;
-    /* A second Lua object for the same task: it holds its own reference. */
-    box = lua_newuserdata(L, sizeof *box);
-    *box = t;
-    t->refs++;
-    t->objects++;
-    luaL_getmetatable(L, TASK_MT);
-    lua_setmetatable(L, -2);
+    lurk_pinned(rt, L, t->self_ref);
     return 1;
 }
 

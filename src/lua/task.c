@@ -292,6 +292,8 @@ static void finish(struct lurk_task *t, int status)
     lua_pop(L, 1);
     lurk_unpin(rt, t->co_ref);
     t->co_ref = LUA_NOREF;
+    lurk_unpin(rt, t->self_ref);
+    t->self_ref = LUA_NOREF;
     t->co = NULL;
     t->state = T_DONE;
     SCHED(rt)->live--;
@@ -408,6 +410,7 @@ struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, boo
     *box = t;
     luaL_getmetatable(L, TASK_MT);
     lua_setmetatable(L, -2);
+    t->self_ref = lurk_pin(rt, L, -1);   /* lurk.current() gives it back */
     resume(t);
     return t;
 }

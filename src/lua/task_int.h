@@ -29,6 +29,7 @@ struct lurk_task {
     struct lurk_rt *rt;
     lua_State *co;
     int co_ref, result_ref;
+    int self_ref;                     /* its Lua object (lurk.spawn's), pinned until it finishes */
     int refs;
     int objects;                      /* Lua objects pointing here */
     enum state state;

@@ -1028,24 +1028,17 @@ int lurk_lua_sock_send_failed(struct lurk_lua_sock *k, int res)
     return rc;
 }
 
-/* sock:send(data) -> bytes | nil, err */
-static int sock_send(lua_State *L)
+/* sock:send's work for the string at idx on the socket k at 1, for task
+ * t, within deadline: bytes | nil, err, or a wait. */
+static int send_string(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *t, int idx, int64_t deadline)
 {
-    static const char fname[] = "sock:send";
-    struct lurk_lua_sock *k = check_open(L, fname);
     size_t len;
-    const char *p;
-    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
+    const char *p = lua_tolstring(L, idx, &len);
     int rc;
 
-    /* A number would be converted: a script that means a string says so. */
-    if (lua_type(L, 2) != LUA_TSTRING)
-        return lurk_lua_argerror(L, 2, fname, lua_pushfstring(L, "string expected, got %s",
-                                 lua_isnone(L, 2) ? "no value" : luaL_typename(L, 2)));
-    p = lua_tolstring(L, 2, &len);
     if (k->writer)
-        return lurk_lua_raise(L, fname, "another task is already sending on this socket");
-    k->wdeadline = lurk_task_deadline(t, k->timeout);
+        return lurk_lua_raise(L, "sock:send", "another task is already sending on this socket");
+    k->wdeadline = deadline;
     if (k->bg_err) {                  /* the last send failed after returning */
         rc = k->bg_err;
         k->bg_err = 0;
@@ -1060,7 +1053,7 @@ static int sock_send(lua_State *L)
      * the task goes on (to its receive: one enter for both). A failure is
      * the next send's; a full socket makes the next send wait behind this
      * one. */
-    rc = lurk_lua_sock_send_nowait(L, k, 1, 2, k->wdeadline);
+    rc = lurk_lua_sock_send_nowait(L, k, 1, idx, k->wdeadline);
     if (rc < 0)
         return sock_error(L, k, rc, "send");
     if (rc > 0) {
@@ -1074,9 +1067,38 @@ static int sock_send(lua_State *L)
         k->writer = NULL;
         return sock_error(L, k, rc, "send");
     }
-    k->data_ref = lurk_pin(k->rt, L, 2);   /* until the kernel is done */
+    k->data_ref = lurk_pin(k->rt, L, idx);   /* until the kernel is done */
     anchor(L, k, 1);
     return lurk_task_wait(L, t, &send_waiter, k);
+}
+
+/* sock:send(data) -> bytes | nil, err */
+static int sock_send(lua_State *L)
+{
+    static const char fname[] = "sock:send";
+    struct lurk_lua_sock *k = check_open(L, fname);
+    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
+
+    /* A number would be converted: a script that means a string says so. */
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lurk_lua_argerror(L, 2, fname, lua_pushfstring(L, "string expected, got %s",
+                                 lua_isnone(L, 2) ? "no value" : luaL_typename(L, 2)));
+    return send_string(L, k, t, 2, lurk_task_deadline(t, k->timeout));
+}
+
+int lurk_lua_sock_send_within(lua_State *L, int idx, double timeout_s, const char *fname)
+{
+    struct lurk_lua_sock *k = check_open(L, fname);
+    struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
+    int64_t now = lurk_now_ns(), deadline = lurk_task_deadline_at(t, k->timeout, now);
+
+    if (timeout_s > 0) {
+        int64_t own = now + (int64_t)(timeout_s * 1e9);
+
+        if (!deadline || own < deadline)
+            deadline = own;
+    }
+    return send_string(L, k, t, idx, deadline);
 }
 
 /* sock:starttls([opts]) -> sock | nil, err: a TLS handshake on this

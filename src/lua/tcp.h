@@ -41,6 +41,13 @@ void lurk_lua_sock_give(struct lurk_lua_sock *k);
 int lurk_lua_sock_send_nowait(lua_State *L, struct lurk_lua_sock *k, int self, int idx, int64_t deadline);
 int lurk_lua_sock_send_failed(struct lurk_lua_sock *k, int res);
 
+/* Sends the string at idx on the socket at 1 as sock:send does, within
+ * the socket's timeout, the task's deadline and timeout_s (> 0: the send's
+ * own limit, a WebSocket frame's send_timeout): bytes | nil, err, or a wait
+ * (lurk_task_wait's). fname names the call when the socket is closed or
+ * the caller is not a task. */
+int lurk_lua_sock_send_within(lua_State *L, int idx, double timeout_s, const char *fname);
+
 /* Pushes nil, err for rc as the socket reports it (its name and address). */
 int lurk_lua_sock_error(lua_State *L, struct lurk_lua_sock *k, int rc, const char *phase);
 

@@ -7,7 +7,10 @@
  *                    | "data", j, "text"|"binary", message, compressed
  *                    | "control", j, "close"|"ping"|"pong", payload, close_code
  *                    | nil, err   (kind "protocol", err.code: the close code to send)
- *   ws._frame(opcode, payload [, fin]) -> a masked client frame (fresh mask)
+ *   ws._frame(opcode, payload [, fin [, rsv1 [, server]]]) -> a frame (a
+ *                    client's masked with a fresh mask)
+ *   ws._send(sock, opcode, payload, fin, rsv1, server, send_timeout)
+ *                    -> the frame sent on sock (sock:send's results)
  *   ws._key()        -> a fresh Sec-WebSocket-Key
  *   ws._accept(key)  -> the Sec-WebSocket-Accept the server must answer
  *
@@ -23,6 +26,7 @@
 #include "lua/error.h"
 #include "lua/modules.h"
 #include "lua/class.h"
+#include "lua/tcp.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "ws/frame.h"
@@ -242,27 +246,27 @@ static int l_pmd(lua_State *L)
     return 1;
 }
 
-/* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
-static int l_frame(lua_State *L)
+/* Pushes the frame of the arguments from base on: opcode, payload [, fin =
+ * true [, rsv1 [, server]]] (a server's frame is not masked). */
+static void push_frame(lua_State *L, int base)
 {
     static const char *const ops[] = { "text", "binary", "close", "ping", "pong", "cont", NULL };
     static const enum lurk_ws_opcode codes[] = { LURK_WS_TEXT, LURK_WS_BINARY, LURK_WS_CLOSE,
                                                  LURK_WS_PING, LURK_WS_PONG, LURK_WS_CONT };
-    enum lurk_ws_opcode op = codes[luaL_checkoption(L, 1, NULL, ops)];
+    enum lurk_ws_opcode op = codes[luaL_checkoption(L, base, NULL, ops)];
     size_t len;
-    const char *payload = luaL_optlstring(L, 2, "", &len);
-    bool fin = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+    const char *payload = luaL_optlstring(L, base + 1, "", &len);
+    bool fin = lua_isnoneornil(L, base + 2) || lua_toboolean(L, base + 2);
+    bool server = lua_toboolean(L, base + 4);
     unsigned char mask[4], hdr[14], *out;
     size_t hlen;
 
     if (op >= LURK_WS_CLOSE && len > 125)
-        return luaL_argerror(L, 2, "control frame payloads are limited to 125 bytes");
-    bool server = lua_toboolean(L, 5);    /* a server's frame: unmasked */
-
+        luaL_argerror(L, base + 1, "control frame payloads are limited to 125 bytes");
     if (!server && lurk_random(mask, sizeof mask) < 0)
-        return luaL_error(L, "getrandom failed");
+        luaL_error(L, "getrandom failed");
     hlen = lurk_ws_header(hdr, op, fin, len, server ? NULL : mask);
-    if (lua_toboolean(L, 4))
+    if (lua_toboolean(L, base + 3))
         hdr[0] |= 0x40;               /* RSV1: a permessage-deflate message */
     /* Assemble in a scratch userdata (collected even if pushing raises). */
     out = lua_newuserdata(L, hlen + len);
@@ -271,7 +275,27 @@ static int l_frame(lua_State *L)
     if (!server)
         lurk_ws_mask(out + hlen, len, mask, 0);
     lua_pushlstring(L, (const char *)out, hlen + len);
+    lua_remove(L, -2);
+}
+
+/* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
+static int l_frame(lua_State *L)
+{
+    push_frame(L, 1);
     return 1;
+}
+
+/* ws._send(sock, opcode, payload, fin, rsv1, server, send_timeout) -> bytes
+ * | nil, err: the frame sent as sock:send sends, within send_timeout (nil:
+ * none) too. One call for what _frame, sock:send and a deadline set around
+ * them did. */
+static int l_send(lua_State *L)
+{
+    double timeout = luaL_optnumber(L, 7, 0);
+
+    lua_settop(L, 7);
+    push_frame(L, 2);
+    return lurk_lua_sock_send_within(L, 8, timeout, "conn:send");
 }
 
 /* ws._key() -> base64 of 16 random bytes */
@@ -324,6 +348,7 @@ int lurk_lua_open_ws(lua_State *L)
     static const luaL_Reg funcs[] = {
         { "_decoder", l_decoder },
         { "_frame", l_frame },
+        { "_send", l_send },
         { "_key", l_key },
         { "_accept", l_accept },
         { "_utf8", l_utf8 },

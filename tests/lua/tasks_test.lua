@@ -219,6 +219,24 @@ do
   t.eq(ran, true)
 end
 
+-- lurk.current() is the task's one object, the one lurk.spawn returned
+-- (not a new object per call: a task can be a table key), and it stays
+-- usable after the task ends.
+do
+  local h, same, twice
+  h = lurk.spawn(function()
+    lurk.sleep(0)                       -- h is set once spawn has returned
+    same, twice = rawequal(lurk.current(), h), rawequal(lurk.current(), lurk.current())
+    return "done"
+  end)
+  local seen = { [h] = true }
+  t.eq(select(2, h:join()), "done")
+  t.eq(same, true, "lurk.current() is lurk.spawn's object")
+  t.eq(twice, true, "the same object on every call")
+  t.eq(h:status(), "done"); t.ok(seen[h])
+  t.ok(rawequal(lurk.current(), lurk.current()), "the main chunk's task too")
+end
+
 -- lurk.lines() reads a pipe through the ring while other tasks run: the
 -- input pauses half a second after its first line, and a task that ticks
 -- three times a millisecond apart has finished before the reading has
