@@ -15,6 +15,9 @@
 -- optional pinger task ends with the connection.
 local C, tcp, lurk, http, P = ...
 local set_deadline = P.deadline      -- (abs | false) -> the previous deadline
+-- The reader's read, called directly: no method lookup through the
+-- socket's __index (a C function) per message.
+local receive_some = P.sock_methods.receive_some
 
 local M = {}
 local concat = table.concat
@@ -175,7 +178,7 @@ local function reader(c, buf)
     end
     i = j
     if ev == "more" then
-      local data, rerr = c.sock:receive_some(256 * 1024)
+      local data, rerr = receive_some(c.sock, 256 * 1024)
       if c.done then return end          -- the script or the pinger ended it meanwhile
       if not data or data == "" then
         -- A failed read keeps its kind (timeout, limit, ...) and errno.

@@ -1186,8 +1186,17 @@ static void push_tls_info(lua_State *L, struct lurk_lua_sock *k)
 
 static int sock_index(lua_State *L)
 {
-    struct lurk_lua_sock *k = check_sock(L, 1);
-    const char *key = lua_tostring(L, 2);
+    struct lurk_lua_sock *k;
+    const char *key;
+
+    /* A method first: found without checking the socket (the method will). */
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1)); /* the methods table */
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_pop(L, 1);
+    k = check_sock(L, 1);
+    key = lua_tostring(L, 2);
 
     if (key && strcmp(key, "tls") == 0) {
         push_tls_info(L, k);
@@ -1210,8 +1219,7 @@ static int sock_index(lua_State *L)
         }
         return 1;
     }
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1)); /* the methods table */
+    lua_pushnil(L);
     return 1;
 }
 

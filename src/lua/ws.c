@@ -258,7 +258,7 @@ static void push_frame(lua_State *L, int base)
     const char *payload = luaL_optlstring(L, base + 1, "", &len);
     bool fin = lua_isnoneornil(L, base + 2) || lua_toboolean(L, base + 2);
     bool server = lua_toboolean(L, base + 4);
-    unsigned char mask[4], hdr[14], *out;
+    unsigned char mask[4], hdr[14], small[256], *out;
     size_t hlen;
 
     if (op >= LURK_WS_CLOSE && len > 125)
@@ -268,14 +268,16 @@ static void push_frame(lua_State *L, int base)
     hlen = lurk_ws_header(hdr, op, fin, len, server ? NULL : mask);
     if (lua_toboolean(L, base + 3))
         hdr[0] |= 0x40;               /* RSV1: a permessage-deflate message */
-    /* Assemble in a scratch userdata (collected even if pushing raises). */
-    out = lua_newuserdata(L, hlen + len);
+    /* Assemble on the stack, or a big frame in a scratch userdata
+     * (collected even if pushing raises). */
+    out = hlen + len <= sizeof small ? small : lua_newuserdata(L, hlen + len);
     memcpy(out, hdr, hlen);
     memcpy(out + hlen, payload, len);
     if (!server)
         lurk_ws_mask(out + hlen, len, mask, 0);
     lua_pushlstring(L, (const char *)out, hlen + len);
-    lua_remove(L, -2);
+    if (out != small)
+        lua_remove(L, -2);
 }
 
 /* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
