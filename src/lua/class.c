@@ -5,7 +5,6 @@
 #include "lua/class.h"
 
 #include <math.h>
-#include <stdbool.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -19,43 +18,7 @@ void lurk_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, con
     }
     if (meta)
         luaL_register(L, NULL, meta);
-    /* Also under the name's address: found without hashing the name. */
-    lua_pushlightuserdata(L, (void *)name);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
-}
-
-/* Whether the value at idx (a userdata) has the metatable tname. First
- * by the address lurk_lua_class filed it under, which the caller's tname
- * has when the compiler merged the two copies of the literal; else by
- * name (luaL_getmetatable hashes it: a few hundred instructions, paid on
- * every method call before this). */
-static bool has_class(lua_State *L, int idx, const char *tname)
-{
-    bool yes;
-
-    if (!lua_getmetatable(L, idx))
-        return false;
-    lua_pushlightuserdata(L, (void *)tname);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    yes = lua_rawequal(L, -1, -2);
-    if (!yes) {
-        lua_pop(L, 1);
-        luaL_getmetatable(L, tname);
-        yes = lua_rawequal(L, -1, -2);
-    }
-    lua_pop(L, 2);
-    return yes;
-}
-
-void *lurk_lua_checkudata(lua_State *L, int idx, const char *tname)
-{
-    void *p = lua_touserdata(L, idx);
-
-    if (p && lua_type(L, idx) == LUA_TUSERDATA && has_class(L, idx, tname))
-        return p;
-    return luaL_checkudata(L, idx, tname);   /* raises, with the usual message */
 }
 
 void lurk_lua_class_indexed(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta,
@@ -151,8 +114,14 @@ void *lurk_lua_checkself(lua_State *L, const char *tname, const char *fname)
 {
     void *p = lua_touserdata(L, 1);
 
-    if (p && lua_type(L, 1) == LUA_TUSERDATA && has_class(L, 1, tname))
-        return p;
+    if (p && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, tname);
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pop(L, 2);
+            return p;
+        }
+        lua_pop(L, 2);
+    }
     /* "sock:send" -> "use sock:send(...)": the usual cause is sock.send(...). */
     lurk_lua_raise(L, fname, "use %s(...), with ':' (the first argument is %s, not a %s)", fname,
                    lua_isnone(L, 1) ? "missing" : luaL_typename(L, 1), tname);

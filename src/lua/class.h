@@ -49,10 +49,6 @@ lua_Number lurk_lua_optnumber(lua_State *L, int idx, const char *fname, lua_Numb
 lua_Integer lurk_lua_checkinteger(lua_State *L, int idx, const char *fname);
 void lurk_lua_checktype(lua_State *L, int idx, const char *fname, int type);
 
-/* luaL_checkudata for a class lurk_lua_class made, without hashing tname
- * when the caller's copy of the literal is the one that made the class. */
-void *lurk_lua_checkudata(lua_State *L, int idx, const char *tname);
-
 /*
  * The userdata of metatable tname at index 1, the self of method fname
  * ("sock:send"). A call written with '.' instead of ':' (no such userdata

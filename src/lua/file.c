@@ -42,7 +42,7 @@ struct file {
 
 static struct file *check_file(lua_State *L)
 {
-    return lurk_lua_checkudata(L, 1, FILE_MT);
+    return luaL_checkudata(L, 1, FILE_MT);
 }
 
 static void write_done(struct lurk_op *op, int res)

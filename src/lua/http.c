@@ -75,7 +75,7 @@ struct parser {
 
 static struct lurk_h1 *check_parser(lua_State *L)
 {
-    return lurk_lua_checkudata(L, 1, PARSER_MT);
+    return luaL_checkudata(L, 1, PARSER_MT);
 }
 
 /* Whether header i's name came earlier in this head. (Heads with very many
@@ -644,7 +644,7 @@ static int inflate_error(lua_State *L, int rc, const char *what)
 /* z:push(data) -> decoded | nil, err */
 static int inflater_push(lua_State *L)
 {
-    struct inflater *z = lurk_lua_checkudata(L, 1, INFLATE_MT);
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
     size_t len;
     const char *in = luaL_checklstring(L, 2, &len);
     int rc = lurk_inflate_push(&z->f, in, len, &z->out);
@@ -659,7 +659,7 @@ static int inflater_push(lua_State *L)
 /* z:finish() -> true | nil, err (the compressed stream was cut short) */
 static int inflater_finish(lua_State *L)
 {
-    struct inflater *z = lurk_lua_checkudata(L, 1, INFLATE_MT);
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
     int rc = lurk_inflate_end(&z->f);
 
     if (rc < 0)
@@ -670,7 +670,7 @@ static int inflater_finish(lua_State *L)
 
 static int inflater_gc(lua_State *L)
 {
-    struct inflater *z = lurk_lua_checkudata(L, 1, INFLATE_MT);
+    struct inflater *z = luaL_checkudata(L, 1, INFLATE_MT);
 
     lurk_inflate_fini(&z->f);
     lurk_buf_fini(&z->out);

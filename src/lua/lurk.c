@@ -277,7 +277,7 @@ static int task_status(lua_State *L)
 
 static int task_gc(lua_State *L)
 {
-    struct lurk_task **box = lurk_lua_checkudata(L, 1, TASK_MT);
+    struct lurk_task **box = luaL_checkudata(L, 1, TASK_MT);
     struct lurk_task *t = *box;
 
     if (!t)

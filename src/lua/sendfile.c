@@ -45,7 +45,7 @@ struct rofile {
 
 static struct rofile *check_rofile(lua_State *L, int idx, const char *fname)
 {
-    struct rofile *f = lurk_lua_checkudata(L, idx, ROFILE_MT);
+    struct rofile *f = luaL_checkudata(L, idx, ROFILE_MT);
 
     if (f->fd < 0)
         lurk_lua_raise(L, fname, "attempt to use a closed file");
@@ -118,7 +118,7 @@ static int rofile_pread(lua_State *L)
 
 static int rofile_close(lua_State *L)
 {
-    struct rofile *f = lurk_lua_checkudata(L, 1, ROFILE_MT);
+    struct rofile *f = luaL_checkudata(L, 1, ROFILE_MT);
 
     if (f->fd >= 0)
         close(f->fd);

@@ -238,7 +238,7 @@ static int listener_close(lua_State *L)
 
 static int listener_gc(lua_State *L)
 {
-    struct listener *s = lurk_lua_checkudata(L, 1, LISTENER_MT);
+    struct listener *s = luaL_checkudata(L, 1, LISTENER_MT);
 
     if (s->ln) {
         lurk_listener_close(s->ln);
@@ -252,7 +252,7 @@ static int listener_gc(lua_State *L)
 
 static int listener_tostring(lua_State *L)
 {
-    struct listener *s = lurk_lua_checkudata(L, 1, LISTENER_MT);
+    struct listener *s = luaL_checkudata(L, 1, LISTENER_MT);
 
     lua_pushfstring(L, "lurk.listener (%s%s%s)", s->name, s->tls ? ", TLS" : "", s->closed ? ", closed" : "");
     return 1;
@@ -260,7 +260,7 @@ static int listener_tostring(lua_State *L)
 
 static int listener_index(lua_State *L)
 {
-    struct listener *s = lurk_lua_checkudata(L, 1, LISTENER_MT);
+    struct listener *s = luaL_checkudata(L, 1, LISTENER_MT);
     const char *key = lua_tostring(L, 2);
 
     if (key && strcmp(key, "port") == 0) {
@@ -424,7 +424,7 @@ struct parser {
 
 static struct parser *check_parser(lua_State *L)
 {
-    return lurk_lua_checkudata(L, 1, PARSER_MT);
+    return luaL_checkudata(L, 1, PARSER_MT);
 }
 
 /* P.request_parser(max_head, max_headers) */

@@ -26,7 +26,6 @@
  * Lua object, one per timer in flight and one per task joining it.
  */
 #include "lua/task_int.h"
-#include "lua/class.h"
 #include "lua/error.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -376,7 +375,7 @@ static void run_ready(struct lurk_rt *rt)
 
 struct lurk_task *lurk_check_task(lua_State *L, int idx)
 {
-    struct lurk_task **p = lurk_lua_checkudata(L, idx, TASK_MT);
+    struct lurk_task **p = luaL_checkudata(L, idx, TASK_MT);
 
     return *p;
 }

@@ -78,7 +78,7 @@ struct lurk_lua_sock {
 
 static struct lurk_lua_sock *check_sock(lua_State *L, int idx)
 {
-    return lurk_lua_checkudata(L, idx, SOCK_MT);
+    return luaL_checkudata(L, idx, SOCK_MT);
 }
 
 /* The socket's userdata must be at idx. */

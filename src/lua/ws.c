@@ -75,7 +75,7 @@ static int msg_append(struct lurk_buf *b, const unsigned char *p, size_t n)
  * frame or the end of data (see the file header). */
 static int decoder_feed(lua_State *L)
 {
-    struct decoder *z = lurk_lua_checkudata(L, 1, DECODER_MT);
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
     size_t len, used, pos;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer i = luaL_optinteger(L, 3, 1);
@@ -137,7 +137,7 @@ static int decoder_feed(lua_State *L)
 
 static int decoder_gc(lua_State *L)
 {
-    struct decoder *z = lurk_lua_checkudata(L, 1, DECODER_MT);
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
 
     lurk_ws_decoder_fini(&z->d);      /* a server's decoder owns its unmasking buffer */
     lurk_buf_fini(&z->msg);
@@ -147,7 +147,7 @@ static int decoder_gc(lua_State *L)
 /* d:allow_compressed(): permessage-deflate was negotiated (RSV1 allowed) */
 static int decoder_allow(lua_State *L)
 {
-    struct decoder *z = lurk_lua_checkudata(L, 1, DECODER_MT);
+    struct decoder *z = luaL_checkudata(L, 1, DECODER_MT);
 
     z->d.allow_rsv1 = true;
     return 0;
@@ -185,7 +185,7 @@ struct pmd {
 /* pmd:inflate(piece, message_end) -> text so far | nil, err (err.code) */
 static int pmd_inflate(lua_State *L)
 {
-    struct pmd *z = lurk_lua_checkudata(L, 1, PMD_MT);
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
     size_t len;
     const char *in = luaL_checklstring(L, 2, &len);
     int rc = lurk_pmd_inflate(&z->p, in, len, lua_toboolean(L, 3), &z->out);
@@ -207,7 +207,7 @@ static int pmd_inflate(lua_State *L)
 /* pmd:deflate(message) -> compressed payload */
 static int pmd_deflate(lua_State *L)
 {
-    struct pmd *z = lurk_lua_checkudata(L, 1, PMD_MT);
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
     size_t len;
     const char *in = luaL_checklstring(L, 2, &len);
 
@@ -220,7 +220,7 @@ static int pmd_deflate(lua_State *L)
 
 static int pmd_gc(lua_State *L)
 {
-    struct pmd *z = lurk_lua_checkudata(L, 1, PMD_MT);
+    struct pmd *z = luaL_checkudata(L, 1, PMD_MT);
 
     lurk_pmd_fini(&z->p);
     lurk_buf_fini(&z->out);
