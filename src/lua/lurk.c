@@ -283,7 +283,8 @@ static int task_gc(lua_State *L)
     if (!t)
         return 0;
     *box = NULL;
-    if (--t->objects == 0 && t->result_ref != LUA_NOREF && !lurk_rt_closing(t->rt)) {
+    t->box = NULL;                    /* its one object (lurk.current() returns it too) */
+    if (t->result_ref != LUA_NOREF && !lurk_rt_closing(t->rt)) {
         lurk_unpin(t->rt, t->result_ref);
         t->result_ref = LUA_NOREF;
     }

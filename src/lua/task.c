@@ -398,7 +398,6 @@ struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, boo
     t->nargs = nargs;
     t->fatal = fatal;
     t->refs = 2;                      /* not finished + its Lua object */
-    t->objects = 1;
     t->state = T_READY;
     t->next = SCHED(rt)->tasks;
     if (SCHED(rt)->tasks)
@@ -410,6 +409,7 @@ struct lurk_task *lurk_rt_spawn(struct lurk_rt *rt, lua_State *L, int nargs, boo
     *box = t;
     luaL_getmetatable(L, TASK_MT);
     lua_setmetatable(L, -2);
+    t->box = box;
     t->self_ref = lurk_pin(rt, L, -1);   /* lurk.current() gives it back */
     resume(t);
     return t;
@@ -575,6 +575,10 @@ void lurk_sched_free(struct lurk_sched *s)
         struct lurk_task *t = s->tasks;
 
         s->tasks = t->next;
+        /* A host's state may outlive the runtime, and the task's object
+         * with it: its finalizer must find nothing to release. */
+        if (t->box)
+            *t->box = NULL;
         free(t);
     }
     free(s);

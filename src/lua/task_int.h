@@ -30,8 +30,8 @@ struct lurk_task {
     lua_State *co;
     int co_ref, result_ref;
     int self_ref;                     /* its Lua object (lurk.spawn's), pinned until it finishes */
+    struct lurk_task **box;           /* that object's pointer here; NULL once it is collected */
     int refs;
-    int objects;                      /* Lua objects pointing here */
     enum state state;
     enum park parked;
     bool queued, fatal, cancelled, early, timer_ok;

@@ -45,4 +45,12 @@ t.ok(tostring(err):find("outside tasks"), err)
 -- ring (and its file table) that went with it. An ASan build checks this.
 held = lurk.run(function() return assert(require("lurk.tcp").connect("127.0.0.1", P.http)) end)
 t.ok(held, "a connection left open until the state closes")
+-- Tasks too: a finished task's handle and a task still asleep (its object
+-- held by the runtime until it ends) are alive when the state closes.
+-- LuaJIT finalizes the newest objects first, so their finalizers run while
+-- the runtime is still there; should the order change, lurk_sched_free
+-- has cut them off from its records (an ASan build would see a slip).
+done_task = lurk.spawn(function() return "done" end)
+asleep = lurk.spawn(function() lurk.sleep(3600) end)
+t.eq(done_task:status(), "done"); t.eq(asleep:status(), "waiting")
 t.done()
