@@ -54,6 +54,39 @@ do
   c:close()
 end
 
+-- Big messages from three tasks at once: each send waits for the kernel,
+-- so the others wait for the write lock (within send_timeout, the rest of
+-- which their send then has); every message comes back whole.
+do
+  local c = t.ok(ws.connect(ws_url .. "/echo", { compress = false, send_timeout = 20 }))
+  local got = {}
+  local rx = lurk.spawn(function()
+    for data in c:messages() do
+      got[#got + 1] = data
+      if #got == 12 then break end
+    end
+  end)
+  local senders = {}
+  for s = 1, 3 do
+    senders[s] = lurk.spawn(function()
+      for i = 1, 4 do assert(c:send_binary(string.char(64 + s * 4 + i):rep(1024 * 1024))) end
+    end)
+  end
+  for i, r in ipairs(lurk.wait(senders)) do t.ok(r[1], "sender " .. i .. ": " .. tostring(r[2])) end
+  t.ok(rx:join())
+  t.eq(#got, 12, "every big message came back")
+  local seen = {}
+  for _, m in ipairs(got) do
+    t.eq(#m, 1024 * 1024)
+    t.ok(m == m:sub(1, 1):rep(#m), "one byte repeated: frames did not interleave")
+    seen[m:sub(1, 1)] = true
+  end
+  local n = 0
+  for _ in pairs(seen) do n = n + 1 end
+  t.eq(n, 12, "twelve different messages")
+  c:close()
+end
+
 -- The server closes: the code and reason reach the script.
 do
   local c = t.ok(ws.connect(ws_url .. "/close/4001"))
