@@ -192,7 +192,9 @@ local function reader(c, buf)
       end
       buf, i = data, 1
     elseif ev == "data" then
-      if not c.inbox:send({ b, a }) then return end   -- closed meanwhile
+      -- A text message goes as its string, a binary one in a table: no
+      -- table for the usual case.
+      if not c.inbox:send(a == "text" and b or { b }) then return end   -- closed meanwhile
     elseif a == "ping" then
       send_frame(c, "pong", b)
     elseif a == "pong" then
@@ -537,7 +539,10 @@ function Conn:receive(timeout)
   if self.inbox:len() == 0 and not self.done then need_task("conn:receive") end
   local started = timeout and now()
   local m, err = self.inbox:recv(timeout)
-  if m then return m[1], m[2] end
+  if m then
+    if type(m) == "string" then return m, "text" end
+    return m[1], "binary"
+  end
   if err and err.kind == "timeout" then
     -- Say which wait ended: this call's timeout or the task's deadline.
     local msg
