@@ -7,10 +7,9 @@
  *                    | "data", j, "text"|"binary", message, compressed
  *                    | "control", j, "close"|"ping"|"pong", payload, close_code
  *                    | nil, err   (kind "protocol", err.code: the close code to send)
- *   ws._frame(opcode, payload [, fin [, rsv1 [, server]]]) -> a frame (a
- *                    client's masked with a fresh mask)
  *   ws._send(sock, opcode, payload, fin, rsv1, server, send_timeout)
- *                    -> the frame sent on sock (sock:send's results)
+ *                    -> the frame (a client's masked with a fresh mask) sent
+ *                       on sock: sock:send's results
  *   ws._key()        -> a fresh Sec-WebSocket-Key
  *   ws._accept(key)  -> the Sec-WebSocket-Accept the server must answer
  *
@@ -280,17 +279,9 @@ static void push_frame(lua_State *L, int base)
         lua_remove(L, -2);
 }
 
-/* ws._frame(opcode, payload [, fin = true [, rsv1 [, server]]]) -> bytes */
-static int l_frame(lua_State *L)
-{
-    push_frame(L, 1);
-    return 1;
-}
-
 /* ws._send(sock, opcode, payload, fin, rsv1, server, send_timeout) -> bytes
  * | nil, err: the frame sent as sock:send sends, within send_timeout (nil:
- * none) too. One call for what _frame, sock:send and a deadline set around
- * them did. */
+ * none) too: one C call per frame. */
 static int l_send(lua_State *L)
 {
     double timeout = luaL_optnumber(L, 7, 0);
@@ -349,7 +340,6 @@ int lurk_lua_open_ws(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         { "_decoder", l_decoder },
-        { "_frame", l_frame },
         { "_send", l_send },
         { "_key", l_key },
         { "_accept", l_accept },
