@@ -34,22 +34,29 @@ for _, base in ipairs { ws_url, wss_url } do
   t.fails("closed", c:send("after close"))
 end
 
--- One task sends while another receives on the same connection.
-do
-  local c = t.ok(ws.connect(ws_url .. "/echo"))
+-- Tasks that send on c (send(s) sends task s's messages) while another
+-- receives n messages: what came back, after every task ended cleanly.
+local function senders_and_receiver(c, nsenders, n, send)
   local got = {}
   local rx = lurk.spawn(function()
     for data in c:messages() do
       got[#got + 1] = data
-      if #got == 200 then break end
+      if #got == n then break end
     end
   end)
   local senders = {}
-  for s = 1, 4 do
-    senders[s] = lurk.spawn(function() for i = 1, 50 do assert(c:send(("s%d-%d"):format(s, i))) end end)
-  end
-  t.ok(lurk.wait(senders))
+  for s = 1, nsenders do senders[s] = lurk.spawn(send, s) end
+  for i, r in ipairs(lurk.wait(senders)) do t.ok(r[1], "sender " .. i .. ": " .. tostring(r[2])) end
   t.ok(rx:join())
+  return got
+end
+
+-- One task sends while another receives on the same connection.
+do
+  local c = t.ok(ws.connect(ws_url .. "/echo"))
+  local got = senders_and_receiver(c, 4, 200, function(s)
+    for i = 1, 50 do assert(c:send(("s%d-%d"):format(s, i))) end
+  end)
   t.eq(#got, 200, "every message came back, none interleaved")
   c:close()
 end
@@ -59,21 +66,9 @@ end
 -- which their send then has); every message comes back whole.
 do
   local c = t.ok(ws.connect(ws_url .. "/echo", { compress = false, send_timeout = 20 }))
-  local got = {}
-  local rx = lurk.spawn(function()
-    for data in c:messages() do
-      got[#got + 1] = data
-      if #got == 12 then break end
-    end
+  local got = senders_and_receiver(c, 3, 12, function(s)
+    for i = 1, 4 do assert(c:send_binary(string.char(64 + s * 4 + i):rep(1024 * 1024))) end
   end)
-  local senders = {}
-  for s = 1, 3 do
-    senders[s] = lurk.spawn(function()
-      for i = 1, 4 do assert(c:send_binary(string.char(64 + s * 4 + i):rep(1024 * 1024))) end
-    end)
-  end
-  for i, r in ipairs(lurk.wait(senders)) do t.ok(r[1], "sender " .. i .. ": " .. tostring(r[2])) end
-  t.ok(rx:join())
   t.eq(#got, 12, "every big message came back")
   local seen = {}
   for _, m in ipairs(got) do
