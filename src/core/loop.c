@@ -173,11 +173,6 @@ static void name_features(struct lurk_loop *l)
 }
 
 /*
- * A sparse file table (5.19+) as large as the descriptor limit allows, up
- * to 16384 slots (the kernel refuses more than RLIMIT_NOFILE); sockets past
- * that use their descriptors.
- */
-/*
  * Whether emptying a slot lets go of its file at once. Older kernels (6.1)
  * drop a file taken out of the table from a work item that runs up to a
  * second later, so a socket lurk closes would stay open (no FIN, no EOF
@@ -201,6 +196,11 @@ static bool slot_release_prompt(struct lurk_loop *l)
     return ok;
 }
 
+/*
+ * A sparse file table (5.19+) as large as the descriptor limit allows, up
+ * to 16384 slots (the kernel refuses more than RLIMIT_NOFILE); sockets past
+ * that use their descriptors.
+ */
 static void setup_files(struct lurk_loop *l)
 {
     struct rlimit rl;
@@ -586,7 +586,8 @@ static void deadline_fired(struct lurk_op *op, int res)
     arm_deadline_timer(l);
 }
 
-/* Appends op to a list of ops linked by next_free (nowait, cancelled soft). */
+/* A list of ops linked by next_free (nowait, cancelled soft): appends op;
+ * takes the first (the list must not be empty). */
 static void fifo_push(struct lurk_op **head, struct lurk_op **tail, struct lurk_op *op)
 {
     op->next_free = NULL;
@@ -595,6 +596,17 @@ static void fifo_push(struct lurk_op **head, struct lurk_op **tail, struct lurk_
     else
         *head = op;
     *tail = op;
+}
+
+static struct lurk_op *fifo_pop(struct lurk_op **head, struct lurk_op **tail)
+{
+    struct lurk_op *op = *head;
+
+    *head = op->next_free;
+    if (!*head)
+        *tail = NULL;
+    op->next_free = NULL;
+    return op;
 }
 
 /* Puts op in the deadline heap (deadline_ns > 0), arming the ring timer
@@ -744,6 +756,13 @@ static unsigned reap(struct lurk_loop *l)
     return n;
 }
 
+/* Ends the soft ops lurk_op_cancel() asked to end (-ECANCELED). */
+static void end_cancelled_soft(struct lurk_loop *l)
+{
+    while (l->soft_head)
+        lurk_op_finish(l, fifo_pop(&l->soft_head, &l->soft_tail), -ECANCELED);
+}
+
 /*
  * Runs the callbacks of the nowait ops up to and including `last`, once the
  * enter that submitted them has returned and its CQEs have been reaped: a
@@ -752,20 +771,6 @@ static unsigned reap(struct lurk_loop *l)
  * the kernel's overflow list (a failure's CQE may be among them): the next
  * turn looks again.
  */
-/* Ends the soft ops lurk_op_cancel() asked to end (-ECANCELED). */
-static void end_cancelled_soft(struct lurk_loop *l)
-{
-    while (l->soft_head) {
-        struct lurk_op *op = l->soft_head;
-
-        l->soft_head = op->next_free;
-        if (!l->soft_head)
-            l->soft_tail = NULL;
-        op->next_free = NULL;
-        lurk_op_finish(l, op, -ECANCELED);
-    }
-}
-
 static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
 {
     struct lurk_op *op;
@@ -773,10 +778,7 @@ static void release_nowait(struct lurk_loop *l, struct lurk_op *last)
     if (io_uring_sq_ready(&l->ring) || (IO_URING_READ_ONCE(*l->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
         return;
     do {
-        op = l->nw_head;
-        l->nw_head = op->next_free;
-        if (!l->nw_head)
-            l->nw_tail = NULL;
+        op = fifo_pop(&l->nw_head, &l->nw_tail);
         l->nowait--;
         l->in_flight--;
         if (op->flags & LURK_OP_AWAITED)

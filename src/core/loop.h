@@ -119,8 +119,8 @@ int lurk_loop_fd(struct lurk_loop *l);
  * kernel TLS and poll(2) need it). lurk_loop_file_add() returns the slot, or
  * -1 when the feature is off or the table full (the caller goes on with the
  * plain descriptor). The table holds the file open: lurk_loop_file_remove()
- * releases the slot (asynchronously, with the next submission) whenever
- * the caller closes the descriptor.
+ * empties the slot at once (one io_uring_register), and the caller closes
+ * the descriptor after it.
  */
 int lurk_loop_file_add(struct lurk_loop *l, int fd);
 void lurk_loop_file_remove(struct lurk_loop *l, int slot);

@@ -1029,8 +1029,10 @@ int lurk_lua_sock_send_failed(struct lurk_lua_sock *k, int res)
 }
 
 /* sock:send's work for the string at idx on the socket k at 1, for task
- * t, within deadline: bytes | nil, err, or a wait. */
-static int send_string(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *t, int idx, int64_t deadline)
+ * t, within timeout_s (> 0; 0: none) and the task's deadline; now:
+ * lurk_now_ns(), just read: bytes | nil, err, or a wait. */
+static int send_string(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *t, int idx, double timeout_s,
+                       int64_t now)
 {
     size_t len;
     const char *p = lua_tolstring(L, idx, &len);
@@ -1038,7 +1040,7 @@ static int send_string(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *
 
     if (k->writer)
         return lurk_lua_raise(L, "sock:send", "another task is already sending on this socket");
-    k->wdeadline = deadline;
+    k->wdeadline = lurk_task_deadline_at(t, timeout_s, now);
     if (k->bg_err) {                  /* the last send failed after returning */
         rc = k->bg_err;
         k->bg_err = 0;
@@ -1046,7 +1048,7 @@ static int send_string(lua_State *L, struct lurk_lua_sock *k, struct lurk_task *
     }
     if (!k->st->open)
         return sock_error(L, k, -LURK_ECLOSED, "send");
-    rc = lurk_task_check(t);
+    rc = lurk_task_check_at(t, now);
     if (rc < 0)
         return op_error(L, k, rc, "send", "sock:send to", t, k->wdeadline);
     /* Plain TCP: nobody needs to wait for the kernel to take the bytes, so
@@ -1083,22 +1085,18 @@ static int sock_send(lua_State *L)
     if (lua_type(L, 2) != LUA_TSTRING)
         return lurk_lua_argerror(L, 2, fname, lua_pushfstring(L, "string expected, got %s",
                                  lua_isnone(L, 2) ? "no value" : luaL_typename(L, 2)));
-    return send_string(L, k, t, 2, lurk_task_deadline(t, k->timeout));
+    return send_string(L, k, t, 2, k->timeout, lurk_now_ns());
 }
 
 int lurk_lua_sock_send_within(lua_State *L, int idx, double timeout_s, const char *fname)
 {
     struct lurk_lua_sock *k = check_open(L, fname);
     struct lurk_task *t = lurk_rt_task(L, k->rt, fname);
-    int64_t now = lurk_now_ns(), deadline = lurk_task_deadline_at(t, k->timeout, now);
 
-    if (timeout_s > 0) {
-        int64_t own = now + (int64_t)(timeout_s * 1e9);
-
-        if (!deadline || own < deadline)
-            deadline = own;
-    }
-    return send_string(L, k, t, idx, deadline);
+    /* The sooner of the socket's timeout and the caller's. */
+    if (k->timeout > 0 && (timeout_s <= 0 || k->timeout < timeout_s))
+        timeout_s = k->timeout;
+    return send_string(L, k, t, idx, timeout_s, lurk_now_ns());
 }
 
 /* sock:starttls([opts]) -> sock | nil, err: a TLS handshake on this

@@ -555,14 +555,13 @@ static int mshot_read(struct lurk_tcp *s, int64_t deadline_ns, lurk_done_cb *cb,
     return 0;
 }
 
-int lurk_tcp_multishot(struct lurk_tcp *s, bool on)
+void lurk_tcp_multishot(struct lurk_tcp *s, bool on)
 {
     if (on && s->mstopped)
-        return 0;                     /* see stop_mshot */
+        return;                       /* see stop_mshot */
     s->multishot = on;
     if (!on && s->mop)
         stop_mshot(s);
-    return 0;
 }
 
 static int start_read(struct lurk_tcp *s, size_t room, size_t max, int64_t deadline_ns,

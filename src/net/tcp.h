@@ -64,7 +64,7 @@ int lurk_tcp_read(struct lurk_tcp *s, size_t room, int64_t deadline_ns,
  * in the kernel (turning it off cancels a receive in flight, and then it
  * stays off). On for a new socket.
  */
-int lurk_tcp_multishot(struct lurk_tcp *s, bool on);
+void lurk_tcp_multishot(struct lurk_tcp *s, bool on);
 
 /*
  * The same, but receives at most `max` bytes, so nothing beyond what the

@@ -80,6 +80,12 @@ do
   for k in pairs(res.headers) do if k == "x-rep" then seen = seen + 1 end t.eq(k, k:lower()) end
   t.eq(seen, 1)
   t.ok(res.timings.total > 0 and res.timings.ttfb > 0)
+  t.ok(res.timings.total >= res.timings.ttfb, "the end comes no sooner than the first byte")
+  -- A body that trickles in: total counts to its last byte, as curl's
+  -- time_total does (time_starttransfer ~3 ms, time_total ~0.32 s here).
+  local drip = t.ok(http.get(base .. "/drip?numbytes=5&duration=0.4&delay=0"))
+  t.eq(drip.body, "*****")
+  t.ok(drip.timings.total - drip.timings.ttfb > 0.2, ("ttfb %.3f, total %.3f"):format(drip.timings.ttfb, drip.timings.total))
   t.eq(tostring(res):match("^HTTP 200"), "HTTP 200")
   -- A connection's responses reuse the strings of the fields that did not
   -- change (src/lua/http.c, struct parser): what changed must show.
